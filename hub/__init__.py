@@ -1,0 +1,1 @@
+"""lienthong hub: the stream processors, settings and the ``lienthong`` command line."""

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``lienthong`` command line, one module each."""
