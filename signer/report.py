@@ -19,7 +19,11 @@ class Indication(enum.StrEnum):
 
 
 class SubIndication(enum.StrEnum):
-    """Why a verdict is not TOTAL_PASSED (ETSI EN 319 102-1, table 5), plus the pin check of edXML."""
+    """Why a verdict is not TOTAL_PASSED (ETSI EN 319 102-1, table 5).
+
+    A signer whose certificate is not pinned for the document's From/OrganId is INDETERMINATE /
+    SIG_CONSTRAINTS_FAILURE: the signature is sound, the policy does not let that key speak for that agency.
+    """
 
     FORMAT_FAILURE = "FORMAT_FAILURE"
     HASH_FAILURE = "HASH_FAILURE"
@@ -35,8 +39,7 @@ class SubIndication(enum.StrEnum):
     REVOCATION_OUT_OF_BOUNDS_NO_POE = "REVOCATION_OUT_OF_BOUNDS_NO_POE"
     REVOKED_NO_POE = "REVOKED_NO_POE"
     NO_SIGNING_CERTIFICATE_FOUND = "NO_SIGNING_CERTIFICATE_FOUND"
-    # edXML: the certificate is valid but not pinned in the directory for the document's From/OrganId.
-    SIGNER_NOT_AUTHORISED = "SIGNER_NOT_AUTHORISED"
+    OUT_OF_BOUNDS_NO_POE = "OUT_OF_BOUNDS_NO_POE"
 
 
 @dataclass(frozen=True, slots=True)
