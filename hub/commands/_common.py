@@ -1,0 +1,31 @@
+"""Small helpers shared by sub-commands: reading input files and printing one line per problem."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["emit_json", "expand_files", "warn"]
+
+
+def expand_files(names: list[str], pattern: str = "*.xml") -> Iterator[Path]:
+    """Each named file, and for a directory every ``pattern`` file inside it, sorted."""
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.glob(pattern) if p.is_file())
+        else:
+            yield path
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    """Print ``obj`` as one JSON line (UTF-8 text kept readable)."""
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def warn(message: str) -> None:
+    """One readable line on stderr."""
+    print(message, file=sys.stderr, flush=True)

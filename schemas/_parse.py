@@ -1,0 +1,84 @@
+"""``parse``: bytes in, a checked ``ParsedDocument`` out, or one ``InvalidDocument`` naming every problem."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from lxml import etree
+
+from schemas._names import DSIG_NS, EDXML_NS, LGSP_NS, Dialect
+from schemas._reader import read_message, signature_summary
+from schemas._safe import DEFAULT_MAX_BYTES, parse_xml
+from schemas.errors import InvalidDocument, Problem
+from schemas.model import ParsedDocument
+
+__all__ = ["parse"]
+
+_PREFIXED_STEP = re.compile(r"/[A-Za-z_][\w.-]*:")
+_NS_IN_MESSAGE = re.compile(r"\{[^}]*\}")
+
+
+@cache
+def _schema(name: str) -> etree.XMLSchema:
+    """The XSD shipped in ``schemas/xsd`` (parsed once per process; the files are ours, not untrusted)."""
+    data = resources.files("schemas").joinpath("xsd", name).read_bytes()
+    return etree.XMLSchema(etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True)))
+
+
+def _dialect(root: etree._Element) -> Dialect:
+    qname = etree.QName(root)
+    if qname.namespace == EDXML_NS and qname.localname == "edXML":
+        return Dialect.QCVN102
+    if qname.namespace == LGSP_NS and qname.localname.lower() == "edxmlenvelope":
+        return Dialect.LGSP
+    found = f"{{{qname.namespace}}}{qname.localname}" if qname.namespace else qname.localname
+    raise InvalidDocument(
+        [
+            Problem(
+                f"/{qname.localname}",
+                f"root element {found} is not edXML: expected {{{EDXML_NS}}}edXML "
+                f"(QCVN 102) or {{{LGSP_NS}}}EdXMLEnvelope (LGSP)",
+            )
+        ],
+        reason="WRONG_NAMESPACE",
+    )
+
+
+def _is_status(root: etree._Element) -> bool:
+    return root.find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader/{{{EDXML_NS}}}MessageHeader/"
+                     f"{{{EDXML_NS}}}StatusCode") is not None
+
+
+def _xsd_problems(root: etree._Element, schema: etree.XMLSchema) -> list[Problem]:
+    if schema.validate(root):
+        return []
+    problems = []
+    for error in schema.error_log:
+        path = _PREFIXED_STEP.sub("/", error.path or "")
+        message = _NS_IN_MESSAGE.sub("", error.message)
+        problems.append(Problem(path, message))
+    return problems
+
+
+def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedDocument:
+    """Parse and check an edXML document or status message of either dialect.
+
+    Keeps ``data`` byte for byte in ``ParsedDocument.original`` (the signature covers those bytes). Raises
+    ``InvalidDocument`` listing every problem found, each with its element path; never anything else for
+    bad input.
+    """
+    root = parse_xml(data, max_bytes=max_bytes)
+    dialect = _dialect(root)
+    if dialect is Dialect.QCVN102:
+        schema = _schema("status.xsd" if _is_status(root) else "edxml.xsd")
+        problems = _xsd_problems(root, schema)
+        if problems:
+            raise InvalidDocument(problems, reason="SCHEMA_INVALID")
+    message, problems = read_message(root, dialect)
+    if signatures := list(root.iter(f"{{{DSIG_NS}}}Signature"))[1:]:
+        problems.append(Problem("", f"{len(signatures) + 1} signatures found; edXML carries exactly one"))
+    if message is None or problems:
+        raise InvalidDocument(problems or [Problem("", "no MessageHeader found")])
+    return ParsedDocument(message=message, original=bytes(data), dialect=dialect, signature=signature_summary(root))

@@ -1,0 +1,80 @@
+"""Sign an edXML document the edXML way: one enveloped XMLDSig, last child of the header.
+
+``sign_document`` is the safe recipe: SHA-256 digest over the exclusive canonical form of the whole
+document (``Reference URI=""``, enveloped-signature + exc-c14n), rsa-sha256 or ecdsa-sha256, and the
+signer's certificate with its issuers in ``KeyInfo/X509Data``. Cost: one parse, one canonicalisation of
+the document, one of SignedInfo, one private-key operation, one serialisation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from lxml import etree
+
+from schemas._safe import parse_xml
+from schemas.errors import InvalidDocument, Problem
+from signer import _xmldsig
+from signer.keys import SigningKey
+
+__all__ = ["sign_document"]
+
+_XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+def _is_self_signed(cert: x509.Certificate) -> bool:
+    return cert.subject == cert.issuer
+
+
+def sign_document(
+    data: bytes,
+    key: SigningKey,
+    *,
+    chain: Sequence[x509.Certificate] = (),
+    include_root: bool = False,
+) -> bytes:
+    """Return ``data`` with an enveloped XMLDSig appended as the last child of its edXML header.
+
+    ``chain``: issuers of ``key.certificate`` (nearest first); a self-signed root among them is left out
+    unless ``include_root``. Raises ``InvalidDocument`` when ``data`` is not an edXML document or status
+    (either dialect), is already signed, or holds comments or processing instructions (a verifier refuses
+    those, so signing them would only produce a document nobody accepts).
+    """
+    root = parse_xml(data)
+    header = _xmldsig.find_header(root)
+    existing = next(root.iter(_xmldsig.SIGNATURE_TAG), None)
+    if existing is not None:
+        raise InvalidDocument(
+            [Problem(_xmldsig.element_path(existing), "the document is already signed")], reason="ALREADY_SIGNED"
+        )
+    try:
+        _xmldsig.refuse_comments_and_pis(root)
+    except _xmldsig.ProfileError as exc:
+        raise InvalidDocument([exc.problem]) from exc
+
+    certificates = [key.certificate.public_bytes(serialization.Encoding.DER)]
+    for cert in chain:
+        if cert == key.certificate or (_is_self_signed(cert) and not include_root):
+            continue
+        certificates.append(cert.public_bytes(serialization.Encoding.DER))
+
+    # Keep the header's closing tag on its own line: the newline that preceded it now follows the signature.
+    children = [child for child in header if isinstance(child.tag, str)]
+    last = children[-1] if children else None
+    tail = last.tail if last is not None else header.text
+    if last is not None and last.tail and "\n" in last.tail:
+        last.tail = last.tail + "  "
+    signature = _xmldsig.build_signature(
+        header, signature_method=key.algorithm, certificates=certificates, tail=tail
+    )
+    signed_info = signature[0]
+    with _xmldsig.detached(signature):
+        canonical = _xmldsig.canonical_document(root, exclusive=True)
+    signed_info[2][2].text = base64.b64encode(hashlib.sha256(canonical).digest()).decode("ascii")
+    value = key.sign(_xmldsig.canonical_element(signed_info, exclusive=True))
+    signature[1].text = base64.b64encode(value).decode("ascii")
+    return _XML_DECLARATION + etree.tostring(root.getroottree(), encoding="UTF-8")

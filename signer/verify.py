@@ -1,0 +1,378 @@
+"""Verify a signed edXML document like a trust service, fast.
+
+A narrow verifier: parse once (``schemas._safe.parse_xml``), check the profile (one enveloped signature, last
+child of the header of the root being processed, one ``Reference URI=""``), canonicalise once, hash, one
+public-key operation, then the certificate path (``signer.path.PathValidator``, cached) and the directory pin
+of the sender's ``From/OrganId``. Untrusted input never raises: every outcome is a ``VerificationReport``.
+
+Order of verdicts (the first failing step decides the indication; every error is reported):
+profile → FORMAT_FAILURE; digest → HASH_FAILURE; signature value → SIG_CRYPTO_FAILURE (all TOTAL_FAILED);
+legacy or disallowed algorithms, weak keys → INDETERMINATE / CRYPTO_CONSTRAINTS_FAILURE (a TOTAL_FAILED
+path result still wins); the path result; the pin → INDETERMINATE / SIG_CONSTRAINTS_FAILURE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from lxml import etree
+
+from schemas._safe import parse_xml
+from schemas.errors import InvalidDocument
+from signer import _xmldsig, legacy
+from signer.path import PathValidator
+from signer.policy import TrustPolicy
+from signer.report import Indication, SignerInfo, SubIndication, VerificationReport
+
+__all__ = ["DEFAULT_CERT_CACHE_SIZE", "MIN_RSA_BITS", "Verifier", "verify_document"]
+
+#: Decoded signer certificates kept per Verifier: agencies number in the thousands, certificates per agency few.
+DEFAULT_CERT_CACHE_SIZE = 4096
+#: RSA keys below this size cannot make a signature the hub relies on (NIST SP 800-131A).
+MIN_RSA_BITS = 2048
+_EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+    "sha1": hashes.SHA1,
+    "md5": hashes.MD5,
+}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cert:
+    """A decoded certificate with what verification asks of it repeatedly."""
+
+    cert: x509.Certificate
+    der: bytes
+    public_key: object
+    spki_sha256: str
+    cert_sha256: str
+
+
+class _Failure(Exception):  # noqa: N818 - internal control flow, not an error type
+    """Stop verification with this indication."""
+
+    def __init__(self, indication: Indication, sub: SubIndication, error: str) -> None:
+        self.indication = indication
+        self.sub = sub
+        super().__init__(error)
+
+
+def _signer_info(entry: _Cert, organ_id: str | None) -> SignerInfo:
+    cert = entry.cert
+    return SignerInfo(
+        subject=cert.subject.rfc4514_string(),
+        organ_id=organ_id,
+        spki_sha256=entry.spki_sha256,
+        cert_sha256=entry.cert_sha256,
+        serial=cert.serial_number,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+class Verifier:
+    """Verify edXML signatures under one ``TrustPolicy``; reuse one instance (it caches certificates and paths).
+
+    ``clock`` gives "now" when ``verify`` is called without ``at``; inject a fixed one in tests.
+    """
+
+    def __init__(self, policy: TrustPolicy, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._paths = PathValidator(policy, clock=clock)
+        self._certs: dict[str, _Cert] = {}
+
+    @property
+    def policy(self) -> TrustPolicy:
+        """The trust policy every verification applies."""
+        return self._policy
+
+    def verify(self, data: bytes, *, at: datetime | None = None) -> VerificationReport:
+        """Verify ``data`` (the exact bytes received) at instant ``at`` (default: the clock's now)."""
+        when = at if at is not None else self._clock()
+        try:
+            whole_sha256 = hashlib.sha256(data).hexdigest()
+        except TypeError:
+            whole_sha256 = ""
+        state = _State(when, whole_sha256)
+        try:
+            self._verify(data, state)
+        except _Failure as failure:
+            state.fail(failure.indication, failure.sub, str(failure))
+        except InvalidDocument as exc:
+            state.fail(Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE, *(str(p) for p in exc.problems))
+        except _xmldsig.ProfileError as exc:
+            state.fail(Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE, str(exc.problem))
+        except (etree.LxmlError, ValueError, TypeError, UnicodeError) as exc:
+            state.fail(
+                Indication.TOTAL_FAILED,
+                SubIndication.FORMAT_FAILURE,
+                f"the document cannot be processed: {type(exc).__name__}: {exc}",
+            )
+        return state.report()
+
+    # -- the steps ---------------------------------------------------------------------------------------
+
+    def _verify(self, data: bytes, state: _State) -> None:
+        root = parse_xml(data)
+        parsed = _xmldsig.parse_signature(root)
+        state.organ_id = _xmldsig.from_organ_id(parsed.header)
+        sig_method, digest_method = parsed.signature_method, parsed.digest_method
+        state.algorithms = {"signature": sig_method, "digest": digest_method, "c14n": parsed.c14n_method}
+        if parsed.reference_c14n != parsed.c14n_method:
+            state.algorithms["reference_c14n"] = parsed.reference_c14n
+
+        digest_name = _xmldsig.DIGEST_METHODS.get(digest_method)
+        method = _xmldsig.SIGNATURE_METHODS.get(sig_method)
+        if digest_name is None or method is None:
+            unknown = digest_method if digest_name is None else sig_method
+            raise _Failure(
+                Indication.INDETERMINATE,
+                SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                f"unsupported algorithm {unknown!r}",
+            )
+
+        # SignedInfo first, in document context (inclusive c14n sees the ancestors' namespaces).
+        signed_info = _xmldsig.canonical_element(
+            parsed.signed_info, exclusive=parsed.c14n_method == _xmldsig.EXC_C14N, prefixes=parsed.c14n_prefixes
+        )
+        with _xmldsig.detached(parsed.element):
+            canonical = _xmldsig.canonical_document(
+                root, exclusive=parsed.reference_exclusive, prefixes=parsed.reference_prefixes
+            )
+        if not hmac.compare_digest(_xmldsig.digest(digest_name, canonical), parsed.digest_value):
+            raise _Failure(
+                Indication.TOTAL_FAILED,
+                SubIndication.HASH_FAILURE,
+                f"{_xmldsig.element_path(parsed.signed_info)}/Reference: the digest does not match the document "
+                "(the signed content was changed)",
+            )
+
+        certs = [self._cert(text) for text in parsed.certificates]
+        leaf = self._signing_cert(certs, method, parsed.signature_value, signed_info, state)
+        state.leaf = leaf
+        if parsed.key_value is not None:
+            _check_key_value(parsed.key_value, leaf)
+
+        self._crypto_constraints(sig_method, digest_method, leaf, state)
+        extra = [c.cert for c in certs if c is not leaf]
+        self._path(leaf, extra, state)
+        self._pin(leaf, state)
+
+    def _cert(self, text: str) -> _Cert:
+        cached = self._certs.get(text)
+        if cached is not None:
+            return cached
+        der = _xmldsig.b64decode(text, "KeyInfo/X509Data/X509Certificate")
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            public_key = cert.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise _xmldsig.ProfileError("KeyInfo/X509Data/X509Certificate", f"not a certificate: {exc}") from exc
+        spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        entry = _Cert(cert, der, public_key, hashlib.sha256(spki).hexdigest(), hashlib.sha256(der).hexdigest())
+        if len(self._certs) >= DEFAULT_CERT_CACHE_SIZE:
+            self._certs.clear()
+        self._certs[text] = entry
+        return entry
+
+    def _signing_cert(
+        self, certs: list[_Cert], method: tuple[str, str], value: bytes, signed_info: bytes, state: _State
+    ) -> _Cert:
+        """The certificate whose key verifies the signature: the one that issued no other is tried first."""
+        issuers = {c.cert.issuer for c in certs if c.cert.issuer != c.cert.subject}
+        ordered = sorted(certs, key=lambda c: c.cert.subject in issuers)
+        for entry in ordered:
+            if _signature_ok(entry.public_key, method, value, signed_info):
+                return entry
+        state.leaf = ordered[0]
+        raise _Failure(
+            Indication.TOTAL_FAILED,
+            SubIndication.SIG_CRYPTO_FAILURE,
+            "SignatureValue: the signature does not verify with the key of any certificate in KeyInfo",
+        )
+
+    def _crypto_constraints(self, sig_method: str, digest_method: str, leaf: _Cert, state: _State) -> None:
+        reason = legacy.legacy_reason(sig_method, digest_method)
+        if reason is not None:
+            state.add(Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, reason)
+        for uri, allowed, what in (
+            (sig_method, self._policy.signature_algorithms, "signature"),
+            (digest_method, self._policy.digest_algorithms, "digest"),
+        ):
+            if uri not in allowed and reason is None:
+                state.add(
+                    Indication.INDETERMINATE,
+                    SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                    f"{what} algorithm {uri} is not allowed by the trust policy",
+                )
+        key = leaf.public_key
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+            state.add(
+                Indication.INDETERMINATE,
+                SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                f"signer key RSA-{key.key_size} is too weak (at least {MIN_RSA_BITS} bits)",
+            )
+        if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _EC_CURVES:
+            state.add(
+                Indication.INDETERMINATE,
+                SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                f"signer curve {key.curve.name} is not allowed",
+            )
+
+    def _path(self, leaf: _Cert, extra: list[x509.Certificate], state: _State) -> None:
+        try:
+            result = self._paths.validate(leaf.cert, extra, at=state.when)
+        except Exception as exc:  # noqa: BLE001 - untrusted certificates must never escape as an exception
+            state.add(
+                Indication.INDETERMINATE,
+                SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+                f"certificate path validation failed: {type(exc).__name__}: {exc}",
+            )
+            return
+        state.chain = tuple(result.chain)
+        state.revocation = tuple(result.revocation)
+        state.warnings.extend(result.warnings)
+        indication = Indication(result.indication)
+        if indication is not Indication.TOTAL_PASSED:
+            sub = SubIndication(result.subindication) if result.subindication else None
+            state.add(indication, sub, *(result.errors or ("the certificate path is not valid",)), path=True)
+
+    def _pin(self, leaf: _Cert, state: _State) -> None:
+        pins = self._policy.pins
+        if pins is None:
+            state.warnings.append("no agency directory: the signer's key is not checked against From/OrganId")
+            return
+        organ_id = state.organ_id
+        if organ_id is None:
+            state.add(
+                Indication.INDETERMINATE,
+                SubIndication.SIG_CONSTRAINTS_FAILURE,
+                "MessageHeader/From/OrganId is missing: the signer cannot be checked against the directory",
+            )
+            return
+        if leaf.spki_sha256 not in pins.get(organ_id, ()):
+            state.add(
+                Indication.INDETERMINATE,
+                SubIndication.SIG_CONSTRAINTS_FAILURE,
+                f"the signer's key (SPKI SHA-256 {leaf.spki_sha256}) is not listed in the directory for "
+                f"From/OrganId {organ_id}",
+            )
+
+
+def _signature_ok(public_key: object, method: tuple[str, str], value: bytes, data: bytes) -> bool:
+    family, hash_name = method
+    hash_algorithm = _HASHES[hash_name]()
+    try:
+        if family == "rsa" and isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(value, data, padding.PKCS1v15(), hash_algorithm)
+            return True
+        if family == "ec" and isinstance(public_key, ec.EllipticCurvePublicKey):
+            size = (public_key.curve.key_size + 7) // 8
+            if len(value) != 2 * size:
+                return False
+            der = encode_dss_signature(int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big"))
+            public_key.verify(der, data, ec.ECDSA(hash_algorithm))
+            return True
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError):
+        return False
+    return False
+
+
+def _check_key_value(key_value: etree._Element, leaf: _Cert) -> None:
+    """A KeyValue, when present, must name exactly the certificate's key (else the reader sees two keys)."""
+    ds = "{" + _xmldsig.DSIG_NS + "}"
+    path = _xmldsig.element_path(key_value)
+    kids = [c for c in key_value if isinstance(c.tag, str)]
+    key = leaf.public_key
+    if len(kids) != 1:
+        raise _xmldsig.ProfileError(path, "KeyValue must hold exactly one key")
+    kind = kids[0]
+    if kind.tag == ds + "RSAKeyValue" and isinstance(key, rsa.RSAPublicKey):
+        modulus = kind.find(ds + "Modulus")
+        exponent = kind.find(ds + "Exponent")
+        if modulus is None or exponent is None:
+            raise _xmldsig.ProfileError(path, "RSAKeyValue needs Modulus and Exponent")
+        numbers = key.public_numbers()
+        n = int.from_bytes(_xmldsig.b64decode(modulus.text, path + "/RSAKeyValue/Modulus"), "big")
+        e = int.from_bytes(_xmldsig.b64decode(exponent.text, path + "/RSAKeyValue/Exponent"), "big")
+        if (n, e) == (numbers.n, numbers.e):
+            return
+    elif kind.tag == "{" + _xmldsig.DSIG11_NS + "}ECKeyValue" and isinstance(key, ec.EllipticCurvePublicKey):
+        point = kind.find("{" + _xmldsig.DSIG11_NS + "}PublicKey")
+        if point is None:
+            raise _xmldsig.ProfileError(path, "ECKeyValue needs PublicKey")
+        encoded = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        if _xmldsig.b64decode(point.text, path + "/ECKeyValue/PublicKey") == encoded:
+            return
+    raise _xmldsig.ProfileError(path, "KeyValue does not match the signing certificate's key")
+
+
+class _State:
+    """What one verification has found so far; turns into the report."""
+
+    def __init__(self, when: datetime, whole_sha256: str) -> None:
+        self.when = when
+        self.whole_sha256 = whole_sha256
+        self.indication = Indication.TOTAL_PASSED
+        self.sub: SubIndication | None = None
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.algorithms: dict[str, str] = {}
+        self.organ_id: str | None = None
+        self.leaf: _Cert | None = None
+        self.chain: tuple[x509.Certificate, ...] = ()
+        self.revocation: tuple[object, ...] = ()
+
+    def fail(self, indication: Indication, sub: SubIndication, *errors: str) -> None:
+        """A decisive failure: it sets the verdict, whatever was found before."""
+        self.indication, self.sub = indication, sub
+        self.errors.extend(errors)
+
+    def add(self, indication: Indication, sub: SubIndication | None, *errors: str, path: bool = False) -> None:
+        """A non-decisive finding: the first one decides, except that TOTAL_FAILED from the path wins."""
+        self.errors.extend(errors)
+        if self.indication is Indication.TOTAL_PASSED or (
+            path and indication is Indication.TOTAL_FAILED and self.indication is not Indication.TOTAL_FAILED
+        ):
+            self.indication, self.sub = indication, sub
+
+    def report(self) -> VerificationReport:
+        """The final, frozen report."""
+        leaf = self.leaf
+        chain = self.chain
+        return VerificationReport(
+            indication=self.indication,
+            subindication=self.sub,
+            errors=tuple(self.errors),
+            signer=_signer_info(leaf, self.organ_id) if leaf is not None else None,
+            chain=tuple(c.subject.rfc4514_string() for c in chain),
+            chain_der=tuple(c.public_bytes(serialization.Encoding.DER) for c in chain),
+            revocation=self.revocation,  # type: ignore[arg-type]
+            algorithms=self.algorithms,
+            signed_bytes_sha256=self.whole_sha256,
+            validation_time=self.when,
+            warnings=tuple(self.warnings),
+        )
+
+
+def verify_document(data: bytes, policy: TrustPolicy, *, at: datetime | None = None) -> VerificationReport:
+    """Verify one document under ``policy`` (builds a fresh ``Verifier``: reuse one for many documents)."""
+    return Verifier(policy).verify(data, at=at)
