@@ -13,6 +13,9 @@ __all__ = ["main"]
 _COMMAND_MODULES = (
     "hub.commands.validate",
     "hub.commands.inspect",
+    "hub.commands.sign",
+    "hub.commands.verify",
+    "hub.commands.bench",
 )
 
 

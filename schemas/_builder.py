@@ -11,7 +11,7 @@ from datetime import date, datetime
 from lxml import etree
 
 from schemas._names import EDXML_NS
-from schemas.model import Edoc, Organization, ResponseFor, StaffInfo, StatusMessage
+from schemas.model import Business, Edoc, Organization, ResponseFor, StaffInfo, StatusMessage
 
 __all__ = ["build_document", "build_status"]
 
@@ -77,10 +77,7 @@ def _envelope() -> tuple[etree._Element, etree._Element, etree._Element]:
     return root, envelope, header
 
 
-def build_document(edoc: Edoc, *, check: bool = True) -> bytes:
-    """Write ``edoc`` as QCVN 102 edXML (UTF-8). With ``check``, the output is parsed back and any
-    problem raises ``InvalidDocument``, so a builder mistake never leaves the process as a document."""
-    root, envelope, header = _envelope()
+def _write_message_header(header: etree._Element, edoc: Edoc) -> None:
     message = _el(header, "MessageHeader")
     _organization(message, "From", edoc.sender)
     for recipient in edoc.recipients:
@@ -109,6 +106,13 @@ def build_document(edoc: Edoc, *, check: bool = True) -> bytes:
         places = _el(message, "ToPlaces")
         for place in edoc.to_places:
             _el(places, "Place", place)
+    _write_other_info(message, edoc)
+    for response in edoc.response_for:
+        _response_for(message, response)
+    _opt(message, "SteeringType", edoc.steering_type)
+
+
+def _write_other_info(message: etree._Element, edoc: Edoc) -> None:
     other = _el(message, "OtherInfo")
     _el(other, "Priority", str(edoc.other.priority))
     _opt(other, "SphereOfPromulgation", edoc.other.sphere_of_promulgation)
@@ -120,43 +124,49 @@ def build_document(edoc: Edoc, *, check: bool = True) -> bytes:
         appendixes = _el(other, "Appendixes")
         for appendix in edoc.other.appendixes:
             _el(appendixes, "Appendix", appendix.text)
-    for response in edoc.response_for:
-        _response_for(message, response)
-    _opt(message, "SteeringType", edoc.steering_type)
 
-    if edoc.trace or edoc.business is not None:
-        trace = _el(header, "TraceHeaderList")
-        for hop in edoc.trace:
-            item = _el(trace, "TraceHeader")
-            _el(item, "OrganId", hop.organ_id)
-            _el(item, "Timestamp", _time(hop.timestamp))
-        if (business := edoc.business) is not None:
-            element = _el(trace, "Bussiness")
-            _opt(element, "DocumentId", business.document_id)
-            _el(element, "BussinessDocType", str(business.bussiness_doc_type))
-            _opt(element, "BussinessDocReason", business.bussiness_doc_reason)
-            _opt(element, "Paper", business.paper)
-            if business.staff_info is not None:
-                _staff(element, business.staff_info, ("Department", "Staff", "Email", "Mobile"))
-            if business.document_info or business.document_receiver or business.receivers:
-                info = _el(element, "BussinessDocumentInfo")
-                _opt(info, "DocumentInfo", business.document_info)
-                _opt(info, "DocumentReceiver", business.document_receiver)
-                if business.receivers:
-                    receivers = _el(info, "ReceiverList")
-                    for receiver in business.receivers:
-                        item = _el(receivers, "Receiver")
-                        _el(item, "ReceiverType", str(receiver.receiver_type))
-                        _el(item, "OrganId", receiver.organ_id)
-            if business.replacements:
-                replacements = _el(element, "ReplacementInfoList")
-                for replacement in business.replacements:
-                    item = _el(replacements, "ReplacementInfo")
-                    _el(item, "DocumentId", replacement.document_id)
-                    ids = _el(item, "OrganIdList")
-                    for organ_id in replacement.organ_ids:
-                        _el(ids, "OrganId", organ_id)
 
+def _write_trace(header: etree._Element, edoc: Edoc) -> None:
+    if not edoc.trace and edoc.business is None:
+        return
+    trace = _el(header, "TraceHeaderList")
+    for hop in edoc.trace:
+        item = _el(trace, "TraceHeader")
+        _el(item, "OrganId", hop.organ_id)
+        _el(item, "Timestamp", _time(hop.timestamp))
+    if (business := edoc.business) is not None:
+        _write_business(trace, business)
+
+
+def _write_business(trace: etree._Element, business: Business) -> None:
+    element = _el(trace, "Bussiness")
+    _opt(element, "DocumentId", business.document_id)
+    _el(element, "BussinessDocType", str(business.bussiness_doc_type))
+    _opt(element, "BussinessDocReason", business.bussiness_doc_reason)
+    _opt(element, "Paper", business.paper)
+    if business.staff_info is not None:
+        _staff(element, business.staff_info, ("Department", "Staff", "Email", "Mobile"))
+    if business.document_info or business.document_receiver or business.receivers:
+        info = _el(element, "BussinessDocumentInfo")
+        _opt(info, "DocumentInfo", business.document_info)
+        _opt(info, "DocumentReceiver", business.document_receiver)
+        if business.receivers:
+            receivers = _el(info, "ReceiverList")
+            for receiver in business.receivers:
+                item = _el(receivers, "Receiver")
+                _el(item, "ReceiverType", str(receiver.receiver_type))
+                _el(item, "OrganId", receiver.organ_id)
+    if business.replacements:
+        replacements = _el(element, "ReplacementInfoList")
+        for replacement in business.replacements:
+            item = _el(replacements, "ReplacementInfo")
+            _el(item, "DocumentId", replacement.document_id)
+            ids = _el(item, "OrganIdList")
+            for organ_id in replacement.organ_ids:
+                _el(ids, "OrganId", organ_id)
+
+
+def _write_body(root: etree._Element, envelope: etree._Element, edoc: Edoc) -> None:
     if edoc.manifest:
         manifest = _el(_el(envelope, "edXMLBody"), "edXMLManifest")
         manifest.set("version", "1.0")
@@ -175,6 +185,18 @@ def build_document(edoc: Edoc, *, check: bool = True) -> bytes:
             _opt(item, "Description", attachment.description)
             _el(item, "ContentType", attachment.content_type)
             _el(item, "ContentTransferEncoded", base64.b64encode(attachment.content).decode("ascii"))
+
+
+def build_document(edoc: Edoc, *, check: bool = True) -> bytes:
+    """Write ``edoc`` as QCVN 102 edXML (UTF-8).
+
+    With ``check``, the output is parsed back and any problem raises ``InvalidDocument``, so a builder
+    mistake never leaves the process as a document.
+    """
+    root, envelope, header = _envelope()
+    _write_message_header(header, edoc)
+    _write_trace(header, edoc)
+    _write_body(root, envelope, edoc)
     data = _serialise(root)
     if check:
         from schemas._parse import parse  # noqa: PLC0415 - parse imports the reader; keep the builder light

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
+from typing import cast
 
 from lxml import etree
 
@@ -55,7 +57,8 @@ def _xsd_problems(root: etree._Element, schema: etree.XMLSchema) -> list[Problem
     if schema.validate(root):
         return []
     problems = []
-    for error in schema.error_log:
+    entries = cast("Iterable[etree._LogEntry]", schema.error_log)  # noqa: SLF001 - lxml-stubs omit __iter__
+    for error in entries:
         path = _PREFIXED_STEP.sub("/", error.path or "")
         message = _NS_IN_MESSAGE.sub("", error.message)
         problems.append(Problem(path, message))

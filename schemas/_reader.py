@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from lxml import etree
@@ -32,8 +32,8 @@ from schemas.model import (
     Receiver,
     ReplacementInfo,
     ResponseFor,
-    SignatureSummary,
     Signatory,
+    SignatureSummary,
     StaffInfo,
     StatusMessage,
     TraceHeader,
@@ -42,7 +42,9 @@ from schemas.model import (
 __all__ = ["element_path", "read_message", "signature_summary"]
 
 _T = TypeVar("_T")
-_Element = etree._Element
+# Placeholder for a field already reported as a problem; a model carrying it is never returned by ``parse``.
+_UNREADABLE_TIME = datetime.min.replace(tzinfo=UTC)
+_Element = etree._Element  # noqa: SLF001 - lxml's public element type has a private name
 
 
 def _local(element: _Element) -> str:
@@ -102,9 +104,7 @@ class _Reader:
             self.fail(element_path(element), "must not be empty")
         return value
 
-    def convert(
-        self, parent: _Element | None, name: str, convert: Callable[[str], _T], *, required: bool
-    ) -> _T | None:
+    def convert(self, parent: _Element | None, name: str, convert: Callable[[str], _T], *, required: bool) -> _T | None:
         if parent is None:
             return None
         element = self.one(parent, name, required=required)
@@ -196,7 +196,7 @@ class _Reader:
         return tuple(
             TraceHeader(
                 organ_id=self.organ_id(header),
-                timestamp=self.datetime(header, "Timestamp") or datetime.min,
+                timestamp=self.datetime(header, "Timestamp") or _UNREADABLE_TIME,
             )
             for header in self.all(trace_list, "TraceHeader")
         )
@@ -205,16 +205,22 @@ class _Reader:
         if element is None:
             return None
         doc_type = self.code_in(
-            element, "BussinessDocType", checks.BUSINESS_DOC_TYPES,
-            "BussinessDocType is 0 new, 1 revoke, 2 update or 3 replace", required=True,
+            element,
+            "BussinessDocType",
+            checks.BUSINESS_DOC_TYPES,
+            "BussinessDocType is 0 new, 1 revoke, 2 update or 3 replace",
+            required=True,
         )
         info = self.one(element, "BussinessDocumentInfo", required=False)
         receivers: list[Receiver] = []
         receiver_list = self.one(info, "ReceiverList", required=False) if info is not None else None
         for receiver in self.all(receiver_list, "Receiver") if receiver_list is not None else []:
             kind = self.code_in(
-                receiver, "ReceiverType", checks.RECEIVER_TYPES,
-                "ReceiverType is 0 (removed) or 1 (added)", required=True,
+                receiver,
+                "ReceiverType",
+                checks.RECEIVER_TYPES,
+                "ReceiverType is 0 (removed) or 1 (added)",
+                required=True,
             )
             receivers.append(Receiver(receiver_type=kind if kind is not None else -1, organ_id=self.organ_id(receiver)))
         replacements: list[ReplacementInfo] = []
@@ -222,7 +228,9 @@ class _Reader:
         for item in self.all(replacement_list, "ReplacementInfo") if replacement_list is not None else []:
             ids = self.one(item, "OrganIdList")
             organ_ids = tuple((o.text or "").strip() for o in self.all(ids, "OrganId")) if ids is not None else ()
-            for organ_element, organ_id in zip(self.all(ids, "OrganId") if ids is not None else [], organ_ids, strict=True):
+            for organ_element, organ_id in zip(
+                self.all(ids, "OrganId") if ids is not None else [], organ_ids, strict=True
+            ):
                 problem = checks.organ_id_problem(organ_id)
                 if problem:
                     self.fail(element_path(organ_element), problem)
@@ -245,7 +253,9 @@ class _Reader:
         if element is None:
             return OtherInfo()
         priority = self.code_in(
-            element, "Priority", checks.PRIORITIES,
+            element,
+            "Priority",
+            checks.PRIORITIES,
             "Priority is 0 normal, 1 urgent, 2 very urgent, 3 express or 4 timed express",
         )
         appendixes = self.one(element, "Appendixes", required=False)
@@ -257,7 +267,8 @@ class _Reader:
             page_amount=self.count(element, "PageAmount"),
             direction=self.text(element, "Direction"),
             appendixes=tuple(
-                Appendix((a.text or "").strip()) for a in (self.all(appendixes, "Appendix") if appendixes is not None else [])
+                Appendix((a.text or "").strip())
+                for a in (self.all(appendixes, "Appendix") if appendixes is not None else [])
             ),
         )
 
@@ -361,10 +372,7 @@ def _read_edoc(reader: _Reader, root: _Element, envelope: _Element, header: _Ele
     body = reader.one(envelope, "edXMLBody", required=False)
     refs = reader.manifest(body)
     containers = [
-        c
-        for parent in (root, envelope, body)
-        if parent is not None
-        for c in reader.all(parent, "AttachmentEncoded")
+        c for parent in (root, envelope, body) if parent is not None for c in reader.all(parent, "AttachmentEncoded")
     ]
     files = reader.attachments(containers)
     _check_pairs(reader, refs, files)
@@ -387,15 +395,21 @@ def _read_edoc(reader: _Reader, root: _Element, envelope: _Element, header: _Ele
             else None
         ),
         due_date=reader.date(message, "DueDate", required=False),
-        to_places=tuple((p.text or "").strip() for p in reader.all(to_places_el, "Place")) if to_places_el is not None else (),
+        to_places=tuple((p.text or "").strip() for p in reader.all(to_places_el, "Place"))
+        if to_places_el is not None
+        else (),
         other=reader.other_info(reader.one(message, "OtherInfo", required=False)),
         response_for=tuple(reader.response_for(r) for r in reader.all(message, "ResponseFor")),
         steering_type=reader.code_in(
-            message, "SteeringType", checks.STEERING_TYPES,
+            message,
+            "SteeringType",
+            checks.STEERING_TYPES,
             "SteeringType is 1 not a directive, 2 directive or 3 report on a directive",
         ),
         trace=reader.trace(trace_list),
-        business=reader.business(reader.one(trace_list, "Bussiness", required=False) if trace_list is not None else None),
+        business=reader.business(
+            reader.one(trace_list, "Bussiness", required=False) if trace_list is not None else None
+        ),
         manifest=tuple(r for r, _ in refs),
         attachments=tuple(a for a, _ in files),
     )
@@ -414,12 +428,10 @@ def _read_status(reader: _Reader, message: _Element) -> StatusMessage:
     return StatusMessage(
         sender=reader.organization(sender_el) if sender_el is not None else Organization(""),
         response_for=(
-            reader.response_for(response_el)
-            if response_el is not None
-            else ResponseFor("", "", date.min, "")
+            reader.response_for(response_el) if response_el is not None else ResponseFor("", "", date.min, "")
         ),
         status_code=reader.convert(message, "StatusCode", status_code, required=True) or "",
-        timestamp=reader.datetime(message, "Timestamp") or datetime.min,
+        timestamp=reader.datetime(message, "Timestamp") or _UNREADABLE_TIME,
         description=reader.text(message, "Description"),
         staff_info=reader.staff(reader.one(message, "StaffInfo", required=False)),
     )

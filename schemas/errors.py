@@ -18,8 +18,10 @@ class HubError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with a document: where (an element path such as
-    ``/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId``) and what, in plain words."""
+    """One thing wrong with a document: where, and what in plain words.
+
+    ``path`` is an element path such as ``/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId``.
+    """
 
     path: str
     message: str

@@ -1,4 +1,4 @@
-"""``lienthong validate FILE... [--json]``: is each file a valid edXML document or status?"""
+"""``lienthong validate FILE... [--json]``: checks that each file is a valid edXML document or status."""
 
 from __future__ import annotations
 
