@@ -48,7 +48,7 @@ _Element = etree._Element  # noqa: SLF001 - lxml's public element type has a pri
 
 
 def _local(element: _Element) -> str:
-    return etree.QName(element).localname
+    return str(element.tag).rpartition("}")[2]
 
 
 def element_path(element: _Element) -> str:
@@ -73,12 +73,20 @@ class _Reader:
     def __init__(self, dialect: Dialect) -> None:
         self.problems: list[Problem] = []
         self._fold = dialect is Dialect.LGSP
-
-    def _same(self, a: str, b: str) -> bool:
-        return a.lower() == b.lower() if self._fold else a == b
+        self._index: dict[_Element, dict[str, list[_Element]]] = {}
 
     def all(self, parent: _Element, name: str) -> list[_Element]:
-        return [c for c in parent if isinstance(c.tag, str) and self._same(_local(c), name)]
+        """The children of ``parent`` named ``name`` (indexed once per parent: documents are read field by field)."""
+        index = self._index.get(parent)
+        if index is None:
+            index = {}
+            for child in parent:
+                tag = child.tag
+                if isinstance(tag, str):
+                    local = tag.rpartition("}")[2]
+                    index.setdefault(local.lower() if self._fold else local, []).append(child)
+            self._index[parent] = index
+        return index.get(name.lower() if self._fold else name, [])
 
     def one(self, parent: _Element, name: str, *, required: bool = True) -> _Element | None:
         found = self.all(parent, name)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from schemas.errors import InvalidDocument, Problem
 from signer import legacy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__: list[str] = []  # private module; names are imported explicitly by signer.sign / signer.verify
 
@@ -80,12 +83,12 @@ class ProfileError(Exception):
 
 
 def local(tag: str) -> str:
-    """The local part of a Clark-notation tag."""
+    """Return the local part of a Clark-notation tag."""
     return tag.rpartition("}")[2]
 
 
 def element_path(element: etree._Element) -> str:
-    """A readable path such as ``/edXML/edXMLEnvelope/edXMLHeader/Signature`` (local names only)."""
+    """Return a readable path such as ``/edXML/edXMLEnvelope/edXMLHeader/Signature`` (local names)."""
     parts: list[str] = []
     node: etree._Element | None = element
     while node is not None:
@@ -95,20 +98,24 @@ def element_path(element: etree._Element) -> str:
 
 
 def find_header(root: etree._Element) -> etree._Element:
-    """The edXML header of ``root`` (either dialect), or raise ``InvalidDocument`` naming the path."""
+    """Return the edXML header of ``root`` (either dialect), or raise ``InvalidDocument`` naming the path."""
     tag = str(root.tag) if isinstance(root.tag, str) else ""
     steps = _HEADERS.get(tag)
     if steps is None:
         raise InvalidDocument(
-            [Problem("/" + local(tag), f"root element {tag!r} is neither QCVN 102 edXML nor LGSP EdXMLEnvelope")]
+            [
+                Problem(
+                    "/" + local(tag), f"root element {tag!r} is neither QCVN 102 edXML nor LGSP EdXMLEnvelope"
+                )
+            ]
         )
     node = root
     for step in steps:
         found = node.findall(step)
-        path = element_path(node) + "/" + local(step)
-        if not found:
-            raise InvalidDocument([Problem(path, "missing: the signature goes in this header")])
-        if len(found) > 1:
+        if len(found) != 1:
+            path = element_path(node) + "/" + local(step)
+            if not found:
+                raise InvalidDocument([Problem(path, "missing: the signature goes in this header")])
             raise InvalidDocument([Problem(path, f"appears {len(found)} times; exactly one is allowed")])
         node = found[0]
     return node
@@ -130,21 +137,26 @@ def refuse_comments_and_pis(root: etree._Element) -> None:
     different readings share one signature: refused outright.
     """
     for node in root.iter(etree.Comment, etree.ProcessingInstruction):
-        kind = "comment" if isinstance(node, etree._Comment) else "processing instruction"
+        tag: object = node.tag  # lxml puts the factory function (etree.Comment / etree.PI) in .tag
+        kind = "comment" if tag is etree.Comment else "processing instruction"
         parent = node.getparent()
         where = element_path(parent) if parent is not None else "/"
         raise ProfileError(where, f"a {kind} inside the document is not allowed in a signed edXML document")
 
 
-def b64decode(text: str | None, path: str) -> bytes:
-    """Strict base64 (whitespace allowed between characters) or ``ProfileError``."""
+def b64decode(text: str | None, where: etree._Element | str) -> bytes:
+    """Strict base64 (whitespace allowed between characters) or ``ProfileError`` naming ``where``."""
     if text is None:
-        raise ProfileError(path, "empty: base64 content expected")
+        raise ProfileError(_where(where), "empty: base64 content expected")
     compact = "".join(text.split())
     try:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ProfileError(path, f"not valid base64: {exc}") from exc
+        raise ProfileError(_where(where), f"not valid base64: {exc}") from exc
+
+
+def _where(where: etree._Element | str) -> str:
+    return where if isinstance(where, str) else element_path(where)
 
 
 @contextmanager
@@ -249,32 +261,36 @@ def _algorithm(element: etree._Element) -> str:
 
 def _c14n_choice(element: etree._Element, algorithm: str) -> tuple[bool, tuple[str, ...]]:
     """(exclusive?, InclusiveNamespaces PrefixList) for a c14n algorithm element; refuses anything else."""
-    path = element_path(element)
     if algorithm not in C14N_METHODS:
-        raise ProfileError(path, f"canonicalisation {algorithm!r} is not allowed (exc-c14n or c14n 1.0 only)")
+        raise ProfileError(
+            element_path(element),
+            f"canonicalisation {algorithm!r} is not allowed (exc-c14n or c14n 1.0 only)",
+        )
     kids = _children(element)
     if algorithm == C14N:
         if kids:
-            raise ProfileError(path, "inclusive c14n takes no parameters")
+            raise ProfileError(element_path(element), "inclusive c14n takes no parameters")
         return False, ()
     if not kids:
         return True, ()
     if len(kids) != 1 or kids[0].tag != "{" + EXC_C14N + "}InclusiveNamespaces" or len(kids[0]):
-        raise ProfileError(path, "only an ec:InclusiveNamespaces parameter is allowed")
+        raise ProfileError(element_path(element), "only an ec:InclusiveNamespaces parameter is allowed")
     prefixes = tuple((kids[0].get("PrefixList") or "").split())
     # "#default" is the spec's name for the default namespace; lxml wants None-free strings, so drop it:
     # exclusive c14n emits the default namespace wherever it is visibly used anyway.
     return True, tuple(p for p in prefixes if p != "#default")
 
 
-def parse_signature(root: etree._Element) -> ParsedSignature:
+# One flat list of profile rules reads better than a dozen helpers.
+def parse_signature(root: etree._Element) -> ParsedSignature:  # noqa: C901, PLR0912, PLR0915
     """Check ``root`` against the edXML signature profile and extract what verification needs.
 
     Raises ``ProfileError`` (or ``InvalidDocument`` from ``find_header``) on any deviation.
     """
     signatures: list[etree._Element] = []
     for node in root.iter(etree.Comment, etree.ProcessingInstruction, SIGNATURE_TAG):
-        if isinstance(node.tag, str):
+        tag: object = node.tag  # a string for elements, a factory function for comments and PIs
+        if isinstance(tag, str):
             signatures.append(node)
         else:
             refuse_comments_and_pis(root)
@@ -285,11 +301,12 @@ def parse_signature(root: etree._Element) -> ParsedSignature:
         raise ProfileError(where, f"{len(signatures)} ds:Signature elements; exactly one is allowed")
     signature = signatures[0]
     header = find_header(root)
-    sig_path = element_path(signature)
     if signature.getparent() is not header:
-        raise ProfileError(sig_path, f"ds:Signature must be a child of {element_path(header)}")
-    if _children(header)[-1] is not signature:
-        raise ProfileError(sig_path, f"ds:Signature must be the last child of {element_path(header)}")
+        raise ProfileError(element_path(signature), f"ds:Signature must be a child of {element_path(header)}")
+    if header[-1] is not signature:  # comments and PIs were refused above, so [-1] is an element
+        raise ProfileError(
+            element_path(signature), f"ds:Signature must be the last child of {element_path(header)}"
+        )
 
     _expect(signature, ("SignedInfo", "SignatureValue", "KeyInfo"))
     signed_info, value_el, key_info = _children(signature)
@@ -303,14 +320,16 @@ def parse_signature(root: etree._Element) -> ParsedSignature:
     if "hmac" in signature_method.lower():
         raise ProfileError(
             element_path(method_el),
-            f"HMAC signature method {signature_method!r} is refused: a shared secret proves nothing about a signer",
+            f"HMAC signature method {signature_method!r} is refused: "
+            "a shared secret proves nothing about a signer",
         )
     if _children(method_el):
         raise ProfileError(element_path(method_el), "SignatureMethod takes no parameters here")
 
-    ref_path = element_path(reference)
     if reference.get("URI") != "":
-        raise ProfileError(ref_path, f'URI must be "" (the whole document); found {reference.get("URI")!r}')
+        raise ProfileError(
+            element_path(reference), f'URI must be "" (the whole document); found {reference.get("URI")!r}'
+        )
     _expect(reference, ("Transforms", "DigestMethod", "DigestValue"))
     transforms, digest_el, digest_value_el = _children(reference)
     steps = _children(transforms)
@@ -333,10 +352,10 @@ def parse_signature(root: etree._Element) -> ParsedSignature:
     digest_method = _algorithm(digest_el)
     if _children(digest_el):
         raise ProfileError(element_path(digest_el), "DigestMethod takes no parameters here")
-    digest_value = b64decode(digest_value_el.text, element_path(digest_value_el))
+    digest_value = b64decode(digest_value_el.text, digest_value_el)
     if _children(digest_value_el):
         raise ProfileError(element_path(digest_value_el), "DigestValue must be text")
-    signature_value = b64decode(value_el.text, element_path(value_el))
+    signature_value = b64decode(value_el.text, value_el)
     if _children(value_el):
         raise ProfileError(element_path(value_el), "SignatureValue must be text")
 
@@ -365,10 +384,9 @@ _X509_DATA_IGNORED = frozenset(
 )
 
 
-def _key_info(key_info: etree._Element) -> tuple[tuple[str, ...], etree._Element | None]:
-    path = element_path(key_info)
+def _key_info(key_info: etree._Element) -> tuple[tuple[str, ...], etree._Element | None]:  # noqa: C901
     if key_info.tag != _DS + "KeyInfo":
-        raise ProfileError(path, "expected ds:KeyInfo")
+        raise ProfileError(element_path(key_info), "expected ds:KeyInfo")
     certificates: list[str] = []
     key_value: etree._Element | None = None
     for child in _children(key_info):
@@ -388,14 +406,16 @@ def _key_info(key_info: etree._Element) -> tuple[tuple[str, ...], etree._Element
             # RetrievalMethod, EncryptedKey, ...: indirections are refused, the certificate must be inline.
             raise ProfileError(element_path(child), f"{local(str(child.tag))} is not allowed in KeyInfo")
     if not certificates:
-        raise ProfileError(path, "no X509Data/X509Certificate: the signer's certificate must be included")
+        raise ProfileError(
+            element_path(key_info), "no X509Data/X509Certificate: the signer's certificate must be included"
+        )
     return tuple(certificates), key_value
 
 
 def build_signature(
     header: etree._Element, *, signature_method: str, certificates: list[bytes], tail: str | None
 ) -> etree._Element:
-    """Append an unsigned ``ds:Signature`` skeleton (default dsig namespace) as the last child of ``header``."""
+    """Append an unsigned ``ds:Signature`` skeleton (default dsig namespace) as ``header``'s last child."""
     nsmap = {None: DSIG_NS}
     signature = etree.SubElement(header, SIGNATURE_TAG, nsmap=nsmap)  # type: ignore[arg-type]
     signed_info = etree.SubElement(signature, _DS + "SignedInfo")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -63,7 +63,7 @@ class SigningKey(Protocol):
         ...
 
     def sign(self, data: bytes) -> bytes:
-        """The XMLDSig SignatureValue over ``data`` (the canonical SignedInfo)."""
+        """Return the XMLDSig SignatureValue over ``data`` (the canonical SignedInfo)."""
         ...
 
 
@@ -192,12 +192,14 @@ class Pkcs11Key:
         return self._algorithm
 
     @classmethod
-    def open(cls, uri: str, *, cert: x509.Certificate | None = None, module: str | None = None) -> Pkcs11Key:
+    def open(  # noqa: C901 - URI fields map one by one onto token look-ups
+        cls, uri: str, *, cert: x509.Certificate | None = None, module: str | None = None
+    ) -> Pkcs11Key:
         """Open the token and private key named by an RFC 7512 URI.
 
         The URI's ``module-path`` (or ``module``) names the PKCS#11 library, ``pin-value`` the user PIN; the
-        path attributes ``token``, ``serial``, ``object`` (label) and ``id`` select the key. The certificate is
-        ``cert`` if given, else the token's certificate object with the same label/id.
+        path attributes ``token``, ``serial``, ``object`` (label) and ``id`` select the key. The certificate
+        is         ``cert`` if given, else the token's certificate object with the same label/id.
         """
         import pkcs11  # noqa: PLC0415 - optional dependency (extra "hsm"), needed only here
         from pkcs11 import Attribute, ObjectClass  # noqa: PLC0415
@@ -227,11 +229,12 @@ class Pkcs11Key:
         try:
             keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, **selector}))
             if len(keys) != 1:
-                raise SigningKeyError(f"the PKCS#11 URI matches {len(keys)} private keys; exactly one needed")
+                msg = f"the PKCS#11 URI matches {len(keys)} private keys; exactly one needed"
+                raise SigningKeyError(msg)  # noqa: TRY301
             if cert is None:
                 certs = list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, **selector}))
                 if len(certs) != 1:
-                    raise SigningKeyError(
+                    raise SigningKeyError(  # noqa: TRY301
                         f"found {len(certs)} certificates with the key's label/id on the token; pass cert="
                     )
                 cert = x509.load_der_x509_certificate(bytes(certs[0][Attribute.VALUE]))
@@ -254,7 +257,7 @@ class Pkcs11Key:
         """Close the token session."""
         self._session.close()
 
-    def __enter__(self) -> Pkcs11Key:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,7 +1,7 @@
 """Legacy XMLDSig algorithms, quarantined: SHA-1 and MD5.
 
-Public edXML samples still carry rsa-sha1/sha1. The verifier computes them (so that a broken signature is still
-reported as broken) but never lets them reach TOTAL_PASSED: a valid legacy signature is INDETERMINATE /
+Public edXML samples still carry rsa-sha1/sha1. The verifier computes them (so that a broken signature is
+still reported as broken) but never lets them reach TOTAL_PASSED: a valid legacy signature is INDETERMINATE /
 CRYPTO_CONSTRAINTS_FAILURE with an error that says which legacy algorithm was met. Nothing signs with them.
 """
 

@@ -12,20 +12,21 @@ revoked at or before ``at``                                     TOTAL_FAILED / R
 ``RevocationPolicy.REQUIRE`` and no current CRL/OCSP answer     INDETERMINATE / TRY_LATER
 =============================================================  ==============================================
 
-Only ``policy.anchors`` are trusted; the OS store and certifi are never consulted. Certificates from the document
-(``extra``) and ``policy.intermediates`` only help to build the path. No I/O happens here: OCSP goes through the
-injected ``policy.ocsp`` callable and time through ``at=`` and the injected ``clock`` (used for cache lifetimes and
-to reject OCSP answers dated in the future).
+Only ``policy.anchors`` are trusted; the OS store and certifi are never consulted. Certificates from the
+document (``extra``) and ``policy.intermediates`` only help to build the path. No I/O happens here: OCSP goes
+through the injected ``policy.ocsp`` callable, and time through ``at=`` and the injected ``clock`` (used for
+cache lifetimes and to reject OCSP answers dated in the future).
 
-Caches (one validator per process; not thread-safe): the time-independent part of a path (building, signatures,
-constraints) is cached by leaf + extra certificates, and revocation answers by (issuer key, serial), both for
-``policy.cache_ttl`` by ``clock``. Validity periods and the meaning of a revocation answer are re-checked against
-``at`` on every call, so a cached path costs a few dictionary look-ups and date comparisons.
+Caches (one validator per process; not thread-safe): the time-independent part of a path (building,
+signatures, constraints) is cached by leaf + extra certificates, and revocation answers by (issuer key,
+serial), both for ``policy.cache_ttl`` by ``clock``. Validity periods and the meaning of a revocation answer
+are re-checked against ``at`` on every call, so a cached path costs a few look-ups and date comparisons.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -65,7 +66,7 @@ DEFAULT_MAX_PATH_LENGTH = 8
 DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 #: Entries per cache; bounded so that a flood of distinct certificates cannot exhaust memory.
 DEFAULT_CACHE_SIZE = 10_000
-#: A failed revocation look-up is not retried for this long, so that a dead responder does not stall every document.
+#: A failed revocation look-up is not retried for this long: a dead responder must not stall every document.
 DEFAULT_NEGATIVE_TTL = timedelta(seconds=30)
 #: RSA keys below this are breakable (ETSI TS 119 312).
 MIN_RSA_BITS = 2048
@@ -161,7 +162,7 @@ class _Answer:
     der: bytes
 
 
-class _Rejected(Exception):
+class _RejectedError(Exception):
     """A revocation source was unusable (bad signature, stale, no matching entry...)."""
 
 
@@ -198,15 +199,15 @@ class PathValidator:
             tuple[x509.Certificate, tuple[x509.Certificate, ...]], tuple[datetime, _Structure]
         ]
         self._structures = {}
-        self._answers: dict[tuple[bytes, int], tuple[datetime, _Answer]] = {}
-        self._misses: dict[tuple[bytes, int], tuple[datetime, tuple[str, ...]]] = {}
+        self._answers: dict[tuple[bytes, int], tuple[datetime, _Answer, RevocationEvidence]] = {}
+        self._ocsp_misses: dict[tuple[bytes, int], tuple[datetime, tuple[str, ...]]] = {}
 
     # --- public ------------------------------------------------------------------------------------------
 
     def validate(
         self, leaf: x509.Certificate, extra: Sequence[x509.Certificate] = (), *, at: datetime
     ) -> PathResult:
-        """Validate ``leaf`` at instant ``at``, building its path through ``extra`` and the policy's certificates.
+        """Validate ``leaf`` at instant ``at``, building its path through ``extra`` and the policy.
 
         ``at`` is the time the signature must be judged at (now for live traffic, the signing or receipt time
         for an auditor); a naive ``at`` is taken as UTC.
@@ -253,7 +254,7 @@ class PathValidator:
         windows = tuple((_describe(c), c.not_valid_before_utc, c.not_valid_after_utc) for c in chain)
         links = tuple(
             _Link(cert, issuer, windows[i][0], windows[i + 1][0], (_spki_digest(issuer), cert.serial_number))
-            for i, (cert, issuer) in enumerate(zip(chain, chain[1:], strict=False))
+            for i, (cert, issuer) in enumerate(itertools.pairwise(chain))
         )
         return _Structure(chain, windows, links, _check_constraints(chain))
 
@@ -271,20 +272,23 @@ class PathValidator:
                 f"path from {_describe(path[0])} is longer than {self._max_path_length} certificates"
             )
             return None
+        if current.issuer == current.subject:
+            problems.append(f"{_describe(current)} is a self-signed certificate but not a trust anchor")
+            return None
         anchors = self._anchors.get(current.issuer, [])
         others = pool.get(current.issuer, [])
         if not anchors and not others:
             problems.append(
-                f"issuer {_name(current.issuer)} of {_describe(current)} is neither a trust anchor nor among the "
-                "intermediate certificates supplied"
+                f"issuer {_name(current.issuer)} of {_describe(current)} is neither a trust anchor nor "
+                "among the intermediate certificates supplied"
             )
             return None
         seen = {_identity(c) for c in path}
         # Anchors first: the shortest path to what we trust, and an anchor is never replaced by a look-alike.
         for candidate in [*anchors, *others]:
-            if _identity(candidate) in seen or not _key_ids_match(current, candidate):
+            if _identity(candidate) in seen:
                 continue
-            if not _signed_by(current, candidate):
+            if not _key_ids_match(current, candidate) or not _signed_by(current, candidate):
                 problems.append(
                     f"the signature on {_describe(current)} does not verify with the key of "
                     f"{_describe(candidate)}"
@@ -293,8 +297,6 @@ class PathValidator:
             found = self._extend((*path, candidate), pool, problems)
             if found is not None:
                 return found
-        if anchors and not others and not problems:
-            problems.append(f"{_describe(current)} is not issued by the trust anchor {_name(current.issuer)}")
         return None
 
     # --- revocation --------------------------------------------------------------------------------------
@@ -310,15 +312,15 @@ class PathValidator:
         revoked: list[str] = []
         missing: list[str] = []
         for link in structure.links:
-            answer, cached, notes = self._answer(link, at)
-            if answer is None:
+            answer, found, notes = self._answer(link, at)
+            if answer is None or found is None:
                 hint = (
                     f"no current revocation information for {link.subject}: supply a current CRL from "
                     f"{link.issuer_subject} (--crl) or enable OCSP (--ocsp)"
                 )
                 missing.append("; ".join([hint, *notes]))
                 continue
-            evidence.append(_evidence(link, answer, cached=cached))
+            evidence.append(found)
             if answer.status == "revoked" and answer.revoked_at is not None:
                 if answer.revoked_at <= at:
                     revoked.append(
@@ -327,8 +329,8 @@ class PathValidator:
                     )
                 else:
                     warnings.append(
-                        f"{link.subject} was revoked on {answer.revoked_at.isoformat()}, after the validation "
-                        f"time {at.isoformat()}"
+                        f"{link.subject} was revoked on {answer.revoked_at.isoformat()}, after the "
+                        f"validation time {at.isoformat()}"
                     )
         if revoked:
             return PathResult(
@@ -351,30 +353,41 @@ class PathValidator:
         warnings.extend(missing)
         return PathResult(Indication.TOTAL_PASSED, None, (), chain, tuple(evidence), tuple(warnings))
 
-    def _answer(self, link: _Link, at: datetime) -> tuple[_Answer | None, bool, tuple[str, ...]]:
-        """Return (answer usable at ``at``, whether it came from the cache, notes on what failed)."""
+    def _answer(
+        self, link: _Link, at: datetime
+    ) -> tuple[_Answer | None, RevocationEvidence | None, tuple[str, ...]]:
+        """Return (answer usable at ``at``, its evidence, notes on what failed when there is none)."""
         now = self._clock()
         hit = self._answers.get(link.key)
         if hit is not None and now < hit[0] and _current(hit[1], at):
-            return hit[1], True, ()
-        miss = self._misses.get(link.key)
-        if miss is not None and now < miss[0]:
-            return None, False, miss[1]
+            return hit[1], hit[2], ()
         notes: list[str] = []
-        answer = self._from_crls(link, at, notes) or self._from_ocsp(link, at, notes)
+        answer = self._from_crls(link, at, notes)
         if answer is None:
-            negative_ttl = min(DEFAULT_NEGATIVE_TTL, self._policy.cache_ttl)
-            _store(self._misses, link.key, (now + negative_ttl, tuple(notes)), self._cache_size)
-            return None, False, tuple(notes)
-        _store(self._answers, link.key, (now + self._policy.cache_ttl, answer), self._cache_size)
-        self._misses.pop(link.key, None)
-        return answer, False, ()
+            # CRLs are local and cheap; only the network look-up is skipped after a recent failure.
+            miss = self._ocsp_misses.get(link.key)
+            if miss is not None and now < miss[0]:
+                notes.extend(miss[1])
+            else:
+                ocsp_notes: list[str] = []
+                answer = self._from_ocsp(link, at, ocsp_notes)
+                notes.extend(ocsp_notes)
+                if answer is None and ocsp_notes:
+                    expires = now + min(DEFAULT_NEGATIVE_TTL, self._policy.cache_ttl)
+                    _store(self._ocsp_misses, link.key, (expires, tuple(ocsp_notes)), self._cache_size)
+        if answer is None:
+            return None, None, tuple(notes)
+        evidence = _evidence(link, answer)
+        entry = (now + self._policy.cache_ttl, answer, replace(evidence, cached=True))
+        _store(self._answers, link.key, entry, self._cache_size)
+        self._ocsp_misses.pop(link.key, None)
+        return answer, evidence, ()
 
     def _from_crls(self, link: _Link, at: datetime, notes: list[str]) -> _Answer | None:
         for crl in self._crls.get(link.issuer.subject, []):
             try:
                 return self._read_crl(crl, link, at)
-            except _Rejected as exc:
+            except _RejectedError as exc:
                 notes.append(f"CRL of {link.issuer_subject} not used: {exc}")
         return None
 
@@ -391,17 +404,17 @@ class PathValidator:
             )
             self._crl_signature_ok[cache_key] = ok
         if not ok:
-            raise _Rejected(
+            raise _RejectedError(
                 f"its signature does not verify with the key of {link.issuer_subject} (or the key may "
                 "not sign CRLs, or the hash is too weak)"
             )
         scoping = [e.oid.dotted_string for e in crl.extensions if e.oid in _SCOPING_CRL_EXTENSIONS]
         if scoping:
-            raise _Rejected(f"partial or delta CRLs are not supported ({', '.join(scoping)})")
+            raise _RejectedError(f"partial or delta CRLs are not supported ({', '.join(scoping)})")
         this_update = crl.last_update_utc
         next_update = crl.next_update_utc
         if next_update is not None and next_update < at:
-            raise _Rejected(f"stale at {at.isoformat()} (nextUpdate {next_update.isoformat()})")
+            raise _RejectedError(f"stale at {at.isoformat()} (nextUpdate {next_update.isoformat()})")
         entry = crl.get_revoked_certificate_by_serial_number(link.cert.serial_number)
         return _Answer(
             source="crl",
@@ -434,7 +447,7 @@ class PathValidator:
                 continue
             try:
                 return self._read_ocsp(response_der, link, at, url)
-            except _Rejected as exc:
+            except _RejectedError as exc:
                 notes.append(f"OCSP response from {url} for {link.subject} rejected: {exc}")
         return None
 
@@ -442,19 +455,19 @@ class PathValidator:
         try:
             response = ocsp.load_der_ocsp_response(der)
         except ValueError as exc:
-            raise _Rejected(f"not a DER OCSP response ({exc})") from exc
+            raise _RejectedError(f"not a DER OCSP response ({exc})") from exc
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
-            raise _Rejected(f"responder status {response.response_status.name}")
+            raise _RejectedError(f"responder status {response.response_status.name}")
         signer = _ocsp_signer(response, link.issuer)
         if not _response_signed_by(response, signer):
-            raise _Rejected(f"its signature does not verify with the key of {_describe(signer)}")
+            raise _RejectedError(f"its signature does not verify with the key of {_describe(signer)}")
         single = _matching_single(response, link)
         this_update = single.this_update_utc
         if this_update > self._clock() + DEFAULT_CLOCK_SKEW:
-            raise _Rejected(f"thisUpdate {this_update.isoformat()} is in the future")
+            raise _RejectedError(f"thisUpdate {this_update.isoformat()} is in the future")
         next_update = single.next_update_utc
         if next_update is not None and next_update < at:
-            raise _Rejected(f"stale at {at.isoformat()} (nextUpdate {next_update.isoformat()})")
+            raise _RejectedError(f"stale at {at.isoformat()} (nextUpdate {next_update.isoformat()})")
         status = single.certificate_status
         return _Answer(
             source="ocsp",
@@ -471,7 +484,7 @@ class PathValidator:
         )
 
 
-# --- pure helpers ---------------------------------------------------------------------------------------------
+# --- pure helpers -------------------------------------------------------------------------------------------
 
 
 def _store(cache: dict[_K, _V], key: _K, value: _V, limit: int) -> None:
@@ -582,7 +595,8 @@ def _check_constraints(chain: tuple[x509.Certificate, ...]) -> _Failure | None:
     usage = _extension(leaf, x509.KeyUsage)
     if usage is None or not (usage.digital_signature or usage.content_commitment):
         constraint_errors.append(
-            f"{_describe(leaf)} may not sign documents: its KeyUsage lacks digitalSignature and nonRepudiation"
+            f"{_describe(leaf)} may not sign documents: its KeyUsage has neither digitalSignature nor "
+            "nonRepudiation"
         )
     for depth, issuer in enumerate(chain[1:]):
         constraints = _extension(issuer, x509.BasicConstraints)
@@ -592,7 +606,8 @@ def _check_constraints(chain: tuple[x509.Certificate, ...]) -> _Failure | None:
             )
         elif constraints.path_length is not None and depth > constraints.path_length:
             constraint_errors.append(
-                f"{_describe(issuer)} allows {constraints.path_length} intermediate CAs below it, the path has {depth}"
+                f"{_describe(issuer)} allows {constraints.path_length} intermediate CAs below it, "
+                f"the path has {depth}"
             )
         ca_usage = _extension(issuer, x509.KeyUsage)
         if ca_usage is None or not ca_usage.key_cert_sign:
@@ -674,18 +689,20 @@ def _ocsp_signer(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.
         if _identity(candidate) == _identity(issuer):
             return issuer
         if candidate.issuer != issuer.subject or not _signed_by(candidate, issuer):
-            raise _Rejected(f"responder {_describe(candidate)} is not certified by {_describe(issuer)}")
+            raise _RejectedError(f"responder {_describe(candidate)} is not certified by {_describe(issuer)}")
         eku = _extension(candidate, x509.ExtendedKeyUsage)
         if eku is None or ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
-            raise _Rejected(f"responder {_describe(candidate)} lacks the OCSPSigning extended key usage")
+            raise _RejectedError(f"responder {_describe(candidate)} lacks the OCSPSigning extended key usage")
         produced = response.produced_at_utc
         if not candidate.not_valid_before_utc <= produced <= candidate.not_valid_after_utc:
-            raise _Rejected(f"responder {_describe(candidate)} was not valid when the response was produced")
+            raise _RejectedError(
+                f"responder {_describe(candidate)} was not valid when the response was produced"
+            )
         problem = _key_problem(candidate) or _hash_problem(candidate)
         if problem is not None:
-            raise _Rejected(problem)
+            raise _RejectedError(problem)
         return candidate
-    raise _Rejected(f"signed by neither {_describe(issuer)} nor a responder certificate it issued")
+    raise _RejectedError(f"signed by neither {_describe(issuer)} nor a responder certificate it issued")
 
 
 def _is_responder(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
@@ -698,7 +715,7 @@ def _is_responder(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
 def _public_key(cert: x509.Certificate) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise _Rejected(f"{_describe(cert)} has an unsupported {type(key).__name__} key")
+        raise _RejectedError(f"{_describe(cert)} has an unsupported {type(key).__name__} key")
     return key
 
 
@@ -707,17 +724,17 @@ def _response_signed_by(response: ocsp.OCSPResponse, signer: x509.Certificate) -
         algorithm = response.signature_hash_algorithm
     except UnsupportedAlgorithm:
         return False
-    if not _hash_allowed(algorithm):
-        raise _Rejected("it is signed with a hash weaker than SHA-256")
+    if algorithm is None or not _hash_allowed(algorithm):
+        raise _RejectedError("it is signed with a hash weaker than SHA-256")
     if response.signature_algorithm_oid == SignatureAlgorithmOID.RSASSA_PSS:
-        raise _Rejected("RSASSA-PSS signed responses are not supported")
+        raise _RejectedError("RSASSA-PSS signed responses are not supported")
     key = _public_key(signer)
     parameters: object = padding.PKCS1v15() if isinstance(key, rsa.RSAPublicKey) else ec.ECDSA(algorithm)
     return _verify(key, response.signature, response.tbs_response_bytes, algorithm, parameters)
 
 
 def _matching_single(response: ocsp.OCSPResponse, link: _Link) -> ocsp.OCSPSingleResponse:
-    """Return the single response whose CertID is the one for ``link`` (hashes recomputed per its algorithm)."""
+    """Return the single response whose CertID is ``link``'s (hashes recomputed per its algorithm)."""
     expected: dict[str, tuple[bytes, bytes]] = {}
     for single in response.responses:
         if single.serial_number != link.cert.serial_number:
@@ -731,11 +748,11 @@ def _matching_single(response: ocsp.OCSPResponse, link: _Link) -> ocsp.OCSPSingl
             expected[algorithm.name] = (probe.issuer_name_hash, probe.issuer_key_hash)
         if (single.issuer_name_hash, single.issuer_key_hash) == expected[algorithm.name]:
             return single
-    raise _Rejected(f"it has no status for {link.subject} (serial {link.cert.serial_number:x})")
+    raise _RejectedError(f"it has no status for {link.subject} (serial {link.cert.serial_number:x})")
 
 
-def _evidence(link: _Link, answer: _Answer, *, cached: bool) -> RevocationEvidence:
-    evidence = RevocationEvidence(
+def _evidence(link: _Link, answer: _Answer) -> RevocationEvidence:
+    return RevocationEvidence(
         cert_subject=link.subject,
         source=answer.source,
         status=answer.status,
@@ -746,4 +763,3 @@ def _evidence(link: _Link, answer: _Answer, *, cached: bool) -> RevocationEviden
         responder=answer.responder,
         der=answer.der,
     )
-    return replace(evidence, cached=True) if cached else evidence

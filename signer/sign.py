@@ -9,17 +9,23 @@ the document, one of SignedInfo, one private-key operation, one serialisation.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from schemas._safe import parse_xml
 from schemas.errors import InvalidDocument, Problem
 from signer import _xmldsig
-from signer.keys import SigningKey
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from cryptography import x509
+
+    from signer.keys import SigningKey
 
 __all__ = ["sign_document"]
 
@@ -28,6 +34,12 @@ _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 def _is_self_signed(cert: x509.Certificate) -> bool:
     return cert.subject == cert.issuer
+
+
+@functools.lru_cache(maxsize=256)
+def _der(cert: x509.Certificate) -> bytes:
+    # The same few certificates sign every document; DER encoding them each time is measurable.
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def sign_document(
@@ -49,18 +61,19 @@ def sign_document(
     existing = next(root.iter(_xmldsig.SIGNATURE_TAG), None)
     if existing is not None:
         raise InvalidDocument(
-            [Problem(_xmldsig.element_path(existing), "the document is already signed")], reason="ALREADY_SIGNED"
+            [Problem(_xmldsig.element_path(existing), "the document is already signed")],
+            reason="ALREADY_SIGNED",
         )
     try:
         _xmldsig.refuse_comments_and_pis(root)
     except _xmldsig.ProfileError as exc:
         raise InvalidDocument([exc.problem]) from exc
 
-    certificates = [key.certificate.public_bytes(serialization.Encoding.DER)]
+    certificates = [_der(key.certificate)]
     for cert in chain:
         if cert == key.certificate or (_is_self_signed(cert) and not include_root):
             continue
-        certificates.append(cert.public_bytes(serialization.Encoding.DER))
+        certificates.append(_der(cert))
 
     # Keep the header's closing tag on its own line: the newline that preceded it now follows the signature.
     children = [child for child in header if isinstance(child.tag, str)]

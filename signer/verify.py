@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -30,16 +30,17 @@ from schemas._safe import parse_xml
 from schemas.errors import InvalidDocument
 from signer import _xmldsig, legacy
 from signer.path import PathValidator
-from signer.policy import TrustPolicy
-from signer.report import Indication, SignerInfo, SubIndication, VerificationReport
+from signer.report import Indication, RevocationEvidence, SignerInfo, SubIndication, VerificationReport
 
-__all__ = ["DEFAULT_CERT_CACHE_SIZE", "MIN_RSA_BITS", "Verifier", "verify_document"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-#: Decoded signer certificates kept per Verifier: agencies number in the thousands, certificates per agency few.
+    from signer.policy import TrustPolicy
+
+__all__ = ["DEFAULT_CERT_CACHE_SIZE", "Verifier", "verify_document"]
+
+#: Decoded certificates kept per Verifier: agencies number in the thousands, certificates per agency few.
 DEFAULT_CERT_CACHE_SIZE = 4096
-#: RSA keys below this size cannot make a signature the hub relies on (NIST SP 800-131A).
-MIN_RSA_BITS = 2048
-_EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -63,6 +64,7 @@ class _Cert:
     public_key: object
     spki_sha256: str
     cert_sha256: str
+    subject: str
 
 
 class _Failure(Exception):  # noqa: N818 - internal control flow, not an error type
@@ -77,7 +79,7 @@ class _Failure(Exception):  # noqa: N818 - internal control flow, not an error t
 def _signer_info(entry: _Cert, organ_id: str | None) -> SignerInfo:
     cert = entry.cert
     return SignerInfo(
-        subject=cert.subject.rfc4514_string(),
+        subject=entry.subject,
         organ_id=organ_id,
         spki_sha256=entry.spki_sha256,
         cert_sha256=entry.cert_sha256,
@@ -88,7 +90,7 @@ def _signer_info(entry: _Cert, organ_id: str | None) -> SignerInfo:
 
 
 class Verifier:
-    """Verify edXML signatures under one ``TrustPolicy``; reuse one instance (it caches certificates and paths).
+    """Verify edXML signatures under one ``TrustPolicy``; reuse one instance (it caches certificates, paths).
 
     ``clock`` gives "now" when ``verify`` is called without ``at``; inject a fixed one in tests.
     """
@@ -98,6 +100,7 @@ class Verifier:
         self._clock = clock
         self._paths = PathValidator(policy, clock=clock)
         self._certs: dict[str, _Cert] = {}
+        self._chain_info: dict[x509.Certificate, tuple[str, bytes]] = {}
 
     @property
     def policy(self) -> TrustPolicy:
@@ -151,7 +154,9 @@ class Verifier:
 
         # SignedInfo first, in document context (inclusive c14n sees the ancestors' namespaces).
         signed_info = _xmldsig.canonical_element(
-            parsed.signed_info, exclusive=parsed.c14n_method == _xmldsig.EXC_C14N, prefixes=parsed.c14n_prefixes
+            parsed.signed_info,
+            exclusive=parsed.c14n_method == _xmldsig.EXC_C14N,
+            prefixes=parsed.c14n_prefixes,
         )
         with _xmldsig.detached(parsed.element):
             canonical = _xmldsig.canonical_document(
@@ -161,7 +166,8 @@ class Verifier:
             raise _Failure(
                 Indication.TOTAL_FAILED,
                 SubIndication.HASH_FAILURE,
-                f"{_xmldsig.element_path(parsed.signed_info)}/Reference: the digest does not match the document "
+                f"{_xmldsig.element_path(parsed.signed_info)}/Reference: "
+                "the digest does not match the document "
                 "(the signed content was changed)",
             )
 
@@ -171,7 +177,7 @@ class Verifier:
         if parsed.key_value is not None:
             _check_key_value(parsed.key_value, leaf)
 
-        self._crypto_constraints(sig_method, digest_method, leaf, state)
+        self._crypto_constraints(sig_method, digest_method, state)
         extra = [c.cert for c in certs if c is not leaf]
         self._path(leaf, extra, state)
         self._pin(leaf, state)
@@ -185,20 +191,44 @@ class Verifier:
             cert = x509.load_der_x509_certificate(der)
             public_key = cert.public_key()
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise _xmldsig.ProfileError("KeyInfo/X509Data/X509Certificate", f"not a certificate: {exc}") from exc
-        spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        entry = _Cert(cert, der, public_key, hashlib.sha256(spki).hexdigest(), hashlib.sha256(der).hexdigest())
+            raise _xmldsig.ProfileError(
+                "KeyInfo/X509Data/X509Certificate", f"not a certificate: {exc}"
+            ) from exc
+        spki = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        entry = _Cert(
+            cert,
+            der,
+            public_key,
+            hashlib.sha256(spki).hexdigest(),
+            hashlib.sha256(der).hexdigest(),
+            cert.subject.rfc4514_string(),
+        )
         if len(self._certs) >= DEFAULT_CERT_CACHE_SIZE:
             self._certs.clear()
         self._certs[text] = entry
         return entry
 
+    def _described(self, cert: x509.Certificate) -> tuple[str, bytes]:
+        """(subject, DER) of a chain certificate, cached: path results repeat the same few certificates."""
+        found = self._chain_info.get(cert)
+        if found is None:
+            if len(self._chain_info) >= DEFAULT_CERT_CACHE_SIZE:
+                self._chain_info.clear()
+            found = (cert.subject.rfc4514_string(), cert.public_bytes(serialization.Encoding.DER))
+            self._chain_info[cert] = found
+        return found
+
     def _signing_cert(
         self, certs: list[_Cert], method: tuple[str, str], value: bytes, signed_info: bytes, state: _State
     ) -> _Cert:
-        """The certificate whose key verifies the signature: the one that issued no other is tried first."""
-        issuers = {c.cert.issuer for c in certs if c.cert.issuer != c.cert.subject}
-        ordered = sorted(certs, key=lambda c: c.cert.subject in issuers)
+        """Find the certificate whose key verifies the signature; the one that issued no other goes first."""
+        if len(certs) == 1:
+            ordered = certs
+        else:
+            issuers = {c.cert.issuer for c in certs if c.cert.issuer != c.cert.subject}
+            ordered = sorted(certs, key=lambda c: c.cert.subject in issuers)
         for entry in ordered:
             if _signature_ok(entry.public_key, method, value, signed_info):
                 return entry
@@ -209,7 +239,7 @@ class Verifier:
             "SignatureValue: the signature does not verify with the key of any certificate in KeyInfo",
         )
 
-    def _crypto_constraints(self, sig_method: str, digest_method: str, leaf: _Cert, state: _State) -> None:
+    def _crypto_constraints(self, sig_method: str, digest_method: str, state: _State) -> None:
         reason = legacy.legacy_reason(sig_method, digest_method)
         if reason is not None:
             state.add(Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, reason)
@@ -223,19 +253,7 @@ class Verifier:
                     SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
                     f"{what} algorithm {uri} is not allowed by the trust policy",
                 )
-        key = leaf.public_key
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-            state.add(
-                Indication.INDETERMINATE,
-                SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
-                f"signer key RSA-{key.key_size} is too weak (at least {MIN_RSA_BITS} bits)",
-            )
-        if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _EC_CURVES:
-            state.add(
-                Indication.INDETERMINATE,
-                SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
-                f"signer curve {key.curve.name} is not allowed",
-            )
+        # Key sizes and curves of every certificate, the leaf included, are the path validator's to judge.
 
     def _path(self, leaf: _Cert, extra: list[x509.Certificate], state: _State) -> None:
         try:
@@ -247,7 +265,7 @@ class Verifier:
                 f"certificate path validation failed: {type(exc).__name__}: {exc}",
             )
             return
-        state.chain = tuple(result.chain)
+        state.chain = tuple(self._described(c) for c in result.chain)
         state.revocation = tuple(result.revocation)
         state.warnings.extend(result.warnings)
         indication = Indication(result.indication)
@@ -288,7 +306,9 @@ def _signature_ok(public_key: object, method: tuple[str, str], value: bytes, dat
             size = (public_key.curve.key_size + 7) // 8
             if len(value) != 2 * size:
                 return False
-            der = encode_dss_signature(int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big"))
+            der = encode_dss_signature(
+                int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big")
+            )
             public_key.verify(der, data, ec.ECDSA(hash_algorithm))
             return True
     except (InvalidSignature, UnsupportedAlgorithm, ValueError):
@@ -297,7 +317,7 @@ def _signature_ok(public_key: object, method: tuple[str, str], value: bytes, dat
 
 
 def _check_key_value(key_value: etree._Element, leaf: _Cert) -> None:
-    """A KeyValue, when present, must name exactly the certificate's key (else the reader sees two keys)."""
+    """Refuse a KeyValue that is not exactly the certificate's key (a reader must not see two keys)."""
     ds = "{" + _xmldsig.DSIG_NS + "}"
     path = _xmldsig.element_path(key_value)
     kids = [c for c in key_value if isinstance(c.tag, str)]
@@ -338,16 +358,18 @@ class _State:
         self.algorithms: dict[str, str] = {}
         self.organ_id: str | None = None
         self.leaf: _Cert | None = None
-        self.chain: tuple[x509.Certificate, ...] = ()
-        self.revocation: tuple[object, ...] = ()
+        self.chain: tuple[tuple[str, bytes], ...] = ()
+        self.revocation: tuple[RevocationEvidence, ...] = ()
 
     def fail(self, indication: Indication, sub: SubIndication, *errors: str) -> None:
-        """A decisive failure: it sets the verdict, whatever was found before."""
+        """Record a decisive failure: it sets the verdict, whatever was found before."""
         self.indication, self.sub = indication, sub
         self.errors.extend(errors)
 
-    def add(self, indication: Indication, sub: SubIndication | None, *errors: str, path: bool = False) -> None:
-        """A non-decisive finding: the first one decides, except that TOTAL_FAILED from the path wins."""
+    def add(
+        self, indication: Indication, sub: SubIndication | None, *errors: str, path: bool = False
+    ) -> None:
+        """Record a finding: the first one decides, except that TOTAL_FAILED from the path wins."""
         self.errors.extend(errors)
         if self.indication is Indication.TOTAL_PASSED or (
             path and indication is Indication.TOTAL_FAILED and self.indication is not Indication.TOTAL_FAILED
@@ -355,7 +377,7 @@ class _State:
             self.indication, self.sub = indication, sub
 
     def report(self) -> VerificationReport:
-        """The final, frozen report."""
+        """Freeze what was found into the report."""
         leaf = self.leaf
         chain = self.chain
         return VerificationReport(
@@ -363,9 +385,9 @@ class _State:
             subindication=self.sub,
             errors=tuple(self.errors),
             signer=_signer_info(leaf, self.organ_id) if leaf is not None else None,
-            chain=tuple(c.subject.rfc4514_string() for c in chain),
-            chain_der=tuple(c.public_bytes(serialization.Encoding.DER) for c in chain),
-            revocation=self.revocation,  # type: ignore[arg-type]
+            chain=tuple(subject for subject, _ in chain),
+            chain_der=tuple(der for _, der in chain),
+            revocation=self.revocation,
             algorithms=self.algorithms,
             signed_bytes_sha256=self.whole_sha256,
             validation_time=self.when,

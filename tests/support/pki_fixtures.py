@@ -42,7 +42,19 @@ if TYPE_CHECKING:
 
     from cryptography import x509
 
-__all__ = ["FIXED_NOW", "NOT_AFTER", "NOT_BEFORE", "REVOKED_AT", "REVOKED_LATER_AT", "TestPki"]
+__all__ = [
+    "AGENCY_EC_ORGAN_ID",
+    "AGENCY_RSA_ORGAN_ID",
+    "FIXED_NOW",
+    "NOT_AFTER",
+    "NOT_BEFORE",
+    "REVOKED_AT",
+    "REVOKED_LATER_AT",
+    "TestPki",
+    "build_test_pki",
+    "pki",
+    "pki_dir",
+]
 
 NOT_BEFORE = datetime(2025, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2030, 1, 1, tzinfo=UTC)
