@@ -84,9 +84,7 @@ _HANDLED_CRITICAL = frozenset(
     }
 )
 # CRL extensions that change a CRL's scope (partial or delta CRLs): such CRLs are not used.
-_SCOPING_CRL_EXTENSIONS = frozenset(
-    {ExtensionOID.ISSUING_DISTRIBUTION_POINT, ExtensionOID.DELTA_CRL_INDICATOR}
-)
+_SCOPING_CRL_EXTENSIONS = frozenset({ExtensionOID.ISSUING_DISTRIBUTION_POINT, ExtensionOID.DELTA_CRL_INDICATOR})
 _NAME_OVERRIDES = {NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier"}
 
 _K = TypeVar("_K")
@@ -195,18 +193,14 @@ class PathValidator:
         for crl in policy.crls:
             self._crls.setdefault(crl.issuer, []).append(crl)
         self._crl_signature_ok: dict[tuple[int, bytes], bool] = {}
-        self._structures: dict[
-            tuple[x509.Certificate, tuple[x509.Certificate, ...]], tuple[datetime, _Structure]
-        ]
+        self._structures: dict[tuple[x509.Certificate, tuple[x509.Certificate, ...]], tuple[datetime, _Structure]]
         self._structures = {}
         self._answers: dict[tuple[bytes, int], tuple[datetime, _Answer, RevocationEvidence]] = {}
         self._ocsp_misses: dict[tuple[bytes, int], tuple[datetime, tuple[str, ...]]] = {}
 
     # --- public ------------------------------------------------------------------------------------------
 
-    def validate(
-        self, leaf: x509.Certificate, extra: Sequence[x509.Certificate] = (), *, at: datetime
-    ) -> PathResult:
+    def validate(self, leaf: x509.Certificate, extra: Sequence[x509.Certificate] = (), *, at: datetime) -> PathResult:
         """Validate ``leaf`` at instant ``at``, building its path through ``extra`` and the policy.
 
         ``at`` is the time the signature must be judged at (now for live traffic, the signing or receipt time
@@ -217,9 +211,7 @@ class PathValidator:
         structure = self._structure(leaf, tuple(extra))
         if structure.failure is not None:
             failure = structure.failure
-            return PathResult(
-                failure.indication, failure.subindication, failure.errors, structure.chain, (), ()
-            )
+            return PathResult(failure.indication, failure.subindication, failure.errors, structure.chain, (), ())
         timing = _check_validity(structure.windows, at)
         if timing is not None:
             return PathResult(timing.indication, timing.subindication, timing.errors, structure.chain, (), ())
@@ -247,9 +239,7 @@ class PathValidator:
         if chain is None:
             errors = [f"no certificate chain from {_describe(leaf)} to a trust anchor"]
             errors.extend(dict.fromkeys(problems))  # de-duplicated, in order
-            failure = _Failure(
-                Indication.INDETERMINATE, SubIndication.NO_CERTIFICATE_CHAIN_FOUND, tuple(errors)
-            )
+            failure = _Failure(Indication.INDETERMINATE, SubIndication.NO_CERTIFICATE_CHAIN_FOUND, tuple(errors))
             return _Structure((), (), (), failure)
         windows = tuple((_describe(c), c.not_valid_before_utc, c.not_valid_after_utc) for c in chain)
         links = tuple(
@@ -268,9 +258,7 @@ class PathValidator:
         if _identity(current) in self._anchor_ids:
             return path
         if len(path) >= self._max_path_length:
-            problems.append(
-                f"path from {_describe(path[0])} is longer than {self._max_path_length} certificates"
-            )
+            problems.append(f"path from {_describe(path[0])} is longer than {self._max_path_length} certificates")
             return None
         if current.issuer == current.subject:
             problems.append(f"{_describe(current)} is a self-signed certificate but not a trust anchor")
@@ -290,8 +278,7 @@ class PathValidator:
                 continue
             if not _key_ids_match(current, candidate) or not _signed_by(current, candidate):
                 problems.append(
-                    f"the signature on {_describe(current)} does not verify with the key of "
-                    f"{_describe(candidate)}"
+                    f"the signature on {_describe(current)} does not verify with the key of {_describe(candidate)}"
                 )
                 continue
             found = self._extend((*path, candidate), pool, problems)
@@ -353,9 +340,7 @@ class PathValidator:
         warnings.extend(missing)
         return PathResult(Indication.TOTAL_PASSED, None, (), chain, tuple(evidence), tuple(warnings))
 
-    def _answer(
-        self, link: _Link, at: datetime
-    ) -> tuple[_Answer | None, RevocationEvidence | None, tuple[str, ...]]:
+    def _answer(self, link: _Link, at: datetime) -> tuple[_Answer | None, RevocationEvidence | None, tuple[str, ...]]:
         """Return (answer usable at ``at``, its evidence, notes on what failed when there is none)."""
         now = self._clock()
         hit = self._answers.get(link.key)
@@ -413,18 +398,19 @@ class PathValidator:
             raise _RejectedError(f"partial or delta CRLs are not supported ({', '.join(scoping)})")
         this_update = crl.last_update_utc
         next_update = crl.next_update_utc
-        if next_update is not None and next_update < at:
-            raise _RejectedError(f"stale at {at.isoformat()} (nextUpdate {next_update.isoformat()})")
         entry = crl.get_revoked_certificate_by_serial_number(link.cert.serial_number)
-        return _Answer(
-            source="crl",
-            status="good" if entry is None else "revoked",
-            revoked_at=None if entry is None else entry.revocation_date_utc,
-            this_update=this_update,
-            next_update=next_update,
-            produced_at=this_update,
-            responder=link.issuer_subject,
-            der=crl.public_bytes(serialization.Encoding.DER),
+        return _fresh(
+            _Answer(
+                source="crl",
+                status="good" if entry is None else "revoked",
+                revoked_at=None if entry is None else entry.revocation_date_utc,
+                this_update=this_update,
+                next_update=next_update,
+                produced_at=this_update,
+                responder=link.issuer_subject,
+                der=crl.public_bytes(serialization.Encoding.DER),
+            ),
+            at,
         )
 
     def _from_ocsp(self, link: _Link, at: datetime, notes: list[str]) -> _Answer | None:
@@ -465,23 +451,21 @@ class PathValidator:
         this_update = single.this_update_utc
         if this_update > self._clock() + DEFAULT_CLOCK_SKEW:
             raise _RejectedError(f"thisUpdate {this_update.isoformat()} is in the future")
-        next_update = single.next_update_utc
-        if next_update is not None and next_update < at:
-            raise _RejectedError(f"stale at {at.isoformat()} (nextUpdate {next_update.isoformat()})")
         status = single.certificate_status
-        return _Answer(
+        if status is ocsp.OCSPCertStatus.UNKNOWN:
+            raise _RejectedError(f"the responder does not know {link.subject} (status unknown)")
+        revoked = status is ocsp.OCSPCertStatus.REVOKED
+        answer = _Answer(
             source="ocsp",
-            status={
-                ocsp.OCSPCertStatus.GOOD: "good",
-                ocsp.OCSPCertStatus.REVOKED: "revoked",
-            }.get(status, "unknown"),
-            revoked_at=single.revocation_time_utc if status is ocsp.OCSPCertStatus.REVOKED else None,
+            status="revoked" if revoked else "good",
+            revoked_at=single.revocation_time_utc if revoked else None,
             this_update=this_update,
-            next_update=next_update,
+            next_update=single.next_update_utc,
             produced_at=response.produced_at_utc,
             responder=f"{url} ({_describe(signer)})",
             der=der,
         )
+        return _fresh(answer, at)
 
 
 # --- pure helpers -------------------------------------------------------------------------------------------
@@ -509,9 +493,7 @@ def _identity(cert: x509.Certificate) -> tuple[x509.Name, bytes]:
 
 
 def _spki_digest(cert: x509.Certificate) -> bytes:
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).digest()
 
 
@@ -595,43 +577,29 @@ def _check_constraints(chain: tuple[x509.Certificate, ...]) -> _Failure | None:
     usage = _extension(leaf, x509.KeyUsage)
     if usage is None or not (usage.digital_signature or usage.content_commitment):
         constraint_errors.append(
-            f"{_describe(leaf)} may not sign documents: its KeyUsage has neither digitalSignature nor "
-            "nonRepudiation"
+            f"{_describe(leaf)} may not sign documents: its KeyUsage has neither digitalSignature nor nonRepudiation"
         )
     for depth, issuer in enumerate(chain[1:]):
         constraints = _extension(issuer, x509.BasicConstraints)
         if constraints is None or not constraints.ca:
-            constraint_errors.append(
-                f"{_describe(issuer)} issued a certificate but is not a CA (BasicConstraints)"
-            )
+            constraint_errors.append(f"{_describe(issuer)} issued a certificate but is not a CA (BasicConstraints)")
         elif constraints.path_length is not None and depth > constraints.path_length:
             constraint_errors.append(
-                f"{_describe(issuer)} allows {constraints.path_length} intermediate CAs below it, "
-                f"the path has {depth}"
+                f"{_describe(issuer)} allows {constraints.path_length} intermediate CAs below it, the path has {depth}"
             )
         ca_usage = _extension(issuer, x509.KeyUsage)
         if ca_usage is None or not ca_usage.key_cert_sign:
-            constraint_errors.append(
-                f"{_describe(issuer)} may not sign certificates: its KeyUsage lacks keyCertSign"
-            )
+            constraint_errors.append(f"{_describe(issuer)} may not sign certificates: its KeyUsage lacks keyCertSign")
     for cert in chain[:-1]:  # the anchor's extensions are configuration, not claims to check
-        unknown = [
-            e.oid.dotted_string for e in cert.extensions if e.critical and e.oid not in _HANDLED_CRITICAL
-        ]
+        unknown = [e.oid.dotted_string for e in cert.extensions if e.critical and e.oid not in _HANDLED_CRITICAL]
         if unknown:
-            constraint_errors.append(
-                f"{_describe(cert)} has unsupported critical extensions: {', '.join(unknown)}"
-            )
+            constraint_errors.append(f"{_describe(cert)} has unsupported critical extensions: {', '.join(unknown)}")
     if constraint_errors:
-        return _Failure(
-            Indication.INDETERMINATE, SubIndication.CHAIN_CONSTRAINTS_FAILURE, tuple(constraint_errors)
-        )
+        return _Failure(Indication.INDETERMINATE, SubIndication.CHAIN_CONSTRAINTS_FAILURE, tuple(constraint_errors))
     crypto_errors = [p for p in map(_key_problem, chain) if p is not None]
     crypto_errors += [p for p in map(_hash_problem, chain[:-1]) if p is not None]
     if crypto_errors:
-        return _Failure(
-            Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, tuple(crypto_errors)
-        )
+        return _Failure(Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, tuple(crypto_errors))
     return None
 
 
@@ -666,7 +634,21 @@ def _may_sign_crls(issuer: x509.Certificate) -> bool:
 
 
 def _current(answer: _Answer, at: datetime) -> bool:
+    """Say whether ``answer`` may be relied on at ``at``.
+
+    A revocation that happened by ``at`` is proven by any signed answer however old (revocation is final);
+    a "good" needs an answer whose nextUpdate is not before ``at``.
+    """
+    if answer.status == "revoked" and answer.revoked_at is not None and answer.revoked_at <= at:
+        return True
     return answer.next_update is None or at <= answer.next_update
+
+
+def _fresh(answer: _Answer, at: datetime) -> _Answer:
+    if not _current(answer, at):
+        assert answer.next_update is not None  # _current is True without a nextUpdate
+        raise _RejectedError(f"stale at {at.isoformat()} (nextUpdate {answer.next_update.isoformat()})")
+    return answer
 
 
 def _ocsp_urls(cert: x509.Certificate) -> list[str]:
@@ -695,9 +677,7 @@ def _ocsp_signer(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.
             raise _RejectedError(f"responder {_describe(candidate)} lacks the OCSPSigning extended key usage")
         produced = response.produced_at_utc
         if not candidate.not_valid_before_utc <= produced <= candidate.not_valid_after_utc:
-            raise _RejectedError(
-                f"responder {_describe(candidate)} was not valid when the response was produced"
-            )
+            raise _RejectedError(f"responder {_describe(candidate)} was not valid when the response was produced")
         problem = _key_problem(candidate) or _hash_problem(candidate)
         if problem is not None:
             raise _RejectedError(problem)

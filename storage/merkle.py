@@ -45,6 +45,14 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+def _skip_left_edges(fn: int, sn: int) -> tuple[int, int]:
+    """Shift both indices right until ``fn`` is odd or zero (the RFC 9162 verification step)."""
+    while not fn & 1 and fn != 0:
+        fn >>= 1
+        sn >>= 1
+    return fn, sn
+
+
 def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
     """The Merkle tree hash over already-hashed leaves (``EMPTY_ROOT`` for none)."""
     n = len(leaf_hashes)
@@ -83,10 +91,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
             raise ProofError("inclusion proof is longer than the tree is deep")
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
+            fn, sn = _skip_left_edges(fn, sn)
         else:
             r = node_hash(r, p)
         fn >>= 1
@@ -115,11 +120,10 @@ def _subproof(m: int, leaves: Sequence[bytes], *, complete: bool) -> list[bytes]
     return [*_subproof(m - k, leaves[k:], complete=False), root_hash(leaves[:k])]
 
 
-def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
-    """Check that the tree of ``old_size``/``old_root`` is a prefix of ``new_size``/``new_root`` (RFC 9162, 2.1.4.2).
-
-    Raises ``ProofError`` when it is not.
-    """
+def _consistency_path(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> list[bytes]:
+    """The proof with the old root prepended where RFC 9162 implies it; empty when sizes are equal and match."""
     if not 0 < old_size <= new_size:
         raise ProofError(f"sizes {old_size} → {new_size} cannot be consistent")
     if old_size == new_size:
@@ -127,12 +131,23 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
             raise ProofError("a proof between equal sizes must be empty")
         if old_root != new_root:
             raise ProofError("equal sizes with different roots")
-        return
+        return []
     path = list(proof)
     if old_size & (old_size - 1) == 0:  # a power of two: the old root is itself a node on the path
         path.insert(0, old_root)
     if not path:
         raise ProofError("empty consistency proof")
+    return path
+
+
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
+    """Check that the tree of ``old_size``/``old_root`` is a prefix of ``new_size``/``new_root`` (RFC 9162, 2.1.4.2).
+
+    Raises ``ProofError`` when it is not.
+    """
+    path = _consistency_path(old_size, new_size, old_root, new_root, proof)
+    if not path:
+        return
     fn, sn = old_size - 1, new_size - 1
     while fn & 1:
         fn >>= 1
@@ -144,10 +159,7 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
+            fn, sn = _skip_left_edges(fn, sn)
         else:
             sr = node_hash(sr, c)
         fn >>= 1
