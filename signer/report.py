@@ -74,8 +74,11 @@ class RevocationEvidence:
 
 @dataclass(frozen=True, slots=True)
 class VerificationReport:
-    """The whole verdict on one document. ``signed_bytes_sha256`` is the digest of the exact bytes
-    verified; act only on a document whose bytes hash to it and whose indication is TOTAL_PASSED."""
+    """The whole verdict on one document.
+
+    ``signed_bytes_sha256`` is the digest of the exact bytes verified; act only on a document whose bytes hash
+    to it and whose indication is TOTAL_PASSED.
+    """
 
     indication: Indication
     subindication: SubIndication | None
