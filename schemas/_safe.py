@@ -16,8 +16,18 @@ __all__ = ["DEFAULT_MAX_BYTES", "parse_xml"]
 DEFAULT_MAX_BYTES = 150 * 1024 * 1024
 
 # A DOCTYPE is never legitimate in edXML; refusing it up front also refuses every entity trick.
-# Looked for in the encodings an XML declaration may announce without the bytes showing it as ASCII.
-_DOCTYPES = tuple("<!DOCTYPE".encode(codec) for codec in ("ascii", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"))
+_DOCTYPE = b"<!DOCTYPE"
+# The same marker in the wide encodings a document may use (announced by a BOM or NUL bytes up front).
+_WIDE_DOCTYPES = tuple("<!DOCTYPE".encode(c) for c in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"))
+
+
+def _has_doctype(data: bytes) -> bool:
+    if _DOCTYPE in data:
+        return True
+    head = data[:4]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head:
+        return any(marker in data for marker in _WIDE_DOCTYPES)
+    return False
 
 
 def _parser() -> etree.XMLParser:
@@ -49,7 +59,7 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
         raise InvalidDocument(
             [Problem("", f"document is {len(data)} bytes; the limit is {max_bytes}")], reason="TOO_LARGE"
         )
-    if any(marker in data for marker in _DOCTYPES):
+    if _has_doctype(data):
         raise InvalidDocument([Problem("", "a DTD (<!DOCTYPE>) is not allowed in edXML")], reason="DTD_FORBIDDEN")
     try:
         root = etree.fromstring(data, _parser())

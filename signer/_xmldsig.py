@@ -103,11 +103,7 @@ def find_header(root: etree._Element) -> etree._Element:
     steps = _HEADERS.get(tag)
     if steps is None:
         raise InvalidDocument(
-            [
-                Problem(
-                    "/" + local(tag), f"root element {tag!r} is neither QCVN 102 edXML nor LGSP EdXMLEnvelope"
-                )
-            ]
+            [Problem("/" + local(tag), f"root element {tag!r} is neither QCVN 102 edXML nor LGSP EdXMLEnvelope")]
         )
     node = root
     for step in steps:
@@ -304,9 +300,7 @@ def parse_signature(root: etree._Element) -> ParsedSignature:  # noqa: C901, PLR
     if signature.getparent() is not header:
         raise ProfileError(element_path(signature), f"ds:Signature must be a child of {element_path(header)}")
     if header[-1] is not signature:  # comments and PIs were refused above, so [-1] is an element
-        raise ProfileError(
-            element_path(signature), f"ds:Signature must be the last child of {element_path(header)}"
-        )
+        raise ProfileError(element_path(signature), f"ds:Signature must be the last child of {element_path(header)}")
 
     _expect(signature, ("SignedInfo", "SignatureValue", "KeyInfo"))
     signed_info, value_el, key_info = _children(signature)
@@ -320,8 +314,7 @@ def parse_signature(root: etree._Element) -> ParsedSignature:  # noqa: C901, PLR
     if "hmac" in signature_method.lower():
         raise ProfileError(
             element_path(method_el),
-            f"HMAC signature method {signature_method!r} is refused: "
-            "a shared secret proves nothing about a signer",
+            f"HMAC signature method {signature_method!r} is refused: a shared secret proves nothing about a signer",
         )
     if _children(method_el):
         raise ProfileError(element_path(method_el), "SignatureMethod takes no parameters here")

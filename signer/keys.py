@@ -95,9 +95,7 @@ class PemKey:
     def __post_init__(self) -> None:
         public = self.private_key.public_key()
         cert_key = self.certificate.public_key()
-        if not isinstance(cert_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey) or _spki(cert_key) != _spki(
-            public
-        ):
+        if not isinstance(cert_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey) or _spki(cert_key) != _spki(public):
             raise SigningKeyError("the certificate is not for this private key")
         object.__setattr__(self, "algorithm", _method_for(public))
 

@@ -81,9 +81,7 @@ def sign_document(
     tail = last.tail if last is not None else header.text
     if last is not None and last.tail and "\n" in last.tail:
         last.tail = last.tail + "  "
-    signature = _xmldsig.build_signature(
-        header, signature_method=key.algorithm, certificates=certificates, tail=tail
-    )
+    signature = _xmldsig.build_signature(header, signature_method=key.algorithm, certificates=certificates, tail=tail)
     signed_info = signature[0]
     with _xmldsig.detached(signature):
         canonical = _xmldsig.canonical_document(root, exclusive=True)

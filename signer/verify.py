@@ -67,7 +67,7 @@ class _Cert:
     subject: str
 
 
-class _Failure(Exception):  # noqa: N818 - internal control flow, not an error type
+class _Failure(Exception):
     """Stop verification with this indication."""
 
     def __init__(self, indication: Indication, sub: SubIndication, error: str) -> None:
@@ -191,12 +191,8 @@ class Verifier:
             cert = x509.load_der_x509_certificate(der)
             public_key = cert.public_key()
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise _xmldsig.ProfileError(
-                "KeyInfo/X509Data/X509Certificate", f"not a certificate: {exc}"
-            ) from exc
-        spki = public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+            raise _xmldsig.ProfileError("KeyInfo/X509Data/X509Certificate", f"not a certificate: {exc}") from exc
+        spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         entry = _Cert(
             cert,
             der,
@@ -306,9 +302,7 @@ def _signature_ok(public_key: object, method: tuple[str, str], value: bytes, dat
             size = (public_key.curve.key_size + 7) // 8
             if len(value) != 2 * size:
                 return False
-            der = encode_dss_signature(
-                int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big")
-            )
+            der = encode_dss_signature(int.from_bytes(value[:size], "big"), int.from_bytes(value[size:], "big"))
             public_key.verify(der, data, ec.ECDSA(hash_algorithm))
             return True
     except (InvalidSignature, UnsupportedAlgorithm, ValueError):
@@ -366,9 +360,7 @@ class _State:
         self.indication, self.sub = indication, sub
         self.errors.extend(errors)
 
-    def add(
-        self, indication: Indication, sub: SubIndication | None, *errors: str, path: bool = False
-    ) -> None:
+    def add(self, indication: Indication, sub: SubIndication | None, *errors: str, path: bool = False) -> None:
         """Record a finding: the first one decides, except that TOTAL_FAILED from the path wins."""
         self.errors.extend(errors)
         if self.indication is Indication.TOTAL_PASSED or (
