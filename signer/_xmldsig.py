@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from schemas._names import DSIG_NS, EDXML_NS, LGSP_NS
 from schemas.errors import InvalidDocument, Problem
 from signer import legacy
 
@@ -24,10 +25,7 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []  # private module; names are imported explicitly by signer.sign / signer.verify
 
-DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 DSIG11_NS = "http://www.w3.org/2009/xmldsig11#"
-EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
-LGSP_NS = "http://www.go.vn/eDoc"
 
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"

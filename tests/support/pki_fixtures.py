@@ -149,9 +149,7 @@ def build_test_pki() -> TestPki:
         weak_rsa1024=leaf("Weak Key Agency", organ_id="000.00.00.K01", key_type="rsa1024"),
         sha1_signed=leaf("SHA1 Agency", organ_id="000.00.00.S01", signature_hash="sha1"),
         untrusted_root=untrusted_root,
-        untrusted_leaf=devpki.make_leaf(
-            untrusted_root, "Impostor Agency", organ_id=AGENCY_RSA_ORGAN_ID, **window
-        ),
+        untrusted_leaf=devpki.make_leaf(untrusted_root, "Impostor Agency", organ_id=AGENCY_RSA_ORGAN_ID, **window),
         tsa=devpki.make_tsa(ca, "lienthong Test TSA", **window),
         ocsp_signer=devpki.make_ocsp_signer(ca, "lienthong Test OCSP Responder", **window),
         crl=devpki.make_crl(

@@ -182,6 +182,7 @@ certs = $dir/tsa-chain.pem
 signer_key = $dir/tsa.key
 signer_digest = sha256
 default_policy = 1.3.6.1.4.1.99999.1.1
+other_policies = 1.3.6.1.4.1.99999.1.2
 digests = sha256, sha384, sha512
 accuracy = secs:1
 ordering = yes
