@@ -21,7 +21,7 @@ from schemas.errors import InvalidDocument, Problem
 from signer import legacy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 __all__: list[str] = []  # private module; names are imported explicitly by signer.sign / signer.verify
 
@@ -404,9 +404,12 @@ def _key_info(key_info: etree._Element) -> tuple[tuple[str, ...], etree._Element
 
 
 def build_signature(
-    header: etree._Element, *, signature_method: str, certificates: list[bytes], tail: str | None
+    header: etree._Element, *, signature_method: str, certificates: Sequence[str], tail: str | None
 ) -> etree._Element:
-    """Append an unsigned ``ds:Signature`` skeleton (default dsig namespace) as ``header``'s last child."""
+    """Append an unsigned ``ds:Signature`` skeleton (default dsig namespace) as ``header``'s last child.
+
+    ``certificates`` are the base64 texts of the X509Certificate elements, leaf first.
+    """
     nsmap = {None: DSIG_NS}
     signature = etree.SubElement(header, SIGNATURE_TAG, nsmap=nsmap)  # type: ignore[arg-type]
     signed_info = etree.SubElement(signature, _DS + "SignedInfo")
@@ -421,7 +424,7 @@ def build_signature(
     etree.SubElement(signature, _DS + "SignatureValue")
     key_info = etree.SubElement(signature, _DS + "KeyInfo")
     x509_data = etree.SubElement(key_info, _DS + "X509Data")
-    for der in certificates:
-        etree.SubElement(x509_data, _DS + "X509Certificate").text = base64.b64encode(der).decode("ascii")
+    for text in certificates:
+        etree.SubElement(x509_data, _DS + "X509Certificate").text = text
     signature.tail = tail
     return signature
