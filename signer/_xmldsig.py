@@ -403,28 +403,33 @@ def _key_info(key_info: etree._Element) -> tuple[tuple[str, ...], etree._Element
     return tuple(certificates), key_value
 
 
-def build_signature(
-    header: etree._Element, *, signature_method: str, certificates: Sequence[str], tail: str | None
-) -> etree._Element:
-    """Append an unsigned ``ds:Signature`` skeleton (default dsig namespace) as ``header``'s last child.
+def signed_info_c14n(*, signature_method: str, digest_value: str) -> bytes:
+    """The exclusive-c14n form of the profile's SignedInfo, written directly.
+
+    Every part is ours (namespace, algorithm URIs, base64), so its canonical form is known without building
+    and canonicalising a tree; the interop tests check it against xmlsec1 and the verifier.
+    """
+    return (
+        f'<SignedInfo xmlns="{DSIG_NS}">'
+        f'<CanonicalizationMethod Algorithm="{EXC_C14N}"></CanonicalizationMethod>'
+        f'<SignatureMethod Algorithm="{signature_method}"></SignatureMethod>'
+        '<Reference URI=""><Transforms>'
+        f'<Transform Algorithm="{ENVELOPED}"></Transform>'
+        f'<Transform Algorithm="{EXC_C14N}"></Transform>'
+        f'</Transforms><DigestMethod Algorithm="{SHA256}"></DigestMethod>'
+        f"<DigestValue>{digest_value}</DigestValue></Reference></SignedInfo>"
+    ).encode("ascii")
+
+
+def signature_fragment(signed_info: bytes, signature_value: str, certificates: Sequence[str]) -> bytes:
+    """The complete ``ds:Signature`` element (default dsig namespace) around an already-canonical SignedInfo.
 
     ``certificates`` are the base64 texts of the X509Certificate elements, leaf first.
     """
-    nsmap = {None: DSIG_NS}
-    signature = etree.SubElement(header, SIGNATURE_TAG, nsmap=nsmap)  # type: ignore[arg-type]
-    signed_info = etree.SubElement(signature, _DS + "SignedInfo")
-    etree.SubElement(signed_info, _DS + "CanonicalizationMethod", Algorithm=EXC_C14N)
-    etree.SubElement(signed_info, _DS + "SignatureMethod", Algorithm=signature_method)
-    reference = etree.SubElement(signed_info, _DS + "Reference", URI="")
-    transforms = etree.SubElement(reference, _DS + "Transforms")
-    etree.SubElement(transforms, _DS + "Transform", Algorithm=ENVELOPED)
-    etree.SubElement(transforms, _DS + "Transform", Algorithm=EXC_C14N)
-    etree.SubElement(reference, _DS + "DigestMethod", Algorithm=SHA256)
-    etree.SubElement(reference, _DS + "DigestValue")
-    etree.SubElement(signature, _DS + "SignatureValue")
-    key_info = etree.SubElement(signature, _DS + "KeyInfo")
-    x509_data = etree.SubElement(key_info, _DS + "X509Data")
-    for text in certificates:
-        etree.SubElement(x509_data, _DS + "X509Certificate").text = text
-    signature.tail = tail
-    return signature
+    x509 = "".join(f"<X509Certificate>{text}</X509Certificate>" for text in certificates)
+    return (
+        f'<Signature xmlns="{DSIG_NS}">'.encode("ascii")
+        + signed_info
+        + f"<SignatureValue>{signature_value}</SignatureValue>"
+        f"<KeyInfo><X509Data>{x509}</X509Data></KeyInfo></Signature>".encode("ascii")
+    )

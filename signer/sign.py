@@ -2,8 +2,9 @@
 
 ``sign_document`` is the safe recipe: SHA-256 digest over the exclusive canonical form of the whole
 document (``Reference URI=""``, enveloped-signature + exc-c14n), rsa-sha256 or ecdsa-sha256, and the
-signer's certificate with its issuers in ``KeyInfo/X509Data``. Cost: one parse, one canonicalisation of
-the document, one of SignedInfo, one private-key operation, one serialisation.
+signer's certificate with its issuers in ``KeyInfo/X509Data``. The Signature is spliced into the original
+bytes before the header's end tag, so everything else stays as the author wrote it. Cost: one parse, one
+canonicalisation of the document, one private-key operation.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import re
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
@@ -30,13 +32,14 @@ if TYPE_CHECKING:
 __all__ = ["sign_document"]
 
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+# The header's end tag, either dialect, any prefix (comments are refused before this is used).
+_HEADER_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?[eE]dXMLHeader\s*>")
 
 
 def _is_self_signed(cert: x509.Certificate) -> bool:
     return cert.subject == cert.issuer
 
 
-@functools.lru_cache(maxsize=256)
 @functools.lru_cache(maxsize=256)
 def _x509_values(
     leaf: x509.Certificate, chain: tuple[x509.Certificate, ...], include_root: bool
@@ -66,7 +69,7 @@ def sign_document(
     those, so signing them would only produce a document nobody accepts).
     """
     root = parse_xml(data)
-    header = _xmldsig.find_header(root)
+    _xmldsig.find_header(root)  # the header must exist (either dialect) or InvalidDocument names its path
     existing = next(root.iter(_xmldsig.SIGNATURE_TAG), None)
     if existing is not None:
         raise InvalidDocument(
@@ -79,18 +82,26 @@ def sign_document(
         raise InvalidDocument([exc.problem]) from exc
 
     certificates = _x509_values(key.certificate, tuple(chain), include_root)
+    # No signature is in the tree yet, so its canonical form is exactly what the enveloped transform yields.
+    canonical = _xmldsig.canonical_document(root, exclusive=True)
+    digest = base64.b64encode(hashlib.sha256(canonical).digest()).decode("ascii")
+    signed_info = _xmldsig.signed_info_c14n(signature_method=key.algorithm, digest_value=digest)
+    value = base64.b64encode(key.sign(signed_info)).decode("ascii")
+    fragment = _xmldsig.signature_fragment(signed_info, value, certificates)
+    return _splice_into_header(data, root, fragment)
 
-    # Keep the header's closing tag on its own line: the newline that preceded it now follows the signature.
-    children = [child for child in header if isinstance(child.tag, str)]
-    last = children[-1] if children else None
-    tail = last.tail if last is not None else header.text
-    if last is not None and last.tail and "\n" in last.tail:
-        last.tail = last.tail + "  "
-    signature = _xmldsig.build_signature(header, signature_method=key.algorithm, certificates=certificates, tail=tail)
-    signed_info = signature[0]
-    with _xmldsig.detached(signature):
-        canonical = _xmldsig.canonical_document(root, exclusive=True)
-    signed_info[2][2].text = base64.b64encode(hashlib.sha256(canonical).digest()).decode("ascii")
-    value = key.sign(_xmldsig.canonical_element(signed_info, exclusive=True))
-    signature[1].text = base64.b64encode(value).decode("ascii")
-    return _XML_DECLARATION + etree.tostring(root.getroottree(), encoding="UTF-8")
+
+def _splice_into_header(data: bytes, root: etree._Element, fragment: bytes) -> bytes:
+    """Insert ``fragment`` just before the header's end tag, leaving every other byte as the sender wrote it.
+
+    Falls back to lxml's UTF-8 serialisation (where CDATA is written as text, so the end tag is unambiguous)
+    when the document is not UTF-8 or its bytes show the header's end tag other than exactly once.
+    """
+    encoding = (root.getroottree().docinfo.encoding or "UTF-8").upper()
+    ends = list(_HEADER_END.finditer(data)) if encoding in {"UTF-8", "UTF8", "ASCII", "US-ASCII"} else []
+    if len(ends) != 1:
+        data = _XML_DECLARATION + etree.tostring(root.getroottree(), encoding="UTF-8")
+        ends = list(_HEADER_END.finditer(data))
+    position = ends[0].start()
+    return data[:position] + fragment + data[position:]
+

@@ -1,3 +1,3 @@
 """Shared fixtures: the test PKI and the real servers (OpenSSL OCSP/TSA, SoftHSM2)."""
 
-pytest_plugins = ["tests.support.pki_fixtures", "tests.support.server_fixtures"]
+pytest_plugins = ["tests.support.pki_fixtures", "tests.support.server_fixtures", "tests.support.signing"]

@@ -21,7 +21,7 @@ from lxml import etree
 from signer import _xmldsig
 from signer.report import Indication, SubIndication
 from tests.support.pki_fixtures import FIXED_NOW, TestPki
-from tests.test_sign_verify import key_of, policy_for, signed_by, verifier  # noqa: F401 - fixture re-export
+from tests.support.signing import signed_by
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 DS = "{" + DS_NS + "}"
@@ -369,26 +369,26 @@ VECTORS: tuple[Vector, ...] = (
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v.name for v in VECTORS])
-def test_vector_gets_its_verdict(pki, verifier, vector):  # noqa: F811 - the fixture imported above
+def test_vector_gets_its_verdict(pki, verifier, vector):
     """Each attack is refused with its indication; the valid shapes pass."""
     report = verifier.verify(vector.build(pki), at=FIXED_NOW)
     assert (report.indication, report.subindication) == (vector.indication, vector.sub), report.errors
 
 
-def test_rsa_sha1_error_says_legacy_sha1(pki, verifier):  # noqa: F811
+def test_rsa_sha1_error_says_legacy_sha1(pki, verifier):
     """A valid rsa-sha1 signature is reported with an error naming legacy SHA-1."""
     report = verifier.verify(_rsa_sha1(pki), at=FIXED_NOW)
     assert any("legacy SHA-1" in e for e in report.errors)
 
 
-def test_broken_sha1_signature_is_still_a_failure(pki, verifier):  # noqa: F811
+def test_broken_sha1_signature_is_still_a_failure(pki, verifier):
     """A SHA-1 document whose content was changed is TOTAL_FAILED / HASH_FAILURE, not merely legacy."""
     data = _rsa_sha1(pki).replace("Kính gửi".encode(), "Kính chào".encode(), 1)
     report = verifier.verify(data, at=FIXED_NOW)
     assert (report.indication, report.subindication) == (FAIL, SubIndication.HASH_FAILURE)
 
 
-def test_errors_name_the_offending_element(pki, verifier):  # noqa: F811
+def test_errors_name_the_offending_element(pki, verifier):
     """Format failures name the element path, e.g. the second signature's location."""
     report = verifier.verify(_two_signatures(pki), at=FIXED_NOW)
     assert "edXMLEnvelope/Signature" in report.errors[0]
@@ -401,7 +401,7 @@ def test_errors_name_the_offending_element(pki, verifier):  # noqa: F811
     [b"", b"not xml", b"<a/>", b"\xff\xfe<\x00", b'<?xml version="1.0" encoding="bogus"?><a/>'],
     ids=["empty", "text", "other-root", "utf16-garbage", "bad-encoding"],
 )
-def test_garbage_is_format_failure(verifier, data):  # noqa: F811
+def test_garbage_is_format_failure(verifier, data):
     """Garbage input gives TOTAL_FAILED / FORMAT_FAILURE, never an exception."""
     report = verifier.verify(data, at=FIXED_NOW)
     assert (report.indication, report.subindication) == (FAIL, SubIndication.FORMAT_FAILURE)

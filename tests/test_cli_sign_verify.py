@@ -11,8 +11,8 @@ from hub.cli import main
 from hub.commands.verify import TRY_LATER_HINT
 from signer import devpki
 from tests.support.pki_fixtures import FIXED_NOW
+from tests.support.signing import unsigned
 from tests.test_interop import ECDSA, RSA, xmlsec1_sign
-from tests.test_sign_verify import unsigned
 
 AT = FIXED_NOW.isoformat()
 

@@ -13,8 +13,8 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm
 from signer.report import Indication
 from tests.support import require_tool
 from tests.support.pki_fixtures import FIXED_NOW, TestPki
+from tests.support.signing import organ_of, signed_by, unsigned
 from tests.test_attacks import VECTORS, Vector
-from tests.test_sign_verify import organ_of, signed_by, unsigned, verifier  # noqa: F401 - fixture re-export
 
 pytestmark = pytest.mark.servers
 
@@ -60,7 +60,7 @@ def xmlsec1_sign(  # noqa: PLR0917 - a test helper read positionally at every ca
 
 
 @pytest.mark.parametrize(("name", "method"), [("agency-rsa", RSA), ("agency-ec", ECDSA)])
-def test_xmlsec1_signed_documents_verify_here(pki, pki_dir, tmp_path, verifier, name, method):  # noqa: F811, PLR0917
+def test_xmlsec1_signed_documents_verify_here(pki, pki_dir, tmp_path, verifier, name, method):  # noqa: PLR0917
     """Documents signed by the xmlsec1 CLI (RSA and ECDSA) are TOTAL_PASSED here."""
     issued = pki.agency_rsa if name == "agency-rsa" else pki.agency_ec
     out = tmp_path / f"{name}.xml"
@@ -125,7 +125,7 @@ def _signxml_accepts(data: bytes, pki: TestPki) -> bool:
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v.name for v in VECTORS])
-def test_signxml_differential(pki, verifier, vector: Vector):  # noqa: F811
+def test_signxml_differential(pki, verifier, vector: Vector):
     """Lienthong and strict signxml agree on every vector, or the vector names why they may not."""
     ours = verifier.verify(vector.build(pki), at=FIXED_NOW).passed
     theirs = _signxml_accepts(vector.build(pki), pki)

@@ -12,72 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from schemas import build_document
 from schemas.errors import InvalidDocument
-from schemas.examples import example_edoc
 from signer import _xmldsig, devpki
 from signer.keys import PemKey, Pkcs11Key, Pkcs12Key, SigningKeyError
-from signer.policy import RevocationPolicy, TrustPolicy
 from signer.report import Indication, SubIndication
 from signer.sign import sign_document
 from signer.verify import Verifier, verify_document
-from tests.support.pki_fixtures import FIXED_NOW, TestPki
+from tests.support.pki_fixtures import FIXED_NOW
+from tests.support.signing import key_of, organ_of, policy_for, signed_by, unsigned
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
-
-
-# --- helpers shared with test_attacks / test_interop / test_cli_sign_verify --------------------------------
-
-
-def unsigned(sender: str = "000.00.00.G22", *, attachment_bytes: int = 0) -> bytes:
-    """A valid unsigned edXML document from ``sender``."""
-    return build_document(example_edoc(sender=sender, attachment_bytes=attachment_bytes))
-
-
-def key_of(issued: devpki.Issued) -> PemKey:
-    """A PemKey for a devpki certificate."""
-    assert issued.key is not None
-    return PemKey(issued.key, issued.cert)
-
-
-def organ_of(issued: devpki.Issued) -> str:
-    """The OrganId in a devpki certificate."""
-    organ = devpki.organ_id_of(issued.cert)
-    assert organ is not None
-    return organ
-
-
-def signed_by(issued: devpki.Issued, *, attachment_bytes: int = 0) -> bytes:
-    """A document from the certificate's own OrganId, signed with its key and chain."""
-    return sign_document(
-        unsigned(organ_of(issued), attachment_bytes=attachment_bytes), key_of(issued), chain=issued.chain
-    )
-
-
-def policy_for(pki: TestPki, *, pins: bool = True, **kwargs: object) -> TrustPolicy:
-    """The test policy: the test root, both CRLs, revocation required, every agency leaf pinned."""
-    pin_map = None
-    if pins:
-        pin_map = {}
-        for issued in pki.named().values():
-            organ = devpki.organ_id_of(issued.cert)
-            if organ is not None and issued.cert.issuer == pki.ca.cert.subject:
-                pin_map[organ] = frozenset({devpki.spki_sha256(issued.cert)})
-    args: dict[str, object] = {
-        "anchors": (pki.root.cert,),
-        "crls": (pki.crl, pki.root_crl),
-        "revocation": RevocationPolicy.REQUIRE,
-        "pins": pin_map,
-        **kwargs,
-    }
-    return TrustPolicy(**args)  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def verifier(pki: TestPki) -> Verifier:
-    """One Verifier for the module (its caches are part of what is tested)."""
-    return Verifier(policy_for(pki), clock=lambda: FIXED_NOW)
-
 
 # --- round trips ------------------------------------------------------------------------------------------
 
@@ -330,3 +274,26 @@ def test_random_mutations_never_pass_and_never_raise(verifier, signed_small, dat
     report = verifier.verify(mutated, at=FIXED_NOW)
     if report.passed:
         assert _c14n(mutated) == _c14n(signed_small)
+
+
+# --- the bytes signing writes -----------------------------------------------------------------------------
+
+
+def test_signing_changes_no_byte_but_adds_the_signature(pki):
+    """Signing a UTF-8 document inserts the Signature before the header's end tag; every other byte stays."""
+    issued = next(i for i in pki.named().values() if devpki.organ_id_of(i.cert) and i.key is not None)
+    original = unsigned(organ_of(issued))
+    signed = sign_document(original, key_of(issued), chain=issued.chain)
+    start = signed.index(b'<Signature xmlns="http://www.w3.org/2000/09/xmldsig#">')
+    end = signed.index(b"</Signature>") + len(b"</Signature>")
+    assert signed[:start] + signed[end:] == original
+    assert signed[end:].lstrip().startswith(b"</edXML:edXMLHeader>")
+
+
+def test_signing_a_utf16_document_falls_back_to_utf8(pki):
+    """A UTF-16 document is re-serialised as UTF-8 once, then signed, and verifies."""
+    issued = next(i for i in pki.named().values() if devpki.organ_id_of(i.cert) and i.key is not None)
+    text = unsigned(organ_of(issued)).decode("utf-8").replace("encoding='UTF-8'", "encoding='UTF-16'")
+    signed = sign_document(text.encode("utf-16"), key_of(issued), chain=issued.chain)
+    assert signed.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    assert verify_document(signed, policy_for(pki), at=FIXED_NOW).indication is Indication.TOTAL_PASSED
