@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from schemas._names import DSIG_NS, EDXML_NS, LGSP_NS
+from schemas._reader import element_path
 from schemas.errors import InvalidDocument, Problem
 from signer import legacy
 
@@ -83,16 +84,6 @@ class ProfileError(Exception):
 def local(tag: str) -> str:
     """Return the local part of a Clark-notation tag."""
     return tag.rpartition("}")[2]
-
-
-def element_path(element: etree._Element) -> str:
-    """Return a readable path such as ``/edXML/edXMLEnvelope/edXMLHeader/Signature`` (local names)."""
-    parts: list[str] = []
-    node: etree._Element | None = element
-    while node is not None:
-        parts.append(local(str(node.tag)))
-        node = node.getparent()
-    return "/" + "/".join(reversed(parts))
 
 
 def find_header(root: etree._Element) -> etree._Element:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
+from schemas._reader import element_path
 from schemas._safe import parse_xml
 from schemas.errors import InvalidDocument, Problem
 from signer import _xmldsig
@@ -73,7 +74,7 @@ def sign_document(
     existing = next(root.iter(_xmldsig.SIGNATURE_TAG), None)
     if existing is not None:
         raise InvalidDocument(
-            [Problem(_xmldsig.element_path(existing), "the document is already signed")],
+            [Problem(element_path(existing), "the document is already signed")],
             reason="ALREADY_SIGNED",
         )
     try:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
 from schemas._names import DSIG_NS
+from schemas._reader import element_path
 from schemas._safe import parse_xml
 from schemas.errors import InvalidDocument
 from signer import _xmldsig, legacy
@@ -167,7 +168,7 @@ class Verifier:
             raise _Failure(
                 Indication.TOTAL_FAILED,
                 SubIndication.HASH_FAILURE,
-                f"{_xmldsig.element_path(parsed.signed_info)}/Reference: "
+                f"{element_path(parsed.signed_info)}/Reference: "
                 "the digest does not match the document "
                 "(the signed content was changed)",
             )
@@ -314,7 +315,7 @@ def _signature_ok(public_key: object, method: tuple[str, str], value: bytes, dat
 def _check_key_value(key_value: etree._Element, leaf: _Cert) -> None:
     """Refuse a KeyValue that is not exactly the certificate's key (a reader must not see two keys)."""
     ds = "{" + DSIG_NS + "}"
-    path = _xmldsig.element_path(key_value)
+    path = element_path(key_value)
     kids = [c for c in key_value if isinstance(c.tag, str)]
     key = leaf.public_key
     if len(kids) != 1:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = ["emit_json", "expand_files", "warn"]
 
 
-def expand_files(names: list[str], pattern: str = "*.xml") -> Iterator[Path]:
+def expand_files(names: Iterable[str | Path], pattern: str = "*.xml") -> Iterator[Path]:
     """Each named file, and for a directory every ``pattern`` file inside it, sorted."""
     for name in names:
         path = Path(name)

@@ -7,7 +7,6 @@ Nothing is trusted implicitly: anchors come from ``--trust`` only; revocation de
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 from cryptography import x509
 
+from hub.commands._common import emit_json, expand_files
 from signer.policy import RevocationPolicy, TrustPolicy
 from signer.report import Indication, SubIndication, VerificationReport
 from signer.verify import Verifier
@@ -147,13 +147,6 @@ def build_policy(args: argparse.Namespace) -> TrustPolicy:
     )
 
 
-def _files(paths: list[Path]) -> list[Path]:
-    out: list[Path] = []
-    for path in paths:
-        out.extend(sorted(path.glob("*.xml")) if path.is_dir() else [path])
-    return out
-
-
 def _unreadable(path: Path, exc: OSError) -> dict[str, Any]:
     return {
         "file": str(path),
@@ -190,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     verifier = Verifier(policy)
     all_passed = True
-    for path in _files(args.paths):
+    for path in expand_files(args.paths):
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -198,5 +191,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             line = _line(path, verifier.verify(data, at=at))
         all_passed = all_passed and line["indication"] == Indication.TOTAL_PASSED.value
-        print(json.dumps(line, ensure_ascii=False) if args.json else _human(line), flush=True)
+        if args.json:
+            emit_json(line)
+        else:
+            print(_human(line), flush=True)
     return 0 if all_passed else 1
