@@ -1,0 +1,139 @@
+"""What travels on the topics: record shapes, header names, topic names and claim checks (DESIGN.md's contract)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from schemas.errors import DocumentRejected, Problem
+
+__all__ = [
+    "AXIS_OUTBOUND",
+    "CLAIM_CHECK_MAGIC",
+    "DEADLETTER",
+    "DIRECTORY",
+    "H_DOC_ID",
+    "H_ERROR",
+    "H_INDICATION",
+    "H_REASON",
+    "H_RECEIVED_AT",
+    "H_SENDER",
+    "H_SHA256",
+    "H_SOURCE",
+    "INBOUND",
+    "LEDGER",
+    "WORK_BULK",
+    "WORK_URGENT",
+    "ClaimCheck",
+    "Headers",
+    "InboundRecord",
+    "OutboundRecord",
+    "inbox_topic",
+    "status_topic",
+]
+
+INBOUND = "lienthong.inbound"
+AXIS_OUTBOUND = "lienthong.axis.outbound"
+DEADLETTER = "lienthong.deadletter"
+LEDGER = "lienthong.ledger"
+DIRECTORY = "lienthong.directory"
+#: Internal lanes between intake and the verify/archive/route stage: urgent documents never queue behind bulk.
+WORK_URGENT = "lienthong.work.urgent"
+WORK_BULK = "lienthong.work.bulk"
+
+H_DOC_ID = "lienthong-doc-id"
+H_SHA256 = "lienthong-sha256"
+H_INDICATION = "lienthong-indication"
+H_RECEIVED_AT = "lienthong-received-at"
+H_REASON = "lienthong-reason"  # dead letters and rejections: the stable reason code
+H_ERROR = "lienthong-error"  # dead letters: the problems in words (element paths, certificate, ...)
+H_SOURCE = "lienthong-source"  # dead letters: topic/partition/offset of the record that was refused
+H_SENDER = "lienthong-sender"  # dead letters: the record key as received
+
+#: A record value that starts with this is a claim check (JSON), not a document.
+CLAIM_CHECK_MAGIC = b'{"lienthong-claim-check"'
+
+Headers = tuple[tuple[str, bytes], ...]
+
+_TOPIC_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def _agency_topic(prefix: str, organ_id: str) -> str:
+    topic = f"{prefix}.{organ_id}"
+    if not _TOPIC_SAFE.match(topic):
+        msg = f"OrganId {organ_id!r} cannot name a topic"
+        raise ValueError(msg)
+    return topic
+
+
+def inbox_topic(organ_id: str) -> str:
+    """``lienthong.inbox.<OrganId>``: where a local agency's DMS reads its documents."""
+    return _agency_topic("lienthong.inbox", organ_id)
+
+
+def status_topic(organ_id: str) -> str:
+    """``lienthong.status.<OrganId>``: statuses about the documents an agency sent (hub's and recipients')."""
+    return _agency_topic("lienthong.status", organ_id)
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """One record as consumed: key (sender OrganId), value (document bytes or claim check), headers, position."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+    topic: str = INBOUND
+    partition: int = 0
+    offset: int = -1
+    timestamp_ms: int = 0
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header ``name``, if any."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return found
+
+    @property
+    def source(self) -> str:
+        """``topic/partition/offset``, for dead letters and logs."""
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """A pointer to a large document in object storage: its key and SHA-256 (checked on fetch)."""
+
+    key: str
+    sha256: str
+    size: int
+
+    def to_bytes(self) -> bytes:
+        """The record value senders publish instead of the document."""
+        body = {"key": self.key, "sha256": self.sha256, "size": self.size}
+        return json.dumps({"lienthong-claim-check": body}, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> ClaimCheck:
+        """Read a claim check; ``DocumentRejected(BAD_CLAIM_CHECK)`` names what is wrong."""
+        try:
+            body = json.loads(value)["lienthong-claim-check"]
+            check = cls(str(body["key"]), str(body["sha256"]).lower(), int(body["size"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DocumentRejected("BAD_CLAIM_CHECK", [Problem("", f"not a claim check: {exc}")]) from exc
+        if not re.fullmatch(r"[0-9a-f]{64}", check.sha256) or check.size < 0 or not check.key:
+            raise DocumentRejected("BAD_CLAIM_CHECK", [Problem("", "claim check needs key, sha256 (hex) and size")])
+        return check
