@@ -16,6 +16,9 @@ _COMMAND_MODULES = (
     "hub.commands.sign",
     "hub.commands.verify",
     "hub.commands.bench",
+    "hub.commands.worker",
+    "hub.commands.audit",
+    "hub.commands.ledger",
 )
 
 

@@ -36,7 +36,7 @@ DEFAULT_PARTITIONS = 4
 DEFAULT_HUB_ORGAN_ID = "000.00.99.H41"
 #: The embedded servers' credentials; they listen on 127.0.0.1 only (change them for anything shared).
 DEFAULT_S3_ACCESS_KEY = "lienthong"
-DEFAULT_S3_SECRET_KEY = "lienthong-local-secret"  # noqa: S105 - a loopback-only default, documented as such
+DEFAULT_S3_SECRET_KEY = "lienthong-secret"  # noqa: S105 - a loopback-only default, documented as such
 
 
 @dataclass(frozen=True)

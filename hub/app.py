@@ -1,0 +1,346 @@
+"""The faust-streaming app: topics, agents and the worker's services.
+
+Agents, in the order a document meets them:
+
+- ``intake`` (``lienthong.inbound``): reads the priority and forwards the record, untouched, to the urgent or the
+  bulk work lane, so Priority 3–4 documents never queue behind bulk traffic;
+- ``urgent`` / ``bulk`` (``lienthong.work.*``): the ``DocumentProcessor`` stages (dedup, verify, archive, route)
+  in a thread, then the deliveries, statuses and dead letters are produced and acknowledged before the input
+  offset may be committed (at-least-once), with the in-doubt check (``hub.guard``) making each delivery exactly
+  once; the ledger events of the document go to ``lienthong.ledger`` as one record;
+- ``ledger`` (``lienthong.ledger``, one partition, so one writer): appends events to the Merkle ledger, writes a
+  segment per batch before the batch's offsets are committed, and seals a tree head every few seconds.
+
+Failures of our own (object store or broker unavailable) are retried with backoff, never skipped: the record is
+not acknowledged until its work is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import faust
+from aiokafka import AIOKafkaConsumer
+
+from hub.directory import Directory, Route, load_directory
+from hub.guard import DeliveryGuard
+from hub.metrics import HubMetrics
+from hub.process import DocumentProcessor, Outcome
+from hub.records import (
+    AXIS_OUTBOUND,
+    DEADLETTER,
+    DIRECTORY,
+    H_SHA256,
+    INBOUND,
+    LEDGER,
+    WORK_BULK,
+    WORK_URGENT,
+    InboundRecord,
+    OutboundRecord,
+    inbox_topic,
+    status_topic,
+)
+from hub.settings import HubSettings
+from hub.trust import load_certificates, load_crl
+from schemas.errors import HubError
+from signer.policy import TrustPolicy
+from signer.verify import Verifier
+from storage.ledger import Ledger, LedgerEvent, create_seal_identity
+from storage.objectstore import ObjectStore
+from storage.s3 import S3ObjectStore
+
+__all__ = ["HubWorker", "topic_plan"]
+
+log = logging.getLogger("lienthong")
+
+T = TypeVar("T")
+
+_RETRY_FIRST = 0.2  # seconds before the first retry of our own failure
+_RETRY_MAX = 5.0  # the longest wait between retries
+_LEDGER_BATCH = 2000  # events per ledger batch (one segment write per batch)
+_LEDGER_WITHIN = 0.5  # seconds a ledger batch waits to fill
+
+
+def topic_plan(settings: HubSettings, directory: Directory) -> tuple[dict[str, int], set[str]]:
+    """Every topic the hub uses with its partition count, and which are compacted."""
+    topics = {
+        INBOUND: settings.partitions,
+        WORK_URGENT: settings.partitions,
+        WORK_BULK: settings.partitions,
+        AXIS_OUTBOUND: 1,
+        DEADLETTER: 1,
+        LEDGER: 1,
+        DIRECTORY: 1,
+    }
+    for agency in directory:
+        topics[status_topic(agency.id)] = 1
+        if agency.route is Route.LOCAL:
+            topics[inbox_topic(agency.id)] = 1
+    return topics, {DIRECTORY}
+
+
+def open_store(settings: HubSettings) -> S3ObjectStore:
+    """The archive bucket on the configured S3 endpoint."""
+    return S3ObjectStore.connect(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key,
+        settings.s3_bucket,
+        metadata_sidecars=True,  # rclone forgets user metadata on restart; sidecars keep it with the object
+    )
+
+
+def build_policy(settings: HubSettings, directory: Directory) -> TrustPolicy:
+    """The verification policy: configured anchors only, CRLs from files, pins from the directory."""
+    anchors = [c for p in settings.trust for c in load_certificates(p)]
+    intermediates = [c for p in settings.intermediates for c in load_certificates(p)]
+    crls = [load_crl(p) for p in settings.crls]
+    ocsp = None
+    if settings.ocsp:
+        from adapters.http_clients import ocsp_fetcher  # noqa: PLC0415 - network code only when configured
+
+        ocsp = ocsp_fetcher()
+    return TrustPolicy(
+        anchors=tuple(anchors),
+        intermediates=tuple(intermediates),
+        crls=tuple(crls),
+        revocation=settings.revocation,
+        ocsp=ocsp,
+        pins=directory.pins(),
+    )
+
+
+class HubWorker:
+    """One worker process: the faust app plus the object store, directory, verifier, ledger and metrics."""
+
+    def __init__(self, settings: HubSettings, *, metrics: HubMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or HubMetrics.create()
+        self.store: ObjectStore = open_store(settings)
+        self.directory = load_directory(settings.directory_file) if settings.directory_file else Directory()
+        self.seal = create_seal_identity(settings.data_dir)
+        self.verifier = Verifier(build_policy(settings, self.directory))
+        self.processor = DocumentProcessor(
+            settings=settings,
+            store=self.store,
+            verifier=self.verifier,
+            directory=lambda: self.directory,
+            seal=self.seal,
+        )
+        self.guard = DeliveryGuard(settings.kafka_bootstrap)
+        self.ledger: Ledger | None = None
+        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lienthong-stage")
+        self.app = self._build_app()
+
+    # --- the faust app ---------------------------------------------------------------------------------------
+
+    def _build_app(self) -> faust.App:
+        settings = self.settings
+        app = faust.App(
+            settings.consumer_group,
+            broker=f"kafka://{settings.kafka_bootstrap}",
+            store="memory://",
+            autodiscover=False,
+            topic_allow_declare=False,  # topics are pre-created with explicit partitions (``lienthong up``)
+            topic_disable_leader=True,
+            processing_guarantee="at_least_once",  # Tansu has no transactions; dedup makes steps idempotent
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=6.0,
+            broker_heartbeat_interval=1.0,
+            broker_commit_interval=1.0,
+            stream_wait_empty=False,
+            web_enabled=False,  # ``lienthong up`` serves /metrics for every worker
+            producer_acks=-1,
+            producer_linger_ms=2,
+        )
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        inbound = app.topic(INBOUND, **raw)
+        urgent = app.topic(WORK_URGENT, **raw)
+        bulk = app.topic(WORK_BULK, **raw)
+        ledger = app.topic(LEDGER, **raw)
+        lanes = {WORK_URGENT: urgent, WORK_BULK: bulk}
+
+        @app.agent(inbound, name="intake")
+        async def intake(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                record = _record(event)
+                lane = self.processor.lane(record)
+                await self._retry(
+                    "intake", lambda lane=lane, record=record: lanes[lane].send(
+                        key=record.key, value=record.value, headers=list(record.headers)
+                    )
+                )
+
+        async def work(stream: faust.StreamT[bytes], lane: str) -> None:
+            async for event in stream.events():
+                await self._handle(_record(event), ledger)
+            log.info("%s lane stopped", lane)
+
+        @app.agent(urgent, name="urgent", concurrency=2)
+        async def urgent_lane(stream: faust.StreamT[bytes]) -> None:
+            await work(stream, "urgent")
+
+        @app.agent(bulk, name="bulk", concurrency=4)
+        async def bulk_lane(stream: faust.StreamT[bytes]) -> None:
+            await work(stream, "bulk")
+
+        @app.agent(ledger, name="ledger")
+        async def ledger_writer(stream: faust.StreamT[bytes]) -> None:
+            async for batch in stream.take(_LEDGER_BATCH, within=_LEDGER_WITHIN):
+                events = [LedgerEvent.from_bytes(line.encode()) for value in batch for line in json.loads(value)]
+                await self._retry("ledger", lambda events=events: self._run(self._append_ledger, events))
+
+        @app.timer(interval=settings.seal_interval_seconds)
+        async def seal() -> None:
+            if self.ledger is not None and self.ledger.size and self.ledger.head() is None or (
+                self.ledger is not None and (head := self.ledger.head()) is not None and head.size < self.ledger.size
+            ):
+                await self._retry("seal", lambda: self._run(self._seal))
+
+        @app.task
+        async def follow_directory() -> None:
+            await self._follow_directory()
+
+        @app.on_partitions_assigned.connect  # type: ignore[misc]
+        async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+            await self._note_assignment(assigned)
+
+        return app
+
+    # --- one document ----------------------------------------------------------------------------------------
+
+    async def _handle(self, record: InboundRecord, ledger_topic: faust.TopicT) -> None:
+        started = time.perf_counter()
+        outcome = await self._retry("process", lambda: self._run(self.processor.process, record))
+        self.metrics.stage_seconds.labels("process").observe(time.perf_counter() - started)
+        in_doubt = self.guard.in_doubt(record.topic, record.partition, record.offset)
+        for out in outcome.records:
+            await self._deliver(out, record, in_doubt=in_doubt)
+        if outcome.events:
+            payload = json.dumps([e.to_bytes().decode() for e in outcome.events]).encode()
+            await self._retry("ledger-send", lambda: ledger_topic.send(value=payload))
+        if outcome.index_entry is not None:
+            key, body = outcome.index_entry
+            await self._retry("index", lambda: self._run(self._put_index, key, body))
+        self._count(outcome, record)
+
+    async def _deliver(self, out: OutboundRecord, source: InboundRecord, *, in_doubt: bool) -> None:
+        sha = dict(out.headers).get(H_SHA256, b"").decode()
+        if in_doubt and sha:
+            topics = self._output_topics()
+            if await self.guard.already_delivered(out.topic, sha, since_ms=source.timestamp_ms, topics=topics):
+                log.info("skipping %s to %s: delivered before a restart", sha[:12], out.topic)
+                return
+        topic = self.app.topic(out.topic, key_serializer="raw", value_serializer="raw")
+        await self._retry(
+            "deliver", lambda: _sent(topic.send(key=out.key, value=out.value, headers=list(out.headers)))
+        )
+        self.guard.note_delivered(out.topic, sha)
+
+    def _put_index(self, key: str, body: bytes) -> None:
+        if not self.store.exists(key):
+            self.store.put(key, body)
+
+    def _output_topics(self) -> list[str]:
+        topics, _ = topic_plan(self.settings, self.directory)
+        return [t for t in topics if t.startswith(("lienthong.inbox.", "lienthong.status.")) or t in (AXIS_OUTBOUND, DEADLETTER)]
+
+    def _count(self, outcome: Outcome, record: InboundRecord) -> None:
+        self.metrics.documents.labels("route", outcome.outcome, outcome.reason).inc()
+        self.metrics.bytes_in.inc(len(record.value or b""))
+        if outcome.outcome == "rejected":
+            self.metrics.dead_letters.labels(outcome.reason).inc()
+        if record.timestamp_ms:
+            self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - record.timestamp_ms / 1000))
+
+    # --- the ledger ------------------------------------------------------------------------------------------
+
+    def _append_ledger(self, events: Sequence[LedgerEvent]) -> None:
+        if self.ledger is None:
+            self.ledger = Ledger.open(self.store)
+        fresh = [e for e in events if not self.ledger.contains(e)]  # a re-read batch after a crash
+        self.ledger.append_many(fresh)
+        self.ledger.flush()
+        self.metrics.ledger_size.set(self.ledger.size)
+
+    def _seal(self) -> None:
+        if self.ledger is not None:
+            self.ledger.seal(self.seal, at=datetime.now(UTC))
+
+    # --- directory and assignments ---------------------------------------------------------------------------
+
+    async def _follow_directory(self) -> None:
+        """Read ``lienthong.directory`` from the start, then keep up: later records replace earlier ones."""
+        consumer = AIOKafkaConsumer(
+            DIRECTORY, bootstrap_servers=self.settings.kafka_bootstrap, group_id=None, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            async for message in consumer:
+                key = (message.key or b"").decode()
+                try:
+                    updated = self.directory.with_record(key, message.value)
+                except HubError as exc:
+                    log.warning("ignoring directory record %r: %s", key, exc)
+                    continue
+                self.directory = updated
+                self.verifier = Verifier(build_policy(self.settings, updated))
+                self.processor = DocumentProcessor(
+                    settings=self.settings,
+                    store=self.store,
+                    verifier=self.verifier,
+                    directory=lambda: self.directory,
+                    seal=self.seal,
+                )
+        finally:
+            await consumer.stop()
+
+    async def _note_assignment(self, assigned: set[Any]) -> None:
+        work = [(tp.topic, tp.partition) for tp in assigned if tp.topic in (WORK_URGENT, WORK_BULK)]
+        if work:
+            await self.guard.assigned(self.settings.consumer_group, work)
+
+    # --- plumbing --------------------------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        delay = _RETRY_FIRST
+        while True:
+            try:
+                return await attempt()
+            except (HubError, OSError, asyncio.TimeoutError) as exc:
+                if isinstance(exc, HubError) and exc.__class__.__name__ in {"DocumentRejected", "InvalidDocument"}:
+                    raise
+                log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+                self.metrics.documents.labels(what, "retry", type(exc).__name__).inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+
+
+async def _sent(pending: Awaitable[Any]) -> None:
+    """Wait until the broker has acknowledged a send (faust's send returns a future of the ack)."""
+    ack = await pending
+    await ack
+
+
+def _record(event: Any) -> InboundRecord:
+    message = event.message
+    headers = tuple((k, v if isinstance(v, bytes) else bytes(v or b"")) for k, v in (message.headers or ()))
+    return InboundRecord(
+        key=message.key,
+        value=message.value,
+        headers=headers,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int((message.timestamp or 0) * 1000),
+    )

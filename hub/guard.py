@@ -1,0 +1,144 @@
+"""Exactly-once delivery on an at-least-once broker: the in-doubt check.
+
+Tansu (like any Kafka without transactions) gives at-least-once: a worker that dies after producing a document's
+deliveries but before committing the input offset leaves that record "in doubt"; whoever consumes the partition
+next processes it again. Only records between the partition's committed offset and its end at assignment time
+can be in doubt (a previous owner cannot have seen later ones). For those, and only those, the guard looks at what
+is already on the output topics: every delivered record carries ``lienthong-sha256``, so ``(topic, sha256)`` names
+a delivery. The look-back starts at the in-doubt records' own timestamp (a delivery is always produced after the
+record that caused it), so it reads seconds of output, not the whole log.
+
+Normal records (offset ≥ the end at assignment) skip the check: the happy path costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from hub.records import H_SHA256
+
+__all__ = ["DEFAULT_SKEW_MS", "DeliveryGuard"]
+
+log = logging.getLogger(__name__)
+
+#: Producer clocks on one hub agree to well under a second; look back this much further to be safe.
+DEFAULT_SKEW_MS = 5_000
+
+
+@dataclass
+class _Window:
+    """One input partition's in-doubt range [committed, end at assignment)."""
+
+    start: int
+    end: int
+
+
+@dataclass
+class DeliveryGuard:
+    """Remembers in-doubt ranges per input partition and which deliveries already exist on the output topics."""
+
+    bootstrap: str
+    windows: dict[tuple[str, int], _Window] = field(default_factory=dict)
+    _seen: set[tuple[str, str]] = field(default_factory=set)
+    _scanned_from_ms: int | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def assign(self, topic: str, partition: int, committed: int, end: int) -> None:
+        """Record a newly assigned input partition: offsets in [committed, end) are in doubt."""
+        if end > committed:
+            self.windows[(topic, partition)] = _Window(committed, end)
+            self._scanned_from_ms = None  # a new doubt window: look again
+        else:
+            self.windows.pop((topic, partition), None)
+
+    async def assigned(self, group: str, partitions: Iterable[tuple[str, int]]) -> None:
+        """Look up the group's committed offsets and the ends of newly assigned input partitions."""
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        await admin.start()
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+            await admin.close()
+        for tp in tps:
+            found = committed.get(tp)
+            start = found.offset if found is not None and found.offset >= 0 else 0
+            self.assign(tp.topic, tp.partition, start, ends[tp])
+            if ends[tp] > start:
+                log.info("%s/%d: offsets %d..%d are in doubt", tp.topic, tp.partition, start, ends[tp] - 1)
+
+    def revoke(self, topic: str, partition: int) -> None:
+        """Forget a partition that moved to another worker."""
+        self.windows.pop((topic, partition), None)
+
+    def in_doubt(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether a previous owner may already have delivered this record."""
+        window = self.windows.get((topic, partition))
+        if window is None:
+            return False
+        if offset >= window.end:
+            del self.windows[(topic, partition)]  # past the window: never in doubt again for this assignment
+            if not self.windows:
+                self._seen.clear()
+            return False
+        return offset >= window.start
+
+    async def already_delivered(self, topic: str, sha256: str, *, since_ms: int, topics: Iterable[str]) -> bool:
+        """Whether ``(topic, sha256)`` is on the broker, reading output topics from ``since_ms`` (once per window)."""
+        async with self._lock:
+            if self._scanned_from_ms is None or since_ms < self._scanned_from_ms:
+                await self._scan(list(topics), since_ms - DEFAULT_SKEW_MS)
+                self._scanned_from_ms = since_ms
+        return (topic, sha256) in self._seen
+
+    def note_delivered(self, topic: str, sha256: str) -> None:
+        """Remember a delivery made by this worker while a doubt window is open."""
+        if self.windows:
+            self._seen.add((topic, sha256))
+
+    async def _scan(self, topics: list[str], since_ms: int) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+            ]
+            if not partitions:
+                return
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            starts = await consumer.offsets_for_times(dict.fromkeys(partitions, max(since_ms, 0)))
+            todo = {}
+            for tp in partitions:
+                found = starts.get(tp)
+                start = found.offset if found is not None else ends[tp]
+                if start < ends[tp]:
+                    consumer.seek(tp, start)
+                    todo[tp] = ends[tp]
+            while todo:
+                batches = await consumer.getmany(*todo, timeout_ms=1000)
+                for tp, messages in batches.items():
+                    for message in messages:
+                        sha = dict(message.headers or ()).get(H_SHA256)
+                        if sha is not None:
+                            self._seen.add((tp.topic, sha.decode()))
+                        if message.offset + 1 >= todo.get(tp, 0):
+                            todo.pop(tp, None)
+            log.info("in-doubt check read %d output partitions; %d deliveries known", len(partitions), len(self._seen))
+        finally:
+            await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+    return consumer.partitions_for_topic(topic) or set()

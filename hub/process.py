@@ -1,0 +1,425 @@
+"""What the hub does with one inbound record: intake, dedup, verify, archive, route. No Kafka here.
+
+``DocumentProcessor.process`` takes an ``InboundRecord`` and returns an ``Outcome``: the records to produce (the
+original bytes to each recipient's inbox or the axis, the hub's transport status to the sender, a dead letter), the
+ledger events, and the index entry to write once those records are safely on the broker. The caller (the faust
+agent in ``hub.app``) does the producing, in that order, so that a crash at any point leads to a retry, never to a
+loss; duplicates that a retry could cause are filtered by the caller's delivery check and by the index entry.
+
+Every refusal is a ``DocumentRejected`` with a stable reason code (the dead-letter header and the text of the
+status 02 the sender receives) and problems naming the element path or certificate at fault.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from hub.directory import Directory, Route
+from hub.records import (
+    AXIS_OUTBOUND,
+    CLAIM_CHECK_MAGIC,
+    DEADLETTER,
+    H_DOC_ID,
+    H_ERROR,
+    H_INDICATION,
+    H_REASON,
+    H_RECEIVED_AT,
+    H_SENDER,
+    H_SHA256,
+    H_SOURCE,
+    WORK_BULK,
+    WORK_URGENT,
+    ClaimCheck,
+    Headers,
+    InboundRecord,
+    OutboundRecord,
+    inbox_topic,
+    status_topic,
+)
+from hub.settings import HubSettings
+from schemas import build_status, document_id_for, parse
+from schemas._checks import VIETNAM_TZ
+from schemas.errors import DocumentRejected, Problem
+from schemas.model import Edoc, Organization, ParsedDocument, ResponseFor, StatusMessage
+from signer.keys import SigningKey
+from signer.report import VerificationReport
+from signer.sign import sign_document
+from signer.verify import Verifier
+from storage.ledger import EventKind, LedgerEvent
+from storage.objectstore import ObjectNotFound, ObjectStore, original_key
+
+__all__ = ["DEFAULT_URGENT_PRIORITY", "DocumentProcessor", "Outcome", "document_index_key"]
+
+#: Priority 3 (hỏa tốc) and 4 (hỏa tốc hẹn giờ) take the urgent lane.
+DEFAULT_URGENT_PRIORITY = 3
+_REJECTED_STATUS = "02"
+_RECEIVED_STATUS = "01"
+_MAX_ERROR_HEADER = 2000  # characters of problems in the dead-letter header; the full list is in the ledger
+
+
+def document_index_key(document_id: str, sha256: str) -> str:
+    """Where the hub records a document it delivered: by DocumentId (hashed: it contains '/'), then content."""
+    return f"documents/{hashlib.sha256(document_id.encode()).hexdigest()}/{sha256}.json"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of processing one record, for the caller to carry out in order."""
+
+    outcome: str  # delivered | rejected | duplicate | relayed
+    sha256: str
+    document_id: str = ""
+    sender: str = ""
+    reason: str = ""
+    records: tuple[OutboundRecord, ...] = ()
+    events: tuple[LedgerEvent, ...] = ()
+    index_entry: tuple[str, bytes] | None = None  # written after ``records`` are on the broker
+    recipients: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    data: bytes
+    sha256: str
+    parsed: ParsedDocument
+
+
+class DocumentProcessor:
+    """The hub's stages for one record, with the verifier, directory, store and seal key it needs."""
+
+    def __init__(
+        self,
+        *,
+        settings: HubSettings,
+        store: ObjectStore,
+        verifier: Verifier,
+        directory: Callable[[], Directory],
+        seal: SigningKey,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._verifier = verifier
+        self._directory = directory
+        self._seal = seal
+        self._clock = clock
+
+    # --- intake ----------------------------------------------------------------------------------------------
+
+    def read_value(self, record: InboundRecord) -> bytes:
+        """The document bytes: the record value, or the object a claim check points at (SHA-256 checked)."""
+        value = record.value or b""
+        if not value:
+            raise DocumentRejected("EMPTY", [Problem("", "the record has no value (0 bytes)")])
+        if value.startswith(CLAIM_CHECK_MAGIC):
+            check = ClaimCheck.from_bytes(value)
+            if check.size > self._settings.max_document_bytes:
+                raise _too_large(check.size, self._settings.max_document_bytes)
+            try:
+                value = self._store.get(check.key)
+            except ObjectNotFound as exc:
+                raise DocumentRejected("BAD_CLAIM_CHECK", [Problem("", f"no object {check.key!r}")]) from exc
+            if hashlib.sha256(value).hexdigest() != check.sha256:
+                problem = Problem("", f"object {check.key!r} does not have the SHA-256 the claim check names")
+                raise DocumentRejected("BAD_CLAIM_CHECK", [problem])
+        if len(value) > self._settings.max_document_bytes:
+            raise _too_large(len(value), self._settings.max_document_bytes)
+        return value
+
+    def _intake(self, record: InboundRecord) -> _Accepted:
+        data = self.read_value(record)
+        parsed = parse(data, max_bytes=self._settings.max_document_bytes)
+        sender = parsed.message.sender.organ_id
+        key = (record.key or b"").decode("utf-8", "replace")
+        if key and key != sender:
+            problem = Problem("/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId", f"is {sender}, key {key}")
+            raise DocumentRejected("SENDER_MISMATCH", [problem])
+        return _Accepted(data, hashlib.sha256(data).hexdigest(), parsed)
+
+    def lane(self, record: InboundRecord) -> str:
+        """The work topic for a record: urgent (Priority ≥ 3) or bulk; anything unreadable goes bulk (and fails there)."""
+        try:
+            parsed = parse(self.read_value(record), max_bytes=self._settings.max_document_bytes)
+        except DocumentRejected:
+            return WORK_BULK
+        message = parsed.message
+        urgent = isinstance(message, Edoc) and message.priority >= DEFAULT_URGENT_PRIORITY
+        return WORK_URGENT if urgent else WORK_BULK
+
+    # --- the whole path --------------------------------------------------------------------------------------
+
+    def process(self, record: InboundRecord) -> Outcome:
+        """Run every stage on ``record``; a refusal becomes a rejection outcome, never an exception."""
+        received_at = self._clock()
+        try:
+            accepted = self._intake(record)
+        except DocumentRejected as exc:
+            return self._reject(record, exc, received_at, sha256=_sha_of(record.value), parsed=None)
+        message = accepted.parsed.message
+        index_key = document_index_key(_document_id(message), accepted.sha256)
+        if self._store.exists(index_key):
+            return Outcome(
+                "duplicate", accepted.sha256, _document_id(message), message.sender.organ_id, reason="DUPLICATE"
+            )
+        report = self._verifier.verify(accepted.data, at=received_at)
+        if not report.passed:
+            reason = (report.subindication or report.indication).value
+            problems = [Problem("/edXML/edXMLEnvelope/edXMLHeader/Signature", e) for e in report.errors]
+            exc = DocumentRejected(reason, problems or [Problem("", reason)])
+            return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
+        try:
+            return self._route(record, accepted, report, received_at)
+        except DocumentRejected as exc:
+            return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
+
+    # --- routing ---------------------------------------------------------------------------------------------
+
+    def _route(
+        self, record: InboundRecord, accepted: _Accepted, report: VerificationReport, received_at: datetime
+    ) -> Outcome:
+        message = accepted.parsed.message
+        sender = message.sender.organ_id
+        doc_id = _document_id(message)
+        directory = self._directory()
+        if directory.get(sender) is None:
+            path = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId"
+            raise DocumentRejected("UNKNOWN_SENDER", [Problem(path, f"{sender} is not in the hub's directory")])
+        headers: Headers = (
+            (H_DOC_ID, doc_id.encode()),
+            (H_SHA256, accepted.sha256.encode()),
+            (H_INDICATION, report.indication.value.encode()),
+            (H_RECEIVED_AT, received_at.isoformat().encode()),
+        )
+        if isinstance(message, StatusMessage):
+            targets = [message.response_for.organ_id]
+            kind = EventKind.STATUS_RELAYED
+        else:
+            targets = self._recipients(message)
+            kind = EventKind.DELIVERED
+        known = [t for t in targets if directory.get(t) is not None]
+        unknown = [t for t in targets if directory.get(t) is None]
+        if not known:
+            path = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/" + (
+                "ResponseFor/OrganId" if isinstance(message, StatusMessage) else "To/OrganId"
+            )
+            raise DocumentRejected(
+                "UNKNOWN_RECIPIENT", [Problem(path, f"{t} is not in the hub's directory") for t in unknown]
+            )
+        records: list[OutboundRecord] = []
+        for target in known:
+            agency = directory.get(target)
+            assert agency is not None  # noqa: S101 - filtered just above
+            if isinstance(message, StatusMessage):
+                topic = status_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
+            else:
+                topic = inbox_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
+            key = target.encode() if topic == AXIS_OUTBOUND else sender.encode()
+            records.append(OutboundRecord(topic, key, accepted.data, headers))
+        events = [
+            self._event(EventKind.RECEIVED, accepted.sha256, doc_id, sender, received_at, "accepted"),
+            self._event(EventKind.VERIFIED, accepted.sha256, doc_id, "hub", received_at, report.indication.value),
+            self._event(EventKind.ARCHIVED, accepted.sha256, doc_id, "hub", received_at, original_key(accepted.sha256)),
+            *(self._event(kind, accepted.sha256, doc_id, "hub", received_at, "sent", recipient=t) for t in known),
+        ]
+        if isinstance(message, Edoc):
+            note = "Hub lienthong đã nhận và chuyển tới: " + ", ".join(known)
+            if unknown:
+                note += "; không có trong danh bạ (UNKNOWN_RECIPIENT): " + ", ".join(unknown)
+            status = self._transport_status(
+                _RECEIVED_STATUS if not unknown else _REJECTED_STATUS, message, note, received_at
+            )
+            records.append(OutboundRecord(status_topic(sender), sender.encode(), status, headers))
+        self._archive(accepted, report, received_at, sender, doc_id)
+        entry = {"document_id": doc_id, "sender": sender, "recipients": known, "received_at": received_at.isoformat()}
+        outcome = "relayed" if isinstance(message, StatusMessage) else "delivered"
+        return Outcome(
+            outcome,
+            accepted.sha256,
+            doc_id,
+            sender,
+            records=tuple(records),
+            events=tuple(events),
+            index_entry=(document_index_key(doc_id, accepted.sha256), json.dumps(entry).encode()),
+            recipients=tuple(known),
+            reason="UNKNOWN_RECIPIENT" if unknown else "",
+        )
+
+    def _recipients(self, edoc: Edoc) -> list[str]:
+        """To, plus for revocation/update/replacement (BussinessDocType 1–3) the original document's recipients."""
+        targets = [o.organ_id for o in edoc.recipients]
+        business = edoc.business
+        if business is not None and business.bussiness_doc_type in {1, 2, 3}:
+            targets += self.original_recipients(business.document_id or edoc.document_id)
+            targets += [r.organ_id for r in business.receivers if r.receiver_type == 1]
+            for info in business.replacements:
+                targets += info.organ_ids
+        seen: dict[str, None] = {}
+        for target in targets:
+            if target and target != edoc.sender.organ_id:
+                seen.setdefault(target)
+        return list(seen)
+
+    def original_recipients(self, document_id: str) -> list[str]:
+        """Who received ``document_id`` through this hub (from the index entries written at delivery)."""
+        prefix = document_index_key(document_id, "")[: -len(".json")]
+        found: list[str] = []
+        for key in self._store.list(prefix):
+            try:
+                found += json.loads(self._store.get(key)).get("recipients", [])
+            except (ObjectNotFound, ValueError):
+                continue
+        return found
+
+    def _archive(
+        self, accepted: _Accepted, report: VerificationReport, received_at: datetime, sender: str, doc_id: str
+    ) -> None:
+        metadata = {
+            "sender": sender,
+            "document-id": doc_id,
+            "received-at": received_at.isoformat(),
+            "indication": report.indication.value,
+        }
+        self._store.put_original(accepted.data, metadata=metadata)
+        store_report(self._store, accepted.sha256, report)
+
+    # --- rejection -------------------------------------------------------------------------------------------
+
+    def _reject(  # noqa: PLR0913 - everything a rejection must name
+        self,
+        record: InboundRecord,
+        exc: DocumentRejected,
+        received_at: datetime,
+        *,
+        sha256: str,
+        parsed: ParsedDocument | None,
+        report: VerificationReport | None = None,
+    ) -> Outcome:
+        key_text = (record.key or b"").decode("utf-8", "replace")
+        sender = parsed.message.sender.organ_id if parsed is not None else key_text
+        doc_id = _document_id(parsed.message) if parsed is not None else ""
+        error_text = "; ".join(str(p) for p in exc.problems)[:_MAX_ERROR_HEADER]
+        dead_headers: Headers = (
+            *record.headers,
+            (H_REASON, exc.reason.encode()),
+            (H_ERROR, error_text.encode()),
+            (H_SOURCE, record.source.encode()),
+            (H_SENDER, key_text.encode()),
+            (H_SHA256, sha256.encode()),
+            (H_RECEIVED_AT, received_at.isoformat().encode()),
+        )
+        records = [OutboundRecord(DEADLETTER, record.key, record.value or b"", dead_headers)]
+        known_sender = bool(sender) and self._directory().get(sender) is not None
+        if known_sender:
+            description = f"Từ chối tiếp nhận ({exc.reason}): {error_text}"
+            status = self._rejection_status(parsed, sender, sha256, description, received_at)
+            status_headers: Headers = ((H_REASON, exc.reason.encode()), (H_SHA256, sha256.encode()))
+            if doc_id:
+                status_headers = ((H_DOC_ID, doc_id.encode()), *status_headers)
+            records.append(OutboundRecord(status_topic(sender), sender.encode(), status, status_headers))
+        if report is not None and parsed is not None:
+            # The refused original and the report that refused it are evidence too.
+            metadata = {"sender": sender, "document-id": doc_id, "received-at": received_at.isoformat()}
+            self._store.put_original(parsed.original, metadata={**metadata, "indication": report.indication.value})
+            store_report(self._store, sha256, report)
+        events = (
+            self._event(EventKind.RECEIVED, sha256, doc_id, sender or "unknown", received_at, "received"),
+            self._event(EventKind.REJECTED, sha256, doc_id, "hub", received_at, exc.reason, error=error_text),
+        )
+        return Outcome(
+            "rejected",
+            sha256,
+            doc_id,
+            sender,
+            reason=exc.reason,
+            records=tuple(records),
+            events=events,
+            problems=exc.problems,
+        )
+
+    # --- statuses --------------------------------------------------------------------------------------------
+
+    def _hub_org(self) -> Organization:
+        return Organization(organ_id=self._settings.hub_organ_id, organ_name="Nền tảng tích hợp lienthong")
+
+    def _transport_status(self, code: str, edoc: Edoc, description: str, at: datetime) -> bytes:
+        response_for = ResponseFor(
+            organ_id=edoc.sender.organ_id,
+            code=f"{edoc.code.code_number}/{edoc.code.code_notation}",
+            promulgation_date=edoc.promulgation.promulgation_date,
+            document_id=edoc.document_id,
+        )
+        return self._signed_status(response_for, code, description, at)
+
+    def _rejection_status(
+        self, parsed: ParsedDocument | None, sender: str, sha256: str, description: str, at: datetime
+    ) -> bytes:
+        message = parsed.message if parsed is not None else None
+        if isinstance(message, Edoc):
+            return self._transport_status(_REJECTED_STATUS, message, description, at)
+        if isinstance(message, StatusMessage):
+            response_for = message.response_for
+        else:
+            # Unreadable bytes have no DocumentId: name them by their SHA-256 so the sender can match them.
+            day = at.astimezone(VIETNAM_TZ).date()
+            notation = f"SHA256-{sha256[:16].upper()}"
+            response_for = ResponseFor(sender, f"0/{notation}", day, document_id_for(sender, day, "0", notation))
+        return self._signed_status(response_for, _REJECTED_STATUS, description, at)
+
+    def _signed_status(self, response_for: ResponseFor, code: str, description: str, at: datetime) -> bytes:
+        status = StatusMessage(
+            sender=self._hub_org(),
+            response_for=response_for,
+            status_code=code,
+            timestamp=at.astimezone(VIETNAM_TZ),
+            description=description,
+        )
+        return sign_document(build_status(status, check=False), self._seal)
+
+    # --- ledger ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(  # noqa: PLR0913 - the fields of a ledger event
+        kind: EventKind, sha256: str, doc_id: str, actor: str, at: datetime, verdict: str, **detail: str
+    ) -> LedgerEvent:
+        return LedgerEvent(
+            kind=kind, sha256=sha256, document_id=doc_id, actor=actor, time=at, verdict=verdict, detail=detail
+        )
+
+
+def store_report(store: ObjectStore, sha256: str, report: VerificationReport) -> None:
+    """Keep the verification report next to the original (create-only; a retry finds it there)."""
+    key = f"reports/{sha256}.json"
+    if not store.exists(key):
+        store.put(key, _report_bytes(report), metadata={"sha256-of-original": sha256})
+
+
+def _report_bytes(report: VerificationReport) -> bytes:
+    body = report.to_json()
+    body["chain_der"] = [base64.b64encode(d).decode() for d in report.chain_der]
+    body["revocation_der"] = [base64.b64encode(r.der).decode() for r in report.revocation if r.der]
+    return json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
+
+
+def _document_id(message: Edoc | StatusMessage) -> str:
+    if isinstance(message, StatusMessage):
+        return f"{message.response_for.document_id}#status-{message.status_code}-{message.sender.organ_id}"
+    return message.document_id
+
+
+def _sha_of(value: bytes | None) -> str:
+    return hashlib.sha256(value or b"").hexdigest()
+
+
+def _too_large(size: int, limit: int) -> DocumentRejected:
+    return DocumentRejected("TOO_LARGE", [Problem("", f"{size} bytes is over the hub's limit of {limit} bytes")])
+
+
+def records_for(outcomes: Iterable[Outcome]) -> list[OutboundRecord]:
+    """Every record to produce for a batch of outcomes, in order."""
+    return [r for o in outcomes for r in o.records]
