@@ -1,3 +1,8 @@
-"""Shared fixtures: the test PKI and the real servers (OpenSSL OCSP/TSA, SoftHSM2)."""
+"""Shared fixtures: the test PKI and the real servers (OpenSSL OCSP/TSA, SoftHSM2, S3)."""
 
-pytest_plugins = ["tests.support.pki_fixtures", "tests.support.server_fixtures", "tests.support.signing"]
+pytest_plugins = [
+    "tests.support.pki_fixtures",
+    "tests.support.server_fixtures",
+    "tests.support.signing",
+    "tests.support.s3_fixtures",
+]
