@@ -137,6 +137,8 @@ class HubWorker:
         self.guard = DeliveryGuard(settings.kafka_bootstrap)
         self.ledger: Ledger | None = None
         self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lienthong-stage")
+        # The ledger is not thread-safe and has one writer: every ledger call runs on this one thread.
+        self._ledger_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lienthong-ledger")
         self.app = self._build_app()
 
     # --- the faust app ---------------------------------------------------------------------------------------
@@ -195,14 +197,12 @@ class HubWorker:
         async def ledger_writer(stream: faust.StreamT[bytes]) -> None:
             async for batch in stream.take(_LEDGER_BATCH, within=_LEDGER_WITHIN):
                 events = [LedgerEvent.from_bytes(line.encode()) for value in batch for line in json.loads(value)]
-                await self._retry("ledger", lambda events=events: self._run(self._append_ledger, events))
+                await self._retry("ledger", lambda events=events: self._on_ledger_thread(self._append_ledger, events))
 
         @app.timer(interval=settings.seal_interval_seconds)
         async def seal() -> None:
-            if self.ledger is not None and self.ledger.size and self.ledger.head() is None or (
-                self.ledger is not None and (head := self.ledger.head()) is not None and head.size < self.ledger.size
-            ):
-                await self._retry("seal", lambda: self._run(self._seal))
+            if self.ledger is not None:  # only the worker that owns the ledger partition seals
+                await self._retry("seal", lambda: self._on_ledger_thread(self._seal))
 
         @app.task
         async def follow_directory() -> None:
@@ -218,7 +218,7 @@ class HubWorker:
 
     async def _handle(self, record: InboundRecord, ledger_topic: faust.TopicT) -> None:
         started = time.perf_counter()
-        outcome = await self._retry("process", lambda: self._run(self.processor.process, record))
+        outcome = await self._retry("process", lambda: self._run(self._process, record))
         self.metrics.stage_seconds.labels("process").observe(time.perf_counter() - started)
         in_doubt = self.guard.in_doubt(record.topic, record.partition, record.offset)
         for out in outcome.records:
@@ -243,6 +243,15 @@ class HubWorker:
             "deliver", lambda: _sent(topic.send(key=out.key, value=out.value, headers=list(out.headers)))
         )
         self.guard.note_delivered(out.topic, sha)
+
+    def _process(self, record: InboundRecord) -> Outcome:
+        try:
+            return self.processor.process(record)
+        except (HubError, OSError):
+            raise  # our store or network: retried by the caller
+        except Exception as exc:  # a bug of ours must not stop the hub: park the record, replayable
+            log.exception("internal error on %s", record.source)
+            return self.processor.internal_error(record, exc)
 
     def _put_index(self, key: str, body: bytes) -> None:
         if not self.store.exists(key):
@@ -271,7 +280,8 @@ class HubWorker:
         self.metrics.ledger_size.set(self.ledger.size)
 
     def _seal(self) -> None:
-        if self.ledger is not None:
+        """Sign a tree head over everything stored (sealing with nothing new keeps the last head)."""
+        if self.ledger is not None and self.ledger.size:
             self.ledger.seal(self.seal, at=datetime.now(UTC))
 
     # --- directory and assignments ---------------------------------------------------------------------------
@@ -311,6 +321,9 @@ class HubWorker:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
+    async def _on_ledger_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._ledger_thread, fn, *args)
 
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         delay = _RETRY_FIRST

@@ -19,6 +19,8 @@ _COMMAND_MODULES = (
     "hub.commands.worker",
     "hub.commands.audit",
     "hub.commands.ledger",
+    "hub.commands.dms",
+    "hub.commands.up",
 )
 
 

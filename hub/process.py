@@ -12,10 +12,9 @@ status 02 the sender receives) and problems naming the element path or certifica
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -50,8 +49,9 @@ from signer.keys import SigningKey
 from signer.report import VerificationReport
 from signer.sign import sign_document
 from signer.verify import Verifier
+from storage.archive import Archive
 from storage.ledger import EventKind, LedgerEvent
-from storage.objectstore import ObjectNotFound, ObjectStore, original_key
+from storage.objectstore import ObjectNotFound, ObjectStore
 
 __all__ = ["DEFAULT_URGENT_PRIORITY", "DocumentProcessor", "Outcome", "document_index_key"]
 
@@ -83,6 +83,17 @@ class Outcome:
     problems: tuple[Problem, ...] = field(default=())
 
 
+class _NoSink:
+    """The archive's events travel through ``lienthong.ledger``; the processor never appends directly."""
+
+    def append_many(self, events: Sequence[LedgerEvent]) -> object:
+        """Refuse: a programming error if reached."""
+        raise AssertionError(events)
+
+
+_NO_SINK = _NoSink()
+
+
 @dataclass(frozen=True)
 class _Accepted:
     data: bytes
@@ -109,6 +120,7 @@ class DocumentProcessor:
         self._directory = directory
         self._seal = seal
         self._clock = clock
+        self._archive = Archive(store, _NO_SINK, clock=clock)
 
     # --- intake ----------------------------------------------------------------------------------------------
 
@@ -143,7 +155,7 @@ class DocumentProcessor:
         return _Accepted(data, hashlib.sha256(data).hexdigest(), parsed)
 
     def lane(self, record: InboundRecord) -> str:
-        """The work topic for a record: urgent (Priority ≥ 3) or bulk; anything unreadable goes bulk (and fails there)."""
+        """The work topic: urgent (Priority ≥ 3) or bulk; anything unreadable goes bulk (and fails there)."""
         try:
             parsed = parse(self.read_value(record), max_bytes=self._settings.max_document_bytes)
         except DocumentRejected:
@@ -174,15 +186,31 @@ class DocumentProcessor:
             exc = DocumentRejected(reason, problems or [Problem("", reason)])
             return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
         try:
-            return self._route(record, accepted, report, received_at)
+            return self._route(accepted, report, received_at)
         except DocumentRejected as exc:
             return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
 
+    def internal_error(self, record: InboundRecord, exc: Exception) -> Outcome:
+        """A dead letter for a record the hub failed on by its own fault (no status: the sender did nothing wrong)."""
+        problem = Problem("", f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_HEADER])
+        dead_headers: Headers = (
+            *record.headers,
+            (H_REASON, b"INTERNAL_ERROR"),
+            (H_ERROR, str(problem).encode()),
+            (H_SOURCE, record.source.encode()),
+            (H_SENDER, record.key or b""),
+        )
+        return Outcome(
+            "rejected",
+            _sha_of(record.value),
+            reason="INTERNAL_ERROR",
+            records=(OutboundRecord(DEADLETTER, record.key, record.value or b"", dead_headers),),
+            problems=(problem,),
+        )
+
     # --- routing ---------------------------------------------------------------------------------------------
 
-    def _route(
-        self, record: InboundRecord, accepted: _Accepted, report: VerificationReport, received_at: datetime
-    ) -> Outcome:
+    def _route(self, accepted: _Accepted, report: VerificationReport, received_at: datetime) -> Outcome:
         message = accepted.parsed.message
         sender = message.sender.organ_id
         doc_id = _document_id(message)
@@ -214,18 +242,22 @@ class DocumentProcessor:
         records: list[OutboundRecord] = []
         for target in known:
             agency = directory.get(target)
-            assert agency is not None  # noqa: S101 - filtered just above
+            assert agency is not None
             if isinstance(message, StatusMessage):
                 topic = status_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
             else:
                 topic = inbox_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
             key = target.encode() if topic == AXIS_OUTBOUND else sender.encode()
             records.append(OutboundRecord(topic, key, accepted.data, headers))
+        archived = self._archive.store(
+            accepted.data, report, sender=sender, doc_id=_subject_id(message), received_at=received_at
+        )
         events = [
-            self._event(EventKind.RECEIVED, accepted.sha256, doc_id, sender, received_at, "accepted"),
-            self._event(EventKind.VERIFIED, accepted.sha256, doc_id, "hub", received_at, report.indication.value),
-            self._event(EventKind.ARCHIVED, accepted.sha256, doc_id, "hub", received_at, original_key(accepted.sha256)),
-            *(self._event(kind, accepted.sha256, doc_id, "hub", received_at, "sent", recipient=t) for t in known),
+            *archived.events,
+            *(
+                self._event(kind, accepted.sha256, _subject_id(message), "hub", received_at, "sent", recipient=t)
+                for t in known
+            ),
         ]
         if isinstance(message, Edoc):
             note = "Hub lienthong đã nhận và chuyển tới: " + ", ".join(known)
@@ -235,7 +267,6 @@ class DocumentProcessor:
                 _RECEIVED_STATUS if not unknown else _REJECTED_STATUS, message, note, received_at
             )
             records.append(OutboundRecord(status_topic(sender), sender.encode(), status, headers))
-        self._archive(accepted, report, received_at, sender, doc_id)
         entry = {"document_id": doc_id, "sender": sender, "recipients": known, "received_at": received_at.isoformat()}
         outcome = "relayed" if isinstance(message, StatusMessage) else "delivered"
         return Outcome(
@@ -276,21 +307,9 @@ class DocumentProcessor:
                 continue
         return found
 
-    def _archive(
-        self, accepted: _Accepted, report: VerificationReport, received_at: datetime, sender: str, doc_id: str
-    ) -> None:
-        metadata = {
-            "sender": sender,
-            "document-id": doc_id,
-            "received-at": received_at.isoformat(),
-            "indication": report.indication.value,
-        }
-        self._store.put_original(accepted.data, metadata=metadata)
-        store_report(self._store, accepted.sha256, report)
-
     # --- rejection -------------------------------------------------------------------------------------------
 
-    def _reject(  # noqa: PLR0913 - everything a rejection must name
+    def _reject(
         self,
         record: InboundRecord,
         exc: DocumentRejected,
@@ -322,15 +341,23 @@ class DocumentProcessor:
             if doc_id:
                 status_headers = ((H_DOC_ID, doc_id.encode()), *status_headers)
             records.append(OutboundRecord(status_topic(sender), sender.encode(), status, status_headers))
+        events: tuple[LedgerEvent, ...]
         if report is not None and parsed is not None:
             # The refused original and the report that refused it are evidence too.
-            metadata = {"sender": sender, "document-id": doc_id, "received-at": received_at.isoformat()}
-            self._store.put_original(parsed.original, metadata={**metadata, "indication": report.indication.value})
-            store_report(self._store, sha256, report)
-        events = (
-            self._event(EventKind.RECEIVED, sha256, doc_id, sender or "unknown", received_at, "received"),
-            self._event(EventKind.REJECTED, sha256, doc_id, "hub", received_at, exc.reason, error=error_text),
-        )
+            archived = self._archive.store(
+                parsed.original,
+                report,
+                sender=sender,
+                doc_id=_subject_id(parsed.message),
+                received_at=received_at,
+                reason=exc.reason,
+            )
+            events = archived.events
+        else:
+            events = (
+                self._event(EventKind.RECEIVED, sha256, doc_id, sender or "unknown", received_at, "received"),
+                self._event(EventKind.REJECTED, sha256, doc_id, "hub", received_at, exc.reason, error=error_text),
+            )
         return Outcome(
             "rejected",
             sha256,
@@ -384,7 +411,7 @@ class DocumentProcessor:
     # --- ledger ----------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _event(  # noqa: PLR0913 - the fields of a ledger event
+    def _event(  # noqa: PLR0917 - the six fields of an event, in their order
         kind: EventKind, sha256: str, doc_id: str, actor: str, at: datetime, verdict: str, **detail: str
     ) -> LedgerEvent:
         return LedgerEvent(
@@ -392,18 +419,9 @@ class DocumentProcessor:
         )
 
 
-def store_report(store: ObjectStore, sha256: str, report: VerificationReport) -> None:
-    """Keep the verification report next to the original (create-only; a retry finds it there)."""
-    key = f"reports/{sha256}.json"
-    if not store.exists(key):
-        store.put(key, _report_bytes(report), metadata={"sha256-of-original": sha256})
-
-
-def _report_bytes(report: VerificationReport) -> bytes:
-    body = report.to_json()
-    body["chain_der"] = [base64.b64encode(d).decode() for d in report.chain_der]
-    body["revocation_der"] = [base64.b64encode(r.der).decode() for r in report.revocation if r.der]
-    return json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
+def _subject_id(message: Edoc | StatusMessage) -> str:
+    """The DocumentId the ledger files an event under: a status is filed under the document it is about."""
+    return message.response_for.document_id if isinstance(message, StatusMessage) else message.document_id
 
 
 def _document_id(message: Edoc | StatusMessage) -> str:

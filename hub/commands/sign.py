@@ -13,7 +13,7 @@ from schemas.errors import HubError
 from signer.keys import PemKey, Pkcs11Key, Pkcs12Key, SigningKey
 from signer.sign import sign_document
 
-__all__ = ["register", "run"]
+__all__ = ["add_key_arguments", "load_key", "register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("input", metavar="IN", type=Path, help="the unsigned edXML document")
     parser.add_argument("output", metavar="OUT", help="where to write the signed document, or -")
+    add_key_arguments(parser)
+    parser.add_argument("--include-root", action="store_true", help="also include a self-signed root")
+    parser.set_defaults(func=run)
+
+
+def add_key_arguments(parser: argparse.ArgumentParser) -> None:
+    """The key-source options shared by every command that signs (``sign``, ``status``)."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--key", type=Path, help="PEM private key (use with --cert)")
     source.add_argument("--pkcs12", type=Path, metavar="FILE", help="PKCS#12 bundle: key, certificate, chain")
@@ -36,8 +43,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="VAR",
         help="environment variable holding the password of --key or --pkcs12 (never on the command line)",
     )
-    parser.add_argument("--include-root", action="store_true", help="also include a self-signed root")
-    parser.set_defaults(func=run)
 
 
 def _password(args: argparse.Namespace) -> bytes | None:
@@ -49,7 +54,8 @@ def _password(args: argparse.Namespace) -> bytes | None:
     return value.encode()
 
 
-def _key(args: argparse.Namespace) -> tuple[SigningKey, tuple[x509.Certificate, ...]]:
+def load_key(args: argparse.Namespace) -> tuple[SigningKey, tuple[x509.Certificate, ...]]:
+    """The signing key and its chain from ``--key/--cert``, ``--pkcs12`` or ``--pkcs11-uri``."""
     if args.key is not None:
         if args.cert is None:
             raise HubError("--key needs --cert")
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     """Sign one document; exit 0 on success, 1 on a refused document or an unusable key."""
     try:
         data = args.input.read_bytes()
-        key, chain = _key(args)
+        key, chain = load_key(args)
         try:
             if args.chain is not None:
                 chain = tuple(x509.load_pem_x509_certificates(args.chain.read_bytes()))

@@ -1,0 +1,282 @@
+"""``lienthong audit export DOC --out BUNDLE.zip`` and ``lienthong audit verify BUNDLE.zip --trust PEM...``.
+
+``export`` reads the hub's store and writes the evidence bundle of one document (a DocumentId or the SHA-256 of
+the original). With ``--data DIR`` (the embedded hub's folder) it starts its own private, read-only
+``rclone serve s3`` over ``DIR/s3`` for the duration of the command, so it works whether or not ``lienthong up``
+is running, and signs the bundle's manifest with the hub's seal key in ``DIR``. With ``--endpoint`` it reads
+any S3 store (credentials from ``--access-key``/``--secret-key`` or ``LIENTHONG_S3_ACCESS_KEY``/
+``LIENTHONG_S3_SECRET_KEY``) and needs ``--seal-key``/``--seal-cert``.
+
+``verify`` needs nothing but the bundle and the auditor's anchors: exit 0 only when every check passed, 1 when
+one failed, 2 for unusable arguments. ``--json`` prints one JSON object on one line.
+
+Also here, for ``lienthong ledger``: ``add_store_arguments`` and ``opened_store``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cryptography import x509
+
+from hub.commands._common import emit_json
+from hub.settings import HubSettings
+from schemas.errors import HubError
+from signer.keys import PemKey, SigningKeyError
+from storage.bundle import DEFAULT_MAX_BUNDLE_BYTES, BundleCheck, BundleError, BundleReport, CheckStatus
+from storage.bundle import export_bundle as build_bundle
+from storage.bundle import verify_bundle as check_bundle
+from storage.ledger import SEAL_CERT_FILE, SEAL_KEY_FILE, Ledger, LedgerCorrupt
+from storage.objectstore import ObjectStore, StoreUnavailable
+
+__all__ = [
+    "EMBEDDED_BUCKET",
+    "UsageError",
+    "add_store_arguments",
+    "data_dir",
+    "load_anchors",
+    "opened_store",
+    "register",
+]
+
+#: The embedded hub keeps its objects in ``DIR/s3/<bucket>/`` (``rclone serve s3`` over ``DIR/s3``).
+EMBEDDED_BUCKET = "lienthong"
+_EMBEDDED_S3_DIR = "s3"
+
+
+class UsageError(HubError):
+    """The command line points at something unusable (exit 2); the message says what to fix."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``audit`` group with ``export`` and ``verify``."""
+    parser = subparsers.add_parser("audit", help="evidence bundles: export one document's evidence, verify a bundle")
+    group = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+
+    export = group.add_parser(
+        "export",
+        help="write the evidence bundle (zip) of one document",
+        description="DOC is a DocumentId or the SHA-256 (hex) of the original. Exit 0 when the bundle is written.",
+    )
+    export.add_argument("doc", metavar="DOC", help="DocumentId, or SHA-256 of the original bytes")
+    export.add_argument("--out", required=True, type=Path, metavar="BUNDLE.zip", help="where to write the bundle")
+    add_store_arguments(export)
+    export.add_argument("--seal-key", type=Path, metavar="PEM", help="the hub's seal key (default: DIR/hub-key.pem)")
+    export.add_argument("--seal-cert", type=Path, metavar="PEM", help="its certificate (default: DIR/hub-cert.pem)")
+    export.set_defaults(func=run_export)
+
+    verify = group.add_parser(
+        "verify",
+        help="check an evidence bundle offline",
+        description="Exit 0 only when every check passed (1: a check failed, 2: unusable arguments).",
+    )
+    verify.add_argument("bundle", type=Path, metavar="BUNDLE.zip")
+    verify.add_argument(
+        "--trust",
+        required=True,
+        action="append",
+        type=Path,
+        metavar="PEM",
+        help="trust anchor: the hub's hub-cert.pem and the agencies' root (repeat)",
+    )
+    verify.add_argument(
+        "--tsa-trust",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PEM",
+        help="trust anchor for the time-stamp authority (default: the --trust anchors)",
+    )
+    verify.add_argument("--json", action="store_true", help="one JSON object on one line")
+    verify.set_defaults(func=run_verify)
+
+
+# --- shared with `lienthong ledger` ------------------------------------------------------------------------------
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data DIR`` (the embedded hub's folder) or ``--endpoint HOST:PORT --bucket B`` (any S3 store)."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help=f"the embedded hub's data folder (default: {HubSettings().data_dir}); works with or without the hub",
+    )
+    parser.add_argument("--endpoint", metavar="HOST:PORT", help="read an S3 store instead of --data")
+    parser.add_argument("--bucket", default=HubSettings().s3_bucket, help="the S3 bucket (with --endpoint)")
+    parser.add_argument("--access-key", help="S3 access key (default: $LIENTHONG_S3_ACCESS_KEY)")
+    parser.add_argument("--secret-key", help="S3 secret key (default: $LIENTHONG_S3_SECRET_KEY)")
+    parser.add_argument("--secure", action="store_true", help="use HTTPS to reach --endpoint")
+
+
+def data_dir(args: argparse.Namespace) -> Path:
+    """The data folder named by ``--data`` (or the hub's default)."""
+    return Path(args.data) if args.data is not None else HubSettings().data_dir
+
+
+@contextmanager
+def opened_store(args: argparse.Namespace) -> Iterator[ObjectStore]:
+    """The store the arguments name, open for the duration of the ``with`` block (UsageError if unusable)."""
+    if args.endpoint:
+        if args.data is not None:
+            raise UsageError("give either --data or --endpoint, not both")
+        yield _remote_store(args)
+        return
+    yield from _embedded_store(data_dir(args))
+
+
+def _remote_store(args: argparse.Namespace) -> ObjectStore:
+    from storage.s3 import S3ObjectStore  # noqa: PLC0415 - the minio client only when a store is needed
+
+    access = args.access_key or os.environ.get("LIENTHONG_S3_ACCESS_KEY")
+    secret = args.secret_key or os.environ.get("LIENTHONG_S3_SECRET_KEY")
+    if not access or not secret:
+        raise UsageError(
+            "--endpoint needs credentials: --access-key/--secret-key or LIENTHONG_S3_ACCESS_KEY/_SECRET_KEY"
+        )
+    return S3ObjectStore.connect(args.endpoint, access, secret, args.bucket, secure=args.secure, create_bucket=False)
+
+
+def _embedded_store(directory: Path) -> Iterator[ObjectStore]:
+    import urllib3  # noqa: PLC0415 - only when a store is needed
+    from minio import Minio  # noqa: PLC0415
+
+    from hub.embedded.s3 import EmbeddedS3  # noqa: PLC0415
+    from storage.s3 import (  # noqa: PLC0415
+        DEFAULT_CONNECT_TIMEOUT,
+        DEFAULT_READ_TIMEOUT,
+        DEFAULT_REGION,
+        DEFAULT_RETRIES,
+        S3ObjectStore,
+    )
+
+    root = directory / _EMBEDDED_S3_DIR
+    if not (root / EMBEDDED_BUCKET).is_dir():
+        raise UsageError(
+            f"{directory} holds no hub data (no {root / EMBEDDED_BUCKET}); "
+            "pass the folder given to `lienthong up --data`"
+        )
+    with tempfile.TemporaryDirectory(prefix="lienthong-audit-") as scratch:
+        # A private server on a free port, so the hub's own (if running) is untouched; --read-only because an
+        # audit must never write, whatever bug might try.
+        server = EmbeddedS3(root, log_path=Path(scratch) / "rclone.log")
+        server.process.argv.insert(len(server.process.argv) - 1, "--read-only")
+        server.start()
+        try:
+            # The adapter's timeouts and retry budget, for reads only (this server refuses writes anyway).
+            http = urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT),
+                retries=urllib3.Retry(
+                    total=DEFAULT_RETRIES,
+                    backoff_factor=0.2,
+                    status_forcelist=(500, 502, 503, 504),
+                    allowed_methods=frozenset({"GET", "HEAD"}),
+                    raise_on_status=False,
+                ),
+            )
+            client = Minio(
+                server.endpoint,
+                server.access_key,
+                server.secret_key,
+                secure=False,
+                region=DEFAULT_REGION,
+                http_client=http,
+            )
+            # Built directly rather than with connect(): connect probes the server with a write.
+            yield S3ObjectStore(client, EMBEDDED_BUCKET, metadata_sidecars=True)
+        finally:
+            server.stop()
+
+
+def load_anchors(paths: list[Path]) -> list[x509.Certificate]:
+    """Every certificate in the given PEM (or DER) files; UsageError naming a file that holds none."""
+    anchors: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        try:
+            if b"-----BEGIN" in data:
+                anchors.extend(x509.load_pem_x509_certificates(data))
+            else:
+                anchors.append(x509.load_der_x509_certificate(data))
+        except ValueError as exc:
+            raise UsageError(f"{path}: not a certificate: {exc}") from exc
+    return anchors
+
+
+def _seal_key(args: argparse.Namespace) -> PemKey:
+    directory = data_dir(args)
+    key_path = args.seal_key or (directory / SEAL_KEY_FILE if not args.endpoint else None)
+    cert_path = args.seal_cert or (directory / SEAL_CERT_FILE if not args.endpoint else None)
+    if key_path is None or cert_path is None:
+        raise UsageError("with --endpoint, pass the hub's --seal-key and --seal-cert (they sign the bundle manifest)")
+    try:
+        return PemKey.load(Path(key_path).read_bytes(), Path(cert_path).read_bytes())
+    except OSError as exc:
+        raise UsageError(f"cannot read the hub's seal key or certificate: {exc}") from exc
+    except SigningKeyError as exc:
+        raise UsageError(f"the hub's seal key cannot be used: {exc}") from exc
+
+
+# --- export ------------------------------------------------------------------------------------------------------
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write the bundle; exit 0, 1 when the document cannot be exported, 2 for unusable arguments or store."""
+    try:
+        seal_key = _seal_key(args)
+        with opened_store(args) as store:
+            ledger = Ledger.open(store)
+            data = build_bundle(store, ledger, args.doc, seal_key=seal_key)
+    except (BundleError, LedgerCorrupt) as exc:
+        print(f"lienthong audit export: {exc}", file=sys.stderr)
+        return 1
+    except (UsageError, StoreUnavailable, HubError) as exc:
+        print(f"lienthong audit export: {exc}", file=sys.stderr)
+        return 2
+    try:
+        args.out.write_bytes(data)
+    except OSError as exc:
+        print(f"lienthong audit export: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: evidence bundle of {args.doc} ({len(data)} bytes)", flush=True)
+    return 0
+
+
+# --- verify ------------------------------------------------------------------------------------------------------
+
+
+def _unreadable(path: Path, reason: str) -> BundleReport:
+    return BundleReport((BundleCheck("bundle file is readable", CheckStatus.FAILED, reason, str(path)),))
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Check the bundle; exit 0 only when every check passed (1: one failed, 2: unusable anchors)."""
+    try:
+        anchors = load_anchors(args.trust)
+        tsa_anchors = load_anchors(args.tsa_trust) if args.tsa_trust else None
+    except UsageError as exc:
+        print(f"lienthong audit verify: {exc}", file=sys.stderr)
+        return 2
+    path: Path = args.bundle
+    try:
+        size = path.stat().st_size
+        if size > DEFAULT_MAX_BUNDLE_BYTES:
+            report = _unreadable(path, f"{size} bytes: more than the {DEFAULT_MAX_BUNDLE_BYTES} a bundle may have")
+        else:
+            report = check_bundle(path.read_bytes(), anchors, tsa_anchors=tsa_anchors)
+    except OSError as exc:
+        report = _unreadable(path, f"cannot read it: {exc.strerror or exc}")
+    if args.json:
+        emit_json({"file": str(path), **report.to_json()})
+    else:
+        print(report.to_text(), flush=True)
+    return 0 if report.passed else 1

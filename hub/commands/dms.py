@@ -1,0 +1,128 @@
+"""``lienthong send|receive|status``: a DMS's three verbs, on the topic contract (``adapters.dms.HubClient``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hub.commands._common import emit_json, expand_files, warn
+from hub.commands.sign import add_key_arguments, load_key
+from schemas.errors import HubError
+
+__all__ = ["register"]
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``send``, ``receive`` and ``status``."""
+    send = subparsers.add_parser("send", help="publish signed documents or statuses to the hub")
+    send.add_argument("files", nargs="+", metavar="FILE|DIR", help="signed edXML files, or dirs of *.xml")
+    send.add_argument("--as", dest="organ_id", required=True, metavar="ORGANID", help="our OrganId (the record key)")
+    _common(send)
+    send.set_defaults(func=run_send)
+
+    receive = subparsers.add_parser("receive", help="print or save documents and statuses as they arrive")
+    receive.add_argument("--agency", required=True, metavar="ORGANID", help="whose inbox and statuses to read")
+    receive.add_argument("--save", type=Path, metavar="DIR", help="write each record to DIR/<topic>/<offset>.xml")
+    receive.add_argument("--from-beginning", action="store_true", help="start at the oldest record, not the newest")
+    receive.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds without a record")
+    receive.add_argument("--group", help="consumer group (default dms-<ORGANID>): where to resume next time")
+    _common(receive)
+    receive.set_defaults(func=run_receive)
+
+    status = subparsers.add_parser("status", help="build, sign and send a status about a received document")
+    status.add_argument("document", type=Path, metavar="DOC", help="the received document (its file)")
+    status.add_argument("--code", required=True, choices=["01", "02", "03", "04", "05", "06", "13", "15", "16"])
+    status.add_argument("--as", dest="organ_id", required=True, metavar="ORGANID", help="our OrganId")
+    status.add_argument("--description", default="", help="free text (the reason, for 02)")
+    add_key_arguments(status)
+    _common(status)
+    status.set_defaults(func=run_status)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, metavar="HOST:PORT", help="the hub's Kafka")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def run_send(args: argparse.Namespace) -> int:
+    """Send every file; exit 0 when the broker acknowledged them all."""
+    from adapters.dms import HubClient  # noqa: PLC0415
+
+    client = HubClient(args.bootstrap, organ_id=args.organ_id)
+    failed = 0
+    try:
+        for path in expand_files(args.files):
+            try:
+                receipt = client.send(path.read_bytes())
+            except (HubError, OSError) as exc:
+                warn(f"{path}: not sent: {exc}")
+                failed += 1
+                continue
+            line = {"file": str(path), "sha256": receipt.sha256, "topic": receipt.topic, "offset": receipt.offset}
+            if args.json:
+                emit_json(line)
+            else:
+                print(f"{path}: sent {receipt.sha256[:16]} to {receipt.topic}[{receipt.partition}]@{receipt.offset}")
+    finally:
+        client.close()
+    return 1 if failed else 0
+
+
+def run_receive(args: argparse.Namespace) -> int:
+    """Print (or save) records until interrupted or ``--timeout``."""
+    from adapters.dms import HubClient  # noqa: PLC0415
+
+    client = HubClient(args.bootstrap, organ_id=args.agency)
+    try:
+        for item in client.receive(timeout=args.timeout, from_beginning=args.from_beginning, group=args.group):
+            saved = None
+            if args.save is not None:
+                folder = args.save / item.topic
+                folder.mkdir(parents=True, exist_ok=True)
+                saved = folder / f"{item.offset:08d}.xml"
+                saved.write_bytes(item.data)
+            line = {
+                "kind": item.kind,
+                "topic": item.topic,
+                "offset": item.offset,
+                "document_id": item.document_id,
+                "sha256": item.sha256,
+                "reason": item.reason or None,
+                "bytes": len(item.data),
+                "file": str(saved) if saved else None,
+            }
+            if args.json:
+                emit_json(line)
+            else:
+                why = f" rejected: {item.reason}" if item.reason else ""
+                print(
+                    f"{item.kind} {item.document_id or '?'} ({len(item.data)} bytes) on {item.topic}{why}", flush=True
+                )
+    except KeyboardInterrupt:
+        return 0
+    except HubError as exc:
+        warn(f"lienthong receive: {exc}")
+        return 1
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Build, sign and send one status."""
+    from adapters.dms import HubClient  # noqa: PLC0415
+
+    client = HubClient(args.bootstrap, organ_id=args.organ_id)
+    try:
+        key, chain = load_key(args)
+        receipt = client.send_status(
+            args.document.read_bytes(), args.code, key=key, chain=chain, description=args.description
+        )
+    except (HubError, OSError, ValueError) as exc:
+        print(f"lienthong status: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(f"status {args.code} sent ({receipt.sha256[:16]}) to {receipt.topic}@{receipt.offset}")
+    return 0

@@ -1,0 +1,414 @@
+"""The archive: original bytes, the hub's receipt for each (verification report and facts), and their ledger events.
+
+For each received document the archive stores, in this order (each write create-only, so a replay after a crash
+finds what is already there and completes the rest):
+
+1. the original bytes under ``originals/<sha256>`` with metadata (sender, DocumentId, received-at, indication);
+2. a *receipt* under ``reports/<sha256>.json``: canonical JSON with the sender, DocumentId, times, the reject
+   reason and the full verification report, including what an offline verifier needs and ``to_json`` leaves
+   out: the DER of every chain certificate and of every CRL and OCSP response used (base64);
+3. the ledger events ``received``, ``verified`` or ``rejected`` (naming the receipt's SHA-256, so that the
+   ledger covers the report too), and ``archived``.
+
+Event times come from the receipt, never from a fresh clock reading on a replay, so re-recording the same
+document appends identical events, which the ledger recognises (``Ledger.append`` is idempotent).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from schemas.errors import HubError
+from signer.report import VerificationReport
+from storage.ledger import HUB_ACTOR, EventKind, LedgerEvent
+from storage.objectstore import ObjectExists, ObjectStore, original_key
+
+__all__ = [
+    "RECEIPT_FORMAT",
+    "REPORTS_PREFIX",
+    "UNKNOWN_SENDER",
+    "Archive",
+    "ArchiveRecord",
+    "EventSink",
+    "Receipt",
+    "ReceiptError",
+    "StoredReport",
+    "receipt_events",
+    "report_key",
+    "report_to_json",
+]
+
+REPORTS_PREFIX = "reports/"
+RECEIPT_FORMAT = "lienthong-receipt-v1"
+#: The actor recorded when the sender of unparseable input is not known.
+UNKNOWN_SENDER = "unknown"
+
+
+def report_key(sha256_hex: str) -> str:
+    """Where the receipt of an original is stored: ``reports/<sha256 hex>.json``."""
+    return f"{REPORTS_PREFIX}{sha256_hex}.json"
+
+
+class ReceiptError(HubError):
+    """A stored receipt cannot be read (malformed, or not for the document it is stored under)."""
+
+
+class EventSink(Protocol):
+    """Where events go: the ``Ledger`` itself, or a producer to the ``lienthong.ledger`` topic."""
+
+    def append_many(self, events: Sequence[LedgerEvent]) -> object:
+        """Append the events in order (idempotently)."""
+        ...
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _canonical(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def report_to_json(report: VerificationReport) -> dict[str, Any]:
+    """``report.to_json()`` plus the DER an offline verifier needs: chain certificates, CRLs, OCSP responses."""
+    out = report.to_json()
+    signer = report.signer
+    if signer is not None:
+        out["signer"] = {
+            **out["signer"],
+            "spki_sha256": signer.spki_sha256,
+            "cert_sha256": signer.cert_sha256,
+            "serial": format(signer.serial, "x"),
+            "not_before": _time(signer.not_before),
+            "not_after": _time(signer.not_after),
+        }
+    out["chain_der"] = [_b64(der) for der in report.chain_der]
+    out["revocation"] = [
+        {
+            "subject": r.cert_subject,
+            "source": r.source,
+            "status": r.status,
+            "cached": r.cached,
+            "produced_at": _time(r.produced_at),
+            "this_update": _time(r.this_update),
+            "next_update": _time(r.next_update),
+            "revoked_at": _time(r.revoked_at),
+            "responder": r.responder,
+            "der": _b64(r.der),
+        }
+        for r in report.revocation
+    ]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    """What a receipt says the hub's verification found, with the evidence an auditor re-checks it with."""
+
+    indication: str
+    subindication: str | None
+    errors: tuple[str, ...]
+    chain_der: tuple[bytes, ...]
+    crls_der: tuple[bytes, ...]
+    ocsp_der: tuple[bytes, ...]
+    validation_time: datetime | None
+    signed_bytes_sha256: str
+
+    @property
+    def verdict(self) -> str:
+        """``INDICATION`` or ``INDICATION/SUBINDICATION``."""
+        return self.indication + (f"/{self.subindication}" if self.subindication else "")
+
+    def chain(self) -> list[x509.Certificate]:
+        """The chain certificates, parsed (ReceiptError if one is not a certificate)."""
+        try:
+            return [x509.load_der_x509_certificate(der) for der in self.chain_der]
+        except ValueError as exc:
+            raise ReceiptError(f"a chain certificate in the report cannot be parsed: {exc}") from exc
+
+    def crls(self) -> list[x509.CertificateRevocationList]:
+        """The CRLs used, parsed (ReceiptError if one is not a CRL)."""
+        try:
+            return [x509.load_der_x509_crl(der) for der in self.crls_der]
+        except ValueError as exc:
+            raise ReceiptError(f"a CRL in the report cannot be parsed: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The hub's record of one original: who sent it, when, what verification said, why it was rejected."""
+
+    sha256: str
+    document_id: str
+    sender: str
+    received_at: datetime
+    archived_at: datetime
+    reason: str | None
+    report: StoredReport | None
+
+    @property
+    def passed(self) -> bool:
+        """Whether the hub accepted the document (a TOTAL_PASSED report and no reject reason)."""
+        return self.reason is None and self.report is not None and self.report.indication == "TOTAL_PASSED"
+
+    @property
+    def verdict(self) -> str:
+        """What the ``verified``/``rejected`` event records: the reason code, else the report's verdict."""
+        if self.reason is not None:
+            return self.reason
+        return self.report.verdict if self.report is not None else "REJECTED"
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Receipt:
+        """Parse a stored receipt; ReceiptError naming the field when it is malformed."""
+        try:
+            obj = json.loads(data.decode("utf-8"))
+            return _receipt_from_json(obj)
+        except ReceiptError:
+            raise
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ReceiptError(f"not a JSON receipt: {exc}") from exc
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise ReceiptError(f"malformed receipt: {type(exc).__name__}: {exc}") from exc
+
+
+def _parse_time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ReceiptError("a time must be an ISO-8601 string")
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        raise ReceiptError(f"time {value!r} has no offset")
+    return when.astimezone(UTC)
+
+
+def _receipt_from_json(obj: Any) -> Receipt:
+    if not isinstance(obj, dict) or obj.get("format") != RECEIPT_FORMAT:
+        raise ReceiptError(f"not a {RECEIPT_FORMAT} object")
+    raw = obj["report"]
+    report = None
+    if raw is not None:
+        revocation = raw["revocation"]
+        validation_time = raw.get("validation_time")
+        report = StoredReport(
+            indication=str(raw["indication"]),
+            subindication=None if raw["subindication"] is None else str(raw["subindication"]),
+            errors=tuple(str(e) for e in raw["errors"]),
+            chain_der=tuple(base64.b64decode(d, validate=True) for d in raw["chain_der"]),
+            crls_der=tuple(base64.b64decode(r["der"], validate=True) for r in revocation if r["source"] == "crl"),
+            ocsp_der=tuple(base64.b64decode(r["der"], validate=True) for r in revocation if r["source"] == "ocsp"),
+            validation_time=None if validation_time is None else _parse_time(validation_time),
+            signed_bytes_sha256=str(raw["signed_bytes_sha256"]),
+        )
+    reason = obj["reason"]
+    return Receipt(
+        sha256=str(obj["sha256"]),
+        document_id=str(obj["doc_id"]),
+        sender=str(obj["sender"]),
+        received_at=_parse_time(obj["received_at"]),
+        archived_at=_parse_time(obj["archived_at"]),
+        reason=None if reason is None else str(reason),
+        report=report,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """What ``Archive.record`` stored: the keys, the receipt's SHA-256 and the events appended."""
+
+    sha256: str
+    document_id: str
+    original_key: str
+    report_key: str
+    receipt_sha256: str
+    events: tuple[LedgerEvent, ...]
+
+
+class Archive:
+    """Stores originals and receipts in ``store`` and records their events in ``ledger``.
+
+    ``clock`` gives the archive time of a first recording; inject a fixed one in tests.
+    """
+
+    def __init__(self, store: ObjectStore, ledger: EventSink, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._clock = clock
+
+    def record(
+        self,
+        original: bytes,
+        report: VerificationReport | None,
+        *,
+        sender: str,
+        doc_id: str,
+        received_at: datetime,
+        reason: str | None = None,
+    ) -> ArchiveRecord:
+        """Archive one received document with the hub's verdict on it, and append its ledger events.
+
+        ``report`` is None when the input never reached signature verification (e.g. not edXML); ``reason``
+        is the reject reason code when the hub refused the document (status 02 text). Recording the same
+        original again (a replay) keeps the first receipt and appends identical events (a no-op in the ledger).
+        """
+        stored = self.store(original, report, sender=sender, doc_id=doc_id, received_at=received_at, reason=reason)
+        self._ledger.append_many(stored.events)
+        return stored
+
+    def store(
+        self,
+        original: bytes,
+        report: VerificationReport | None,
+        *,
+        sender: str,
+        doc_id: str,
+        received_at: datetime,
+        reason: str | None = None,
+    ) -> ArchiveRecord:
+        """Store the original and its receipt and return the events to append, without appending them.
+
+        For a pipeline whose ledger writer is elsewhere (the ``lienthong.ledger`` consumer): send
+        ``ArchiveRecord.events`` there once the objects are stored.
+        """
+        if received_at.tzinfo is None:
+            raise HubError("received_at must be an aware datetime")
+        sha256 = hashlib.sha256(original).hexdigest()
+        indication = report.indication.value if report is not None else (reason or "REJECTED")
+        self._store.put_original(
+            original,
+            metadata={
+                "sender": sender,
+                "doc-id": doc_id,
+                "received-at": received_at.astimezone(UTC).isoformat(),
+                "indication": indication,
+            },
+        )
+        receipt_bytes = _canonical(
+            {
+                "format": RECEIPT_FORMAT,
+                "sha256": sha256,
+                "doc_id": doc_id,
+                "sender": sender,
+                "received_at": _time(received_at),
+                "archived_at": _time(self._clock()),
+                "reason": reason,
+                "report": report_to_json(report) if report is not None else None,
+            }
+        )
+        key = report_key(sha256)
+        try:
+            self._store.put(key, receipt_bytes, metadata={"doc-id": doc_id, "sender": sender})
+        except ObjectExists:
+            receipt_bytes = self._store.get(key)  # a replay: the first receipt stands, its events are re-derived
+        receipt = Receipt.from_bytes(receipt_bytes)
+        if receipt.sha256 != sha256:
+            raise ReceiptError(f"{key} is the receipt of another original ({receipt.sha256})")
+        receipt_sha256 = hashlib.sha256(receipt_bytes).hexdigest()
+        return ArchiveRecord(
+            sha256=sha256,
+            document_id=receipt.document_id,
+            original_key=original_key(sha256),
+            report_key=key,
+            receipt_sha256=receipt_sha256,
+            events=receipt_events(receipt, receipt_sha256),
+        )
+
+    def delivered(self, sha256: str, doc_id: str, recipient: str, *, at: datetime | None = None) -> LedgerEvent:
+        """Record that the document went to ``recipient`` (an OrganId, or the national axis) at ``at``.
+
+        Pass the delivery record's own time as ``at`` so that a redelivery records an identical event.
+        """
+        event = LedgerEvent(
+            kind=EventKind.DELIVERED,
+            sha256=sha256,
+            document_id=doc_id,
+            actor=HUB_ACTOR,
+            time=at or self._clock(),
+            verdict="delivered",
+            detail={"recipient": recipient},
+        )
+        self._ledger.append_many([event])
+        return event
+
+    def status_relayed(
+        self,
+        status_sha256: str,
+        doc_id: str,
+        *,
+        reporter: str,
+        recipient: str,
+        status_code: str,
+        at: datetime | None = None,
+    ) -> LedgerEvent:
+        """Record that ``reporter`` sent status ``status_code`` about document ``doc_id`` and it went to ``recipient``.
+
+        The event names the status message's own SHA-256 and the DocumentId of the document it is about, so an
+        export of that document finds it.
+        """
+        event = LedgerEvent(
+            kind=EventKind.STATUS_RELAYED,
+            sha256=status_sha256,
+            document_id=doc_id,
+            actor=reporter,
+            time=at or self._clock(),
+            verdict=status_code,
+            detail={"recipient": recipient},
+        )
+        self._ledger.append_many([event])
+        return event
+
+    def receipt(self, sha256: str) -> Receipt:
+        """The stored receipt of an original (``ObjectNotFound`` if none)."""
+        return Receipt.from_bytes(self._store.get(report_key(sha256)))
+
+
+def receipt_events(receipt: Receipt, receipt_sha256: str) -> tuple[LedgerEvent, ...]:
+    """The events a receipt stands for: received, verified or rejected (naming the receipt), archived."""
+    detail: Mapping[str, str] = {"receipt_sha256": receipt_sha256}
+    if receipt.reason is not None:
+        detail = {**detail, "reason": receipt.reason}
+    judged_at = receipt.report.validation_time if receipt.report is not None else None
+    return (
+        LedgerEvent(
+            kind=EventKind.RECEIVED,
+            sha256=receipt.sha256,
+            document_id=receipt.document_id,
+            actor=receipt.sender or UNKNOWN_SENDER,
+            time=receipt.received_at,
+            verdict="received",
+        ),
+        LedgerEvent(
+            kind=EventKind.VERIFIED if receipt.passed else EventKind.REJECTED,
+            sha256=receipt.sha256,
+            document_id=receipt.document_id,
+            actor=HUB_ACTOR,
+            time=judged_at or receipt.received_at,
+            verdict=receipt.verdict,
+            detail=detail,
+        ),
+        LedgerEvent(
+            kind=EventKind.ARCHIVED,
+            sha256=receipt.sha256,
+            document_id=receipt.document_id,
+            actor=HUB_ACTOR,
+            time=receipt.archived_at,
+            verdict="stored",
+            detail={"key": original_key(receipt.sha256), "receipt": report_key(receipt.sha256)},
+        ),
+    )
