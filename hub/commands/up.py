@@ -1,0 +1,167 @@
+"""``lienthong up``: run the whole hub on this machine; ``--demo`` also feeds it a stream of signed documents."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from hub.trust import ConfigError
+
+__all__ = ["register", "run"]
+
+DEFAULT_DEMO_DOCS = 500
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``up`` sub-command."""
+    parser = subparsers.add_parser(
+        "up",
+        help="run the whole hub on this machine (object store, broker, workers, metrics)",
+        description="Everything listens on 127.0.0.1. Data in --data survives a restart. Ctrl-C stops it.",
+    )
+    parser.add_argument("--data", type=Path, default=Path("data"), metavar="DIR", help="where everything is kept")
+    parser.add_argument("--directory", type=Path, metavar="FILE", help="agency directory YAML")
+    parser.add_argument("--trust", type=Path, action="append", metavar="PEM|DIR", help="trust anchors")
+    parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML (LIENTHONG_* env wins)")
+    parser.add_argument("--demo", action="store_true", help="create a demo PKI and directory and send documents")
+    parser.add_argument("--docs", type=int, default=DEFAULT_DEMO_DOCS, help="documents the demo sends")
+    parser.add_argument("--exit-when-done", action="store_true", help="stop after the demo's summary")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--kafka-port", type=int, default=9092)
+    parser.add_argument("--s3-port", type=int, default=9000)
+    parser.add_argument("--http-port", type=int, default=6066)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the hub, run the demo if asked, then wait for Ctrl-C (or exit when done)."""
+    from hub.settings import HubSettings  # noqa: PLC0415
+    from hub.up import Hub, running, with_demo  # noqa: PLC0415
+
+    try:
+        settings = HubSettings.load(
+            args.settings,
+            data_dir=args.data,
+            directory_file=args.directory,
+            trust=tuple(args.trust) if args.trust else None,
+            kafka_bootstrap=f"127.0.0.1:{args.kafka_port}",
+            s3_endpoint=f"127.0.0.1:{args.s3_port}",
+            http_port=args.http_port,
+        )
+        if args.demo:
+            settings = with_demo(settings)
+        if settings.directory_file is None or not settings.trust:
+            raise ConfigError("give --directory FILE and --trust PEM|DIR (or --demo to create both)")
+    except ConfigError as exc:
+        print(f"lienthong up: {exc}", file=sys.stderr)
+        return 2
+    hub = Hub(settings, workers=args.workers, progress=lambda line: print(f"· {line}", flush=True))
+    try:
+        with running(hub) as addresses:
+            print(
+                f"lienthong hub is up: Kafka {addresses.kafka}, S3 {addresses.s3}, "
+                f"metrics and dashboard http://{addresses.http}/  (Ctrl-C stops it)",
+                flush=True,
+            )
+            if args.demo:
+                run_demo(settings, args.docs)
+            if args.exit_when_done:
+                return 0
+            while True:
+                time.sleep(1)
+    except KeyboardInterrupt:
+        print("stopping…", flush=True)
+        return 0
+    except Exception as exc:  # a server that would not start: say which and what its log said
+        print(f"lienthong up: {exc}", file=sys.stderr)
+        return 1
+
+
+def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, PLR0915 - one linear story
+    """Send ``count`` demo documents (a tenth invalid on purpose), send statuses back, print a summary."""
+    from kafka import KafkaConsumer  # noqa: PLC0415
+
+    from adapters.dms import HubClient  # noqa: PLC0415
+    from hub.demo import create_demo_material, demo_documents, demo_status  # noqa: PLC0415
+    from hub.settings import HubSettings  # noqa: PLC0415
+
+    assert isinstance(settings, HubSettings)  # noqa: S101 - typed loosely to keep the import lazy
+    material = create_demo_material(settings.data_dir / "demo")
+    start_number = int(time.time()) % 1_000_000 * 10  # fresh DocumentIds on every run
+    documents = list(demo_documents(material, count, start_number=start_number))
+    watcher = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="latest")
+    watcher.subscribe(pattern=r"^lienthong\.(inbox\..*|status\..*|axis\.outbound|deadletter)$")
+    watcher.poll(timeout_ms=2000)  # join now, so that nothing sent below is missed
+    expected = sum(len(d.recipients) for d in documents if d.expect == "delivered")
+    print(f"demo: sending {count} documents from {len(material.local_agencies)} agencies ({expected} deliveries expected)")
+    started = time.monotonic()
+    clients = {oid: HubClient(settings.kafka_bootstrap, organ_id=oid) for oid in {d.sender for d in documents}}
+    step = max(1, count // 10)
+    for first in range(0, count, step):
+        by_sender: dict[str, list[bytes]] = {}
+        for document in documents[first : first + step]:
+            by_sender.setdefault(document.sender, []).append(document.data)
+        for sender, batch in by_sender.items():
+            clients[sender].send_many(batch)
+        print(f"demo: sent {min(first + step, count)}/{count}", flush=True)
+    for client in clients.values():
+        client.close()
+    delivered: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    received_docs: list[tuple[str, bytes]] = []
+    rejections_expected = sum(1 for d in documents if d.expect != "delivered")
+    deadline = time.monotonic() + max(60.0, count / 5)
+    last_report = 0.0
+    while time.monotonic() < deadline:
+        for records in watcher.poll(timeout_ms=500).values():
+            for record in records:
+                headers = {k: bytes(v or b"") for k, v in record.headers or ()}
+                if record.topic == "lienthong.deadletter":
+                    rejected[headers.get("lienthong-reason", b"?").decode()] += 1
+                elif record.topic.startswith("lienthong.status."):
+                    statuses["hub 02 rejected" if headers.get("lienthong-reason") else "hub/recipient status"] += 1
+                else:
+                    delivered[record.topic.removeprefix("lienthong.inbox.")] += 1
+                    if record.topic.startswith("lienthong.inbox.") and len(received_docs) < 20:  # noqa: PLR2004
+                        received_docs.append((record.topic.removeprefix("lienthong.inbox."), record.value or b""))
+        done = sum(delivered.values())
+        if time.monotonic() - last_report > 2:  # noqa: PLR2004
+            print(f"demo: {done}/{expected} delivered, {sum(rejected.values())} rejected", flush=True)
+            last_report = time.monotonic()
+        if done >= expected and sum(rejected.values()) >= rejections_expected:
+            break
+    elapsed = time.monotonic() - started
+    # Recipients answer: status 03 (accepted) for the first documents they received.
+    for recipient, data in received_docs:
+        client = HubClient(settings.kafka_bootstrap, organ_id=recipient)
+        client.send(demo_status(material, data, by=recipient, code="03"))
+        client.close()
+    relayed_deadline = time.monotonic() + 30
+    relayed = 0
+    while relayed < len(received_docs) and time.monotonic() < relayed_deadline:
+        for records in watcher.poll(timeout_ms=500).values():
+            relayed += sum(1 for r in records if r.topic.startswith("lienthong.status."))
+    watcher.close()
+    summary = {
+        "documents": count,
+        "deliveries": sum(delivered.values()),
+        "rejected": dict(rejected),
+        "statuses_relayed": relayed,
+        "seconds": round(elapsed, 1),
+        "documents_per_second": round(count / elapsed, 1) if elapsed else None,
+    }
+    print("\ndemo summary")
+    print(f"  documents sent        {count} in {elapsed:.1f} s ({summary['documents_per_second']} documents/s)")
+    print(f"  deliveries            {sum(delivered.values())} of {expected} expected")
+    for organ_id, n in sorted(delivered.items()):
+        print(f"    {organ_id:<26} {n}")
+    print(f"  rejected              {sum(rejected.values())} (each answered with status 02 naming the reason)")
+    for reason, n in rejected.most_common():
+        print(f"    {reason:<26} {n}")
+    print(f"  recipient statuses    {relayed} of {len(received_docs)} relayed back to the senders (status 03)")
+    print(f"  ledger                lienthong ledger verify --data {settings.data_dir}")
+    return summary
