@@ -18,6 +18,7 @@ not acknowledged until its work is done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -53,7 +54,7 @@ from schemas.errors import HubError
 from signer.policy import TrustPolicy
 from signer.verify import Verifier
 from storage.ledger import Ledger, LedgerEvent, create_seal_identity
-from storage.objectstore import ObjectStore
+from storage.objectstore import ObjectExists, ObjectStore
 from storage.s3 import S3ObjectStore
 
 __all__ = ["HubWorker", "topic_plan"]
@@ -93,7 +94,7 @@ def open_store(settings: HubSettings) -> S3ObjectStore:
         settings.s3_access_key,
         settings.s3_secret_key,
         settings.s3_bucket,
-        metadata_sidecars=True,  # rclone forgets user metadata on restart; sidecars keep it with the object
+        metadata_sidecars=False,  # receipts and the ledger carry sender, DocumentId, times and verdicts
     )
 
 
@@ -136,7 +137,7 @@ class HubWorker:
         )
         self.guard = DeliveryGuard(settings.kafka_bootstrap)
         self.ledger: Ledger | None = None
-        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lienthong-stage")
+        self._threads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lienthong-stage")
         # The ledger is not thread-safe and has one writer: every ledger call runs on this one thread.
         self._ledger_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lienthong-ledger")
         self.app = self._build_app()
@@ -185,11 +186,11 @@ class HubWorker:
                 await self._handle(_record(event), ledger)
             log.info("%s lane stopped", lane)
 
-        @app.agent(urgent, name="urgent", concurrency=2)
+        @app.agent(urgent, name="urgent", concurrency=4)
         async def urgent_lane(stream: faust.StreamT[bytes]) -> None:
             await work(stream, "urgent")
 
-        @app.agent(bulk, name="bulk", concurrency=4)
+        @app.agent(bulk, name="bulk", concurrency=16)
         async def bulk_lane(stream: faust.StreamT[bytes]) -> None:
             await work(stream, "bulk")
 
@@ -254,7 +255,7 @@ class HubWorker:
             return self.processor.internal_error(record, exc)
 
     def _put_index(self, key: str, body: bytes) -> None:
-        if not self.store.exists(key):
+        with contextlib.suppress(ObjectExists):  # a replay after a crash: the first entry stands
             self.store.put(key, body)
 
     def _output_topics(self) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from hub.records import inbox_topic, status_topic
 from hub.trust import ConfigError
 
 __all__ = ["Agency", "Directory", "DirectoryError", "Route", "load_directory"]
@@ -56,6 +57,11 @@ class Agency:
         organ_id = entry.get("id")
         if not isinstance(organ_id, str) or not organ_id.strip():
             raise DirectoryError(f"{where}: 'id' must be the agency's OrganId")
+        try:
+            inbox_topic(organ_id.strip())
+            status_topic(organ_id.strip())
+        except ValueError as exc:
+            raise DirectoryError(f"{where}: 'id' {organ_id!r} cannot name a topic (letters, digits, '.', '_', '-')") from exc
         route = entry.get("route", "local")
         if route not in {r.value for r in Route}:
             raise DirectoryError(f"{where} ({organ_id}): 'route' must be 'local' or 'axis', not {route!r}")
@@ -107,6 +113,8 @@ class Directory:
             agencies.pop(organ_id, None)
         else:
             agency = Agency.from_json(organ_id, value)
+            if agency.id != organ_id:
+                raise DirectoryError(f"directory record {organ_id!r} describes {agency.id!r}: its key and id must match")
             agencies[agency.id] = agency
         return Directory(agencies.values())
 

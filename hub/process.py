@@ -51,7 +51,7 @@ from signer.sign import sign_document
 from signer.verify import Verifier
 from storage.archive import Archive
 from storage.ledger import EventKind, LedgerEvent
-from storage.objectstore import ObjectNotFound, ObjectStore
+from storage.objectstore import ObjectNotFound, ObjectStore, original_key
 
 __all__ = ["DEFAULT_URGENT_PRIORITY", "DocumentProcessor", "Outcome", "document_index_key"]
 
@@ -248,7 +248,10 @@ class DocumentProcessor:
             else:
                 topic = inbox_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
             key = target.encode() if topic == AXIS_OUTBOUND else sender.encode()
-            records.append(OutboundRecord(topic, key, accepted.data, headers))
+            value = accepted.data
+            if len(value) > self._settings.claim_check_bytes:
+                value = ClaimCheck(original_key(accepted.sha256), accepted.sha256, len(value)).to_bytes()
+            records.append(OutboundRecord(topic, key, value, headers))
         archived = self._archive.store(
             accepted.data, report, sender=sender, doc_id=_subject_id(message), received_at=received_at
         )
@@ -286,7 +289,7 @@ class DocumentProcessor:
         targets = [o.organ_id for o in edoc.recipients]
         business = edoc.business
         if business is not None and business.bussiness_doc_type in {1, 2, 3}:
-            targets += self.original_recipients(business.document_id or edoc.document_id)
+            targets += self.original_recipients(business.document_id or edoc.document_id, sender=edoc.sender.organ_id)
             targets += [r.organ_id for r in business.receivers if r.receiver_type == 1]
             for info in business.replacements:
                 targets += info.organ_ids
@@ -296,13 +299,15 @@ class DocumentProcessor:
                 seen.setdefault(target)
         return list(seen)
 
-    def original_recipients(self, document_id: str) -> list[str]:
+    def original_recipients(self, document_id: str, *, sender: str | None = None) -> list[str]:
         """Who received ``document_id`` through this hub (from the index entries written at delivery)."""
         prefix = document_index_key(document_id, "")[: -len(".json")]
         found: list[str] = []
         for key in self._store.list(prefix):
             try:
-                found += json.loads(self._store.get(key)).get("recipients", [])
+                entry = json.loads(self._store.get(key))
+                if sender is None or entry.get("sender") == sender:
+                    found += entry.get("recipients", [])
             except (ObjectNotFound, ValueError):
                 continue
         return found

@@ -61,7 +61,7 @@ _TOPIC_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 def _agency_topic(prefix: str, organ_id: str) -> str:
     topic = f"{prefix}.{organ_id}"
-    if not _TOPIC_SAFE.match(topic):
+    if not organ_id or not _TOPIC_SAFE.fullmatch(topic):
         msg = f"OrganId {organ_id!r} cannot name a topic"
         raise ValueError(msg)
     return topic
@@ -132,7 +132,7 @@ class ClaimCheck:
         try:
             body = json.loads(value)["lienthong-claim-check"]
             check = cls(str(body["key"]), str(body["sha256"]).lower(), int(body["size"]))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             raise DocumentRejected("BAD_CLAIM_CHECK", [Problem("", f"not a claim check: {exc}")]) from exc
         if not re.fullmatch(r"[0-9a-f]{64}", check.sha256) or check.size < 0 or not check.key:
             raise DocumentRejected("BAD_CLAIM_CHECK", [Problem("", "claim check needs key, sha256 (hex) and size")])

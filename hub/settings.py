@@ -107,6 +107,12 @@ def _paths(value: Any) -> tuple[Path, ...]:
     return tuple(Path(v) for v in items if v)
 
 
+def _int(value: Any) -> int:
+    if isinstance(value, bool | float):
+        raise TypeError(f"{value!r} is not an integer")
+    return int(value)
+
+
 def _flag(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
 
@@ -116,7 +122,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "Path": Path,
     "Path | None": lambda v: Path(v) if v else None,
     "tuple[Path, ...]": _paths,
-    "int": int,
+    "int": _int,
     "float": float,
     "bool": _flag,
     "RevocationPolicy": RevocationPolicy,
