@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -144,7 +145,7 @@ class HubWorker:
 
     # --- the faust app ---------------------------------------------------------------------------------------
 
-    def _build_app(self) -> faust.App:
+    def _build_app(self) -> faust.App:  # noqa: C901 - the agents are defined in one place, in flow order
         settings = self.settings
         app = faust.App(
             settings.consumer_group,
@@ -163,11 +164,10 @@ class HubWorker:
             producer_acks=-1,
             producer_linger_ms=2,
         )
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
-        inbound = app.topic(INBOUND, **raw)
-        urgent = app.topic(WORK_URGENT, **raw)
-        bulk = app.topic(WORK_BULK, **raw)
-        ledger = app.topic(LEDGER, **raw)
+        inbound = _raw_topic(app, INBOUND)
+        urgent = _raw_topic(app, WORK_URGENT)
+        bulk = _raw_topic(app, WORK_BULK)
+        ledger = _raw_topic(app, LEDGER)
         lanes = {WORK_URGENT: urgent, WORK_BULK: bulk}
 
         @app.agent(inbound, name="intake")
@@ -175,11 +175,10 @@ class HubWorker:
             async for event in stream.events():
                 record = _record(event)
                 lane = self.processor.lane(record)
-                await self._retry(
-                    "intake", lambda lane=lane, record=record: lanes[lane].send(
-                        key=record.key, value=record.value, headers=list(record.headers)
-                    )
+                send = functools.partial(
+                    lanes[lane].send, key=record.key, value=record.value, headers=list(record.headers)
                 )
+                await self._retry("intake", send)
 
         async def work(stream: faust.StreamT[bytes], lane: str) -> None:
             async for event in stream.events():
@@ -198,19 +197,19 @@ class HubWorker:
         async def ledger_writer(stream: faust.StreamT[bytes]) -> None:
             async for batch in stream.take(_LEDGER_BATCH, within=_LEDGER_WITHIN):
                 events = [LedgerEvent.from_bytes(line.encode()) for value in batch for line in json.loads(value)]
-                await self._retry("ledger", lambda events=events: self._on_ledger_thread(self._append_ledger, events))
+                await self._retry("ledger", functools.partial(self._on_ledger_thread, self._append_ledger, events))
 
-        @app.timer(interval=settings.seal_interval_seconds)
+        @app.timer(interval=settings.seal_interval_seconds)  # type: ignore[untyped-decorator]
         async def seal() -> None:
             if self.ledger is not None:  # only the worker that owns the ledger partition seals
                 await self._retry("seal", lambda: self._on_ledger_thread(self._seal))
 
-        @app.task
+        @app.task  # type: ignore[untyped-decorator]
         async def follow_directory() -> None:
             await self._follow_directory()
 
-        @app.on_partitions_assigned.connect  # type: ignore[misc]
-        async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+        async def on_assigned(_sender: Any, assigned: set[Any], **_: Any) -> None:
             await self._note_assignment(assigned)
 
         return app
@@ -239,10 +238,8 @@ class HubWorker:
             if await self.guard.already_delivered(out.topic, sha, since_ms=source.timestamp_ms, topics=topics):
                 log.info("skipping %s to %s: delivered before a restart", sha[:12], out.topic)
                 return
-        topic = self.app.topic(out.topic, key_serializer="raw", value_serializer="raw")
-        await self._retry(
-            "deliver", lambda: _sent(topic.send(key=out.key, value=out.value, headers=list(out.headers)))
-        )
+        topic = _raw_topic(self.app, out.topic)
+        await self._retry("deliver", lambda: _sent(topic.send(key=out.key, value=out.value, headers=list(out.headers))))
         self.guard.note_delivered(out.topic, sha)
 
     def _process(self, record: InboundRecord) -> Outcome:
@@ -260,7 +257,11 @@ class HubWorker:
 
     def _output_topics(self) -> list[str]:
         topics, _ = topic_plan(self.settings, self.directory)
-        return [t for t in topics if t.startswith(("lienthong.inbox.", "lienthong.status.")) or t in (AXIS_OUTBOUND, DEADLETTER)]
+        return [
+            t
+            for t in topics
+            if t.startswith(("lienthong.inbox.", "lienthong.status.")) or t in (AXIS_OUTBOUND, DEADLETTER)
+        ]
 
     def _count(self, outcome: Outcome, record: InboundRecord) -> None:
         self.metrics.documents.labels("route", outcome.outcome, outcome.reason).inc()
@@ -331,7 +332,7 @@ class HubWorker:
         while True:
             try:
                 return await attempt()
-            except (HubError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, HubError, OSError) as exc:
                 if isinstance(exc, HubError) and exc.__class__.__name__ in {"DocumentRejected", "InvalidDocument"}:
                     raise
                 log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
@@ -344,6 +345,11 @@ async def _sent(pending: Awaitable[Any]) -> None:
     """Wait until the broker has acknowledged a send (faust's send returns a future of the ack)."""
     ack = await pending
     await ack
+
+
+def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic whose keys and values are bytes as they are (documents are never re-serialised)."""
+    return app.topic(name, key_serializer="raw", value_serializer="raw")
 
 
 def _record(event: Any) -> InboundRecord:

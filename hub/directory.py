@@ -61,7 +61,9 @@ class Agency:
             inbox_topic(organ_id.strip())
             status_topic(organ_id.strip())
         except ValueError as exc:
-            raise DirectoryError(f"{where}: 'id' {organ_id!r} cannot name a topic (letters, digits, '.', '_', '-')") from exc
+            raise DirectoryError(
+                f"{where}: 'id' {organ_id!r} cannot name a topic (letters, digits, '.', '_', '-')"
+            ) from exc
         route = entry.get("route", "local")
         if route not in {r.value for r in Route}:
             raise DirectoryError(f"{where} ({organ_id}): 'route' must be 'local' or 'axis', not {route!r}")
@@ -114,7 +116,9 @@ class Directory:
         else:
             agency = Agency.from_json(organ_id, value)
             if agency.id != organ_id:
-                raise DirectoryError(f"directory record {organ_id!r} describes {agency.id!r}: its key and id must match")
+                raise DirectoryError(
+                    f"directory record {organ_id!r} describes {agency.id!r}: its key and id must match"
+                )
             agencies[agency.id] = agency
         return Directory(agencies.values())
 

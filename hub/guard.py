@@ -111,7 +111,9 @@ class DeliveryGuard:
         await consumer.start()
         try:
             partitions = [
-                TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+                TopicPartition(t, p)
+                for t in topics
+                for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))
             ]
             if not partitions:
                 return

@@ -183,8 +183,10 @@ class DocumentProcessor:
         if not report.passed:
             reason = (report.subindication or report.indication).value
             problems = [Problem("/edXML/edXMLEnvelope/edXMLHeader/Signature", e) for e in report.errors]
-            exc = DocumentRejected(reason, problems or [Problem("", reason)])
-            return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
+            refusal = DocumentRejected(reason, problems or [Problem("", reason)])
+            return self._reject(
+                record, refusal, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report
+            )
         try:
             return self._route(accepted, report, received_at)
         except DocumentRejected as exc:

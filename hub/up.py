@@ -163,7 +163,9 @@ class Hub:
             for sample in metric.samples:
                 if sample.name == "lienthong_documents_total" and sample.value:
                     labels = sample.labels
-                    lines.append(f"{labels['stage']:>8} {labels['outcome']:<10} {labels['reason']:<28} {int(sample.value)}")
+                    lines.append(
+                        f"{labels['stage']:>8} {labels['outcome']:<10} {labels['reason']:<28} {int(sample.value)}"
+                    )
         return "\n".join(lines) + "\n"
 
     def stop(self) -> None:

@@ -40,8 +40,7 @@ def describe(doc: ParsedDocument) -> dict[str, object]:
             "priority": message.priority,
             "business_doc_type": message.business.bussiness_doc_type if message.business else 0,
             "attachments": [
-                {"name": a.attachment_name, "type": a.content_type, "size": len(a.content)}
-                for a in message.attachments
+                {"name": a.attachment_name, "type": a.content_type, "size": len(a.content)} for a in message.attachments
             ],
         }
     else:

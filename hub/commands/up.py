@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from hub.trust import ConfigError
+from schemas.errors import HubError
 
 __all__ = ["register", "run"]
 
@@ -53,10 +54,11 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.demo:
             settings = with_demo(settings)
-        if settings.directory_file is None or not settings.trust:
-            raise ConfigError("give --directory FILE and --trust PEM|DIR (or --demo to create both)")
     except ConfigError as exc:
         print(f"lienthong up: {exc}", file=sys.stderr)
+        return 2
+    if settings.directory_file is None or not settings.trust:
+        print("lienthong up: give --directory FILE and --trust PEM|DIR (or --demo to create both)", file=sys.stderr)
         return 2
     hub = Hub(settings, workers=args.workers, progress=lambda line: print(f"· {line}", flush=True))
     try:
@@ -75,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopping…", flush=True)
         return 0
-    except Exception as exc:  # a server that would not start: say which and what its log said
+    except HubError as exc:  # a server that would not start: its message names it and quotes its log
         print(f"lienthong up: {exc}", file=sys.stderr)
         return 1
 
 
-def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, PLR0915 - one linear story
+def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, PLR0912, PLR0915 - one linear story
     """Send ``count`` demo documents (a tenth invalid on purpose), send statuses back, print a summary."""
     from kafka import KafkaConsumer  # noqa: PLC0415
 
@@ -88,7 +90,7 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
     from hub.demo import create_demo_material, demo_documents, demo_status  # noqa: PLC0415
     from hub.settings import HubSettings  # noqa: PLC0415
 
-    assert isinstance(settings, HubSettings)  # noqa: S101 - typed loosely to keep the import lazy
+    assert isinstance(settings, HubSettings)
     material = create_demo_material(settings.data_dir / "demo")
     start_number = int(time.time()) % 1_000_000 * 10  # fresh DocumentIds on every run
     documents = list(demo_documents(material, count, start_number=start_number))
@@ -96,7 +98,9 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
     watcher.subscribe(pattern=r"^lienthong\.(inbox\..*|status\..*|axis\.outbound|deadletter)$")
     watcher.poll(timeout_ms=2000)  # join now, so that nothing sent below is missed
     expected = sum(len(d.recipients) for d in documents if d.expect == "delivered")
-    print(f"demo: sending {count} documents from {len(material.local_agencies)} agencies ({expected} deliveries expected)")
+    print(
+        f"demo: sending {count} documents from {len(material.local_agencies)} agencies ({expected} deliveries expected)"
+    )
     started = time.monotonic()
     clients = {oid: HubClient(settings.kafka_bootstrap, organ_id=oid) for oid in {d.sender for d in documents}}
     step = max(1, count // 10)

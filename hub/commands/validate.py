@@ -19,9 +19,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="edXML files or directories")
     parser.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
-    parser.add_argument(
-        "--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files before parsing"
-    )
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files before parsing")
     parser.set_defaults(func=run)
 
 

@@ -33,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"lienthong worker: {exc}", file=sys.stderr)
         return 2
+    # execute_from_commandline runs until the worker stops, then exits the process itself.
     faust.Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
-    return 0
+    return 0  # type: ignore[unreachable]  # faust annotates it NoReturn
