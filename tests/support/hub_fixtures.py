@@ -1,0 +1,101 @@
+"""The whole hub on the real embedded servers (rclone S3, Tansu on it, worker processes), for end-to-end tests.
+
+``hub_stack`` starts ``hub.up.Hub`` with the demo PKI and directory on free ports in a temporary folder;
+``Outputs`` reads what the hub produced (inboxes, statuses, axis, dead letters) so that tests can count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaConsumer
+
+from hub.demo import DemoMaterial, create_demo_material
+from hub.embedded._process import free_port
+from hub.settings import HubSettings
+from hub.up import Hub, with_demo
+
+__all__ = ["Outputs", "Stack", "start_stack"]
+
+OUTPUT_PATTERN = r"^lienthong\.(inbox\..*|status\..*|axis\.outbound|deadletter)$"
+
+
+@dataclass
+class Stack:
+    """A running hub and what tests need to drive it."""
+
+    hub: Hub
+    settings: HubSettings
+    material: DemoMaterial
+
+    @property
+    def bootstrap(self) -> str:
+        """Kafka bootstrap address."""
+        return self.settings.kafka_bootstrap
+
+
+def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0) -> Stack:
+    """Start a hub with the demo material on free ports in ``data``."""
+    material = create_demo_material(data / "demo")
+    settings = with_demo(
+        HubSettings(
+            data_dir=data,
+            kafka_bootstrap=f"127.0.0.1:{free_port()}",
+            s3_endpoint=f"127.0.0.1:{free_port()}",
+            http_port=free_port(),
+            seal_interval_seconds=seal_interval,
+        )
+    )
+    hub = Hub(settings, workers=workers, progress=lambda _line: None)
+    hub.start()
+    return Stack(hub, settings, material)
+
+
+@dataclass
+class Outputs:
+    """Every record on the hub's output topics, read from the beginning."""
+
+    bootstrap: str
+    records: dict[str, list[tuple[dict[str, bytes], bytes]]] = field(default_factory=lambda: defaultdict(list))
+
+    def __post_init__(self) -> None:
+        self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, auto_offset_reset="earliest", group_id=None)
+        self._consumer.subscribe(pattern=OUTPUT_PATTERN)
+
+    def poll(self, seconds: float = 1.0) -> int:
+        """Read what arrived in the next ``seconds``; return how many records."""
+        got = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for tp, messages in self._consumer.poll(timeout_ms=200).items():
+                for message in messages:
+                    headers = {k: bytes(v or b"") for k, v in message.headers or ()}
+                    self.records[tp.topic].append((headers, message.value or b""))
+                    got += 1
+        return got
+
+    def deliveries(self) -> list[tuple[str, dict[str, bytes], bytes]]:
+        """(topic, headers, value) on the inboxes and the axis."""
+        return [
+            (topic, headers, value)
+            for topic, items in self.records.items()
+            if topic.startswith("lienthong.inbox.") or topic == "lienthong.axis.outbound"
+            for headers, value in items
+        ]
+
+    def wait_for(self, condition: object, *, timeout: float) -> bool:
+        """Poll until ``condition(self)`` is true or ``timeout`` seconds pass (re-subscribing to new topics)."""
+        assert callable(condition)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll(1.0)
+            if condition(self):
+                return True
+        return bool(condition(self))
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._consumer.close()
