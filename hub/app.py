@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import time
@@ -50,7 +51,7 @@ from hub.records import (
     status_topic,
 )
 from hub.settings import HubSettings
-from hub.trust import load_certificates, load_crl
+from hub.trust import trust_policy
 from schemas.errors import HubError
 from signer.policy import TrustPolicy
 from signer.verify import Verifier
@@ -100,21 +101,13 @@ def open_store(settings: HubSettings) -> S3ObjectStore:
 
 
 def build_policy(settings: HubSettings, directory: Directory) -> TrustPolicy:
-    """The verification policy: configured anchors only, CRLs from files, pins from the directory."""
-    anchors = [c for p in settings.trust for c in load_certificates(p)]
-    intermediates = [c for p in settings.intermediates for c in load_certificates(p)]
-    crls = [load_crl(p) for p in settings.crls]
-    ocsp = None
-    if settings.ocsp:
-        from adapters.http_clients import ocsp_fetcher  # noqa: PLC0415 - network code only when configured
-
-        ocsp = ocsp_fetcher()
-    return TrustPolicy(
-        anchors=tuple(anchors),
-        intermediates=tuple(intermediates),
-        crls=tuple(crls),
+    """The verification policy of the settings, with the directory's pins."""
+    return trust_policy(
+        anchors=settings.trust,
+        intermediates=settings.intermediates,
+        crls=settings.crls,
         revocation=settings.revocation,
-        ocsp=ocsp,
+        ocsp=settings.ocsp,
         pins=directory.pins(),
     )
 
@@ -138,6 +131,7 @@ class HubWorker:
         )
         self.guard = DeliveryGuard(settings.kafka_bootstrap)
         self.ledger: Ledger | None = None
+        self._in_flight: dict[str, asyncio.Lock] = {}
         self._threads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lienthong-stage")
         # The ledger is not thread-safe and has one writer: every ledger call runs on this one thread.
         self._ledger_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lienthong-ledger")
@@ -173,12 +167,7 @@ class HubWorker:
         @app.agent(inbound, name="intake")
         async def intake(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
-                record = _record(event)
-                lane = self.processor.lane(record)
-                send = functools.partial(
-                    lanes[lane].send, key=record.key, value=record.value, headers=list(record.headers)
-                )
-                await self._retry("intake", send)
+                await self._forward(_record(event), lanes)
 
         async def work(stream: faust.StreamT[bytes], lane: str) -> None:
             async for event in stream.events():
@@ -214,9 +203,33 @@ class HubWorker:
 
         return app
 
+    async def _forward(self, record: InboundRecord, lanes: dict[str, faust.TopicT]) -> None:
+        """Intake: put the record, untouched, on its lane; a record a dead worker already forwarded is not repeated."""
+        lane = self.processor.lane(record)
+        sha = hashlib.sha256(record.value or b"").hexdigest()
+        if self.guard.in_doubt(record.topic, record.partition, record.offset) and await self.guard.already_delivered(
+            lane, sha, since_ms=record.timestamp_ms, topics=list(lanes)
+        ):
+            return
+        headers = [*record.headers, (H_SHA256, sha.encode())]
+        send = functools.partial(lanes[lane].send, key=record.key, value=record.value, headers=headers)
+        await self._retry("intake", lambda: _sent(send()))
+        self.guard.note_delivered(lane, sha)
+
     # --- one document ----------------------------------------------------------------------------------------
 
     async def _handle(self, record: InboundRecord, ledger_topic: faust.TopicT) -> None:
+        # Two copies of one document in flight at once (a sender's resend) must not both pass the dedup check.
+        sha = hashlib.sha256(record.value or b"").hexdigest()
+        lock = self._in_flight.setdefault(sha, asyncio.Lock())
+        try:
+            async with lock:
+                await self._handle_one(record, ledger_topic)
+        finally:
+            if not lock.locked():
+                self._in_flight.pop(sha, None)
+
+    async def _handle_one(self, record: InboundRecord, ledger_topic: faust.TopicT) -> None:
         started = time.perf_counter()
         outcome = await self._retry("process", lambda: self._run(self._process, record))
         self.metrics.stage_seconds.labels("process").observe(time.perf_counter() - started)
@@ -315,7 +328,7 @@ class HubWorker:
             await consumer.stop()
 
     async def _note_assignment(self, assigned: set[Any]) -> None:
-        work = [(tp.topic, tp.partition) for tp in assigned if tp.topic in (WORK_URGENT, WORK_BULK)]
+        work = [(tp.topic, tp.partition) for tp in assigned if tp.topic in (INBOUND, WORK_URGENT, WORK_BULK)]
         if work:
             await self.guard.assigned(self.settings.consumer_group, work)
 

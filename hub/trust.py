@@ -6,13 +6,15 @@ audit commands alike. ``signer/`` never reads files; it gets the loaded objects.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from cryptography import x509
 
 from schemas.errors import HubError
+from signer.policy import RevocationPolicy, TrustPolicy
 
-__all__ = ["CERT_SUFFIXES", "ConfigError", "load_certificates", "load_crl"]
+__all__ = ["CERT_SUFFIXES", "ConfigError", "load_certificates", "load_crl", "trust_policy"]
 
 CERT_SUFFIXES = (".pem", ".crt", ".cer")
 
@@ -57,3 +59,28 @@ def load_crl(path: Path) -> x509.CertificateRevocationList:
         return x509.load_der_x509_crl(data)
     except ValueError as exc:
         raise ConfigError(f"{path}: not a CRL: {exc}") from exc
+
+
+def trust_policy(
+    *,
+    anchors: Iterable[Path],
+    intermediates: Iterable[Path] = (),
+    crls: Iterable[Path] = (),
+    revocation: RevocationPolicy = RevocationPolicy.REQUIRE,
+    ocsp: bool = False,
+    pins: Mapping[str, frozenset[str]] | None = None,
+) -> TrustPolicy:
+    """A ``TrustPolicy`` from files: configured anchors only, CRLs from files, OCSP only when asked for."""
+    fetcher = None
+    if ocsp:
+        from adapters.http_clients import ocsp_fetcher  # noqa: PLC0415 - network code only when asked for
+
+        fetcher = ocsp_fetcher()
+    return TrustPolicy(
+        anchors=tuple(c for p in anchors for c in load_certificates(p)),
+        intermediates=tuple(c for p in intermediates for c in load_certificates(p)),
+        crls=tuple(load_crl(p) for p in crls),
+        revocation=revocation,
+        ocsp=fetcher,
+        pins=pins,
+    )

@@ -14,7 +14,7 @@ from typing import Any
 
 from hub.commands._common import emit_json, expand_files
 from hub.directory import load_directory
-from hub.trust import ConfigError, load_certificates, load_crl
+from hub.trust import ConfigError, trust_policy
 from signer.policy import RevocationPolicy, TrustPolicy
 from signer.report import Indication, SubIndication, VerificationReport
 from signer.verify import Verifier
@@ -64,22 +64,13 @@ def _parse_at(text: str | None) -> datetime | None:
 
 def build_policy(args: argparse.Namespace) -> TrustPolicy:
     """Build the trust policy from the command line (all file reading happens here, not in signer/)."""
-    anchors = [cert for path in args.trust for cert in load_certificates(path)]
-    intermediates = [cert for path in args.untrusted for cert in load_certificates(path)]
-    crls = [load_crl(path) for path in args.crl]
-    ocsp = None
-    if args.ocsp:
-        from adapters.http_clients import ocsp_fetcher  # noqa: PLC0415 - network code only when asked for
-
-        ocsp = ocsp_fetcher()
-    pins = load_directory(args.directory).pins() if args.directory else None
-    return TrustPolicy(
-        anchors=tuple(anchors),
-        intermediates=tuple(intermediates),
-        crls=tuple(crls),
+    return trust_policy(
+        anchors=args.trust,
+        intermediates=args.untrusted,
+        crls=args.crl,
         revocation=RevocationPolicy(args.revocation),
-        ocsp=ocsp,
-        pins=pins,
+        ocsp=args.ocsp,
+        pins=load_directory(args.directory).pins() if args.directory else None,
     )
 
 
