@@ -40,7 +40,7 @@ from hub.records import (
     AXIS_OUTBOUND,
     DEADLETTER,
     DIRECTORY,
-    H_SHA256,
+    H_INPUT,
     INBOUND,
     LEDGER,
     WORK_BULK,
@@ -206,15 +206,15 @@ class HubWorker:
     async def _forward(self, record: InboundRecord, lanes: dict[str, faust.TopicT]) -> None:
         """Intake: put the record, untouched, on its lane; a record a dead worker already forwarded is not repeated."""
         lane = self.processor.lane(record)
-        sha = hashlib.sha256(record.value or b"").hexdigest()
+        cause = record.source
         if self.guard.in_doubt(record.topic, record.partition, record.offset) and await self.guard.already_delivered(
-            lane, sha, since_ms=record.timestamp_ms, topics=list(lanes)
+            lane, cause, since_ms=record.timestamp_ms, topics=list(lanes)
         ):
             return
-        headers = [*record.headers, (H_SHA256, sha.encode())]
+        headers = [*record.headers, (H_INPUT, cause.encode())]
         send = functools.partial(lanes[lane].send, key=record.key, value=record.value, headers=headers)
         await self._retry("intake", lambda: _sent(send()))
-        self.guard.note_delivered(lane, sha)
+        self.guard.note_delivered(lane, cause)
 
     # --- one document ----------------------------------------------------------------------------------------
 
@@ -245,15 +245,16 @@ class HubWorker:
         self._count(outcome, record)
 
     async def _deliver(self, out: OutboundRecord, source: InboundRecord, *, in_doubt: bool) -> None:
-        sha = dict(out.headers).get(H_SHA256, b"").decode()
-        if in_doubt and sha:
-            topics = self._output_topics()
-            if await self.guard.already_delivered(out.topic, sha, since_ms=source.timestamp_ms, topics=topics):
-                log.info("skipping %s to %s: delivered before a restart", sha[:12], out.topic)
-                return
+        cause = source.source  # the work record this output answers: one output per topic per cause
+        if in_doubt and await self.guard.already_delivered(
+            out.topic, cause, since_ms=source.timestamp_ms, topics=self._output_topics()
+        ):
+            log.info("skipping the output of %s to %s: produced before a restart", cause, out.topic)
+            return
+        headers = [*out.headers, (H_INPUT, cause.encode())]
         topic = _raw_topic(self.app, out.topic)
-        await self._retry("deliver", lambda: _sent(topic.send(key=out.key, value=out.value, headers=list(out.headers))))
-        self.guard.note_delivered(out.topic, sha)
+        await self._retry("deliver", lambda: _sent(topic.send(key=out.key, value=out.value, headers=headers)))
+        self.guard.note_delivered(out.topic, cause)
 
     def _process(self, record: InboundRecord) -> Outcome:
         try:

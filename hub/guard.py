@@ -4,9 +4,10 @@ Tansu (like any Kafka without transactions) gives at-least-once: a worker that d
 deliveries but before committing the input offset leaves that record "in doubt"; whoever consumes the partition
 next processes it again. Only records between the partition's committed offset and its end at assignment time
 can be in doubt (a previous owner cannot have seen later ones). For those, and only those, the guard looks at what
-is already on the output topics: every delivered record carries ``lienthong-sha256``, so ``(topic, sha256)`` names
-a delivery. The look-back starts at the in-doubt records' own timestamp (a delivery is always produced after the
-record that caused it), so it reads seconds of output, not the whole log.
+is already on the output topics: every record the hub produces carries ``lienthong-input`` (the position of the
+record that caused it), so ``(topic, input position)`` names one output. The look-back starts at the in-doubt
+records' own timestamp (an output is always produced after the record that caused it), so it reads seconds of
+output, not the whole log.
 
 Normal records (offset ≥ the end at assignment) skip the check: the happy path costs nothing.
 """
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hub.records import H_SHA256
+from hub.embedded.kafka import end_offsets
+from hub.records import H_INPUT
 
 __all__ = ["DEFAULT_SKEW_MS", "DeliveryGuard"]
 
@@ -46,14 +48,14 @@ class DeliveryGuard:
     bootstrap: str
     windows: dict[tuple[str, int], _Window] = field(default_factory=dict)
     _seen: set[tuple[str, str]] = field(default_factory=set)
-    _scanned_from_ms: int | None = None
+    _scanned_from_ms: dict[tuple[str, ...], int] = field(default_factory=dict)  # per set of output topics
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def assign(self, topic: str, partition: int, committed: int, end: int) -> None:
         """Record a newly assigned input partition: offsets in [committed, end) are in doubt."""
         if end > committed:
             self.windows[(topic, partition)] = _Window(committed, end)
-            self._scanned_from_ms = None  # a new doubt window: look again
+            self._scanned_from_ms.clear()  # a new doubt window: look again
         else:
             self.windows.pop((topic, partition), None)
 
@@ -66,7 +68,7 @@ class DeliveryGuard:
         await consumer.start()
         try:
             committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-            ends = await consumer.end_offsets(tps)
+            ends = await end_offsets(self.bootstrap, tps)  # Tansu's ListOffsets(LATEST) falls short
         finally:
             await consumer.stop()
             await admin.close()
@@ -93,18 +95,20 @@ class DeliveryGuard:
             return False
         return offset >= window.start
 
-    async def already_delivered(self, topic: str, sha256: str, *, since_ms: int, topics: Iterable[str]) -> bool:
-        """Whether ``(topic, sha256)`` is on the broker, reading output topics from ``since_ms`` (once per window)."""
+    async def already_delivered(self, topic: str, cause: str, *, since_ms: int, topics: Iterable[str]) -> bool:
+        """Whether an output of ``cause`` (an input position) is on ``topic``; reads output topics once per window."""
+        key = tuple(sorted(topics))
         async with self._lock:
-            if self._scanned_from_ms is None or since_ms < self._scanned_from_ms:
-                await self._scan(list(topics), since_ms - DEFAULT_SKEW_MS)
-                self._scanned_from_ms = since_ms
-        return (topic, sha256) in self._seen
+            scanned = self._scanned_from_ms.get(key)
+            if scanned is None or since_ms < scanned:
+                await self._scan(list(key), since_ms - DEFAULT_SKEW_MS)
+                self._scanned_from_ms[key] = since_ms
+        return (topic, cause) in self._seen
 
-    def note_delivered(self, topic: str, sha256: str) -> None:
+    def note_delivered(self, topic: str, cause: str) -> None:
         """Remember a delivery made by this worker while a doubt window is open."""
         if self.windows:
-            self._seen.add((topic, sha256))
+            self._seen.add((topic, cause))
 
     async def _scan(self, topics: list[str], since_ms: int) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
@@ -118,7 +122,7 @@ class DeliveryGuard:
             if not partitions:
                 return
             consumer.assign(partitions)
-            ends = await consumer.end_offsets(partitions)
+            ends = await end_offsets(self.bootstrap, partitions)
             starts = await consumer.offsets_for_times(dict.fromkeys(partitions, max(since_ms, 0)))
             todo = {}
             for tp in partitions:
@@ -131,9 +135,9 @@ class DeliveryGuard:
                 batches = await consumer.getmany(*todo, timeout_ms=1000)
                 for tp, messages in batches.items():
                     for message in messages:
-                        sha = dict(message.headers or ()).get(H_SHA256)
-                        if sha is not None:
-                            self._seen.add((tp.topic, sha.decode()))
+                        cause = dict(message.headers or ()).get(H_INPUT)
+                        if cause is not None:
+                            self._seen.add((tp.topic, cause.decode()))
                         if message.offset + 1 >= todo.get(tp, 0):
                             todo.pop(tp, None)
             log.info("in-doubt check read %d output partitions; %d deliveries known", len(partitions), len(self._seen))

