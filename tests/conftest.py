@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.server_fixtures",
     "tests.support.signing",
     "tests.support.s3_fixtures",
+    "tests.support.broker_fixtures",
 ]
