@@ -535,6 +535,43 @@ def test_acknowledged_records_survive_kill_9_of_the_broker(durable_kafka: Embedd
     assert len({(p, o) for p, o, _ in records}) == len(records) == 600
 
 
+def test_on_s3_a_fetch_must_list_the_partition_within_its_wait(durable_kafka: EmbeddedKafka) -> None:
+    """On S3, 5 ms fetches read a 5-batch partition but never the end of a 1500-batch one; 1 s fetches do."""
+    bootstrap = durable_kafka.bootstrap
+    create_topics(bootstrap, {"short": 1, "long": 1})
+
+    async def fill(topic: str, batches: int) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        await producer.start()
+        try:
+            for _ in range(batches):
+                await producer.send_and_wait(topic, b"x", partition=0)  # one batch object each
+        finally:
+            await producer.stop()
+
+    async def fetched(topic: str, position: int, wait_ms: int) -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=wait_ms)
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
+            consumer.seek(tp, position)
+            batches = await consumer.getmany(timeout_ms=1500)  # some 300 fetches at 5 ms
+            return sum(len(records) for records in batches.values())
+        finally:
+            await consumer.stop()
+
+    async def scenario() -> tuple[int, int, int]:
+        await fill("short", 5)
+        await fill("long", 1500)
+        return (await fetched("short", 3, 5), await fetched("long", 1498, 5), await fetched("long", 1498, 1000))
+
+    short, long_short_wait, long_long_wait = found = run(scenario())
+    assert short > 0, found
+    assert long_short_wait == 0, found
+    assert long_long_wait > 0, found
+
+
 def test_tansu_directly_on_rclone_overwrites_its_log_after_a_restart(durable_s3: EmbeddedS3, tmp_path: Path) -> None:
     """Without the write gate (rclone ignores If-None-Match/If-Match) offsets restart at 0 and batches are lost."""
     storage = S3Storage(durable_s3.endpoint, durable_s3.access_key, durable_s3.secret_key, bucket="ungated")
