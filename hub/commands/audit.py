@@ -27,6 +27,7 @@ from cryptography import x509
 
 from hub.commands._common import emit_json
 from hub.settings import HubSettings
+from hub.trust import ConfigError, load_certificates
 from schemas.errors import HubError
 from signer.keys import PemKey, SigningKeyError
 from storage.bundle import DEFAULT_MAX_BUNDLE_BYTES, BundleCheck, BundleError, BundleReport, CheckStatus
@@ -196,20 +197,10 @@ def _embedded_store(directory: Path) -> Iterator[ObjectStore]:
 
 def load_anchors(paths: list[Path]) -> list[x509.Certificate]:
     """Every certificate in the given PEM (or DER) files; UsageError naming a file that holds none."""
-    anchors: list[x509.Certificate] = []
-    for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-        try:
-            if b"-----BEGIN" in data:
-                anchors.extend(x509.load_pem_x509_certificates(data))
-            else:
-                anchors.append(x509.load_der_x509_certificate(data))
-        except ValueError as exc:
-            raise UsageError(f"{path}: not a certificate: {exc}") from exc
-    return anchors
+    try:
+        return [cert for path in paths for cert in load_certificates(path)]
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _seal_key(args: argparse.Namespace) -> PemKey:
