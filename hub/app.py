@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -51,6 +51,7 @@ from hub.records import (
     status_topic,
 )
 from hub.settings import HubSettings
+from hub.transport import HubApp, broker_url
 from hub.trust import trust_policy
 from schemas.errors import HubError
 from signer.policy import TrustPolicy
@@ -69,6 +70,7 @@ _RETRY_FIRST = 0.2  # seconds before the first retry of our own failure
 _RETRY_MAX = 5.0  # the longest wait between retries
 _LEDGER_BATCH = 2000  # events per ledger batch (one segment write per batch)
 _LEDGER_WITHIN = 0.5  # seconds a ledger batch waits to fill
+_LAG_INTERVAL = 2.0  # seconds between consumer-lag readings
 
 
 def topic_plan(settings: HubSettings, directory: Directory) -> tuple[dict[str, int], set[str]]:
@@ -141,9 +143,9 @@ class HubWorker:
 
     def _build_app(self) -> faust.App:  # noqa: C901 - the agents are defined in one place, in flow order
         settings = self.settings
-        app = faust.App(
+        app = HubApp(
             settings.consumer_group,
-            broker=f"kafka://{settings.kafka_bootstrap}",
+            broker=broker_url(settings.kafka_bootstrap),
             store="memory://",
             autodiscover=False,
             topic_allow_declare=False,  # topics are pre-created with explicit partitions (``lienthong up``)
@@ -158,6 +160,7 @@ class HubWorker:
             producer_acks=-1,
             producer_linger_ms=2,
         )
+        app.fetch_max_wait_ms = settings.fetch_max_wait_ms
         inbound = _raw_topic(app, INBOUND)
         urgent = _raw_topic(app, WORK_URGENT)
         bulk = _raw_topic(app, WORK_BULK)
@@ -192,6 +195,10 @@ class HubWorker:
         async def seal() -> None:
             if self.ledger is not None:  # only the worker that owns the ledger partition seals
                 await self._retry("seal", lambda: self._on_ledger_thread(self._seal))
+
+        @app.timer(interval=_LAG_INTERVAL)  # type: ignore[untyped-decorator]
+        async def consumer_lag() -> None:
+            self._record_lag()
 
         @app.task  # type: ignore[untyped-decorator]
         async def follow_directory() -> None:
@@ -299,6 +306,18 @@ class HubWorker:
         """Sign a tree head over everything stored (sealing with nothing new keeps the last head)."""
         if self.ledger is not None and self.ledger.size:
             self.ledger.seal(self.seal, at=datetime.now(UTC))
+
+    def _record_lag(self) -> None:
+        """``lienthong_consumer_lag{topic}``: records on this worker's partitions not yet committed."""
+        consumer = self.app.consumer
+        lag = dict.fromkeys((INBOUND, WORK_URGENT, WORK_BULK, LEDGER), 0)
+        committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})  # faust has no public reader
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if tp.topic in lag and high is not None and high >= 0:
+                lag[tp.topic] += max(0, high - (committed.get(tp) or 0))
+        for topic, records in lag.items():
+            self.metrics.consumer_lag.labels(topic).set(records)
 
     # --- directory and assignments ---------------------------------------------------------------------------
 

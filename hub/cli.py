@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "hub.commands.audit",
     "hub.commands.ledger",
     "hub.commands.dms",
+    "hub.commands.deadletter",
     "hub.commands.up",
 )
 

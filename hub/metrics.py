@@ -62,10 +62,10 @@ class HubMetrics:
             ),
             consumer_lag=Gauge(
                 "lienthong_consumer_lag",
-                "Records not yet processed, per topic",
+                "Records not yet processed and committed, per topic (summed over the live workers)",
                 ["topic"],
                 registry=registry,
-                multiprocess_mode="max",
+                multiprocess_mode="livesum",
             ),
             ledger_size=Gauge(
                 "lienthong_ledger_size", "Events in the Merkle ledger", registry=registry, multiprocess_mode="max"

@@ -20,6 +20,7 @@ from signer.policy import RevocationPolicy
 
 __all__ = [
     "DEFAULT_CLAIM_CHECK_BYTES",
+    "DEFAULT_FETCH_MAX_WAIT_MS",
     "DEFAULT_HUB_ORGAN_ID",
     "DEFAULT_MAX_DOCUMENT_BYTES",
     "DEFAULT_PARTITIONS",
@@ -37,6 +38,9 @@ DEFAULT_HUB_ORGAN_ID = "000.00.99.H41"
 #: The embedded servers' credentials; they listen on 127.0.0.1 only (change them for anything shared).
 DEFAULT_S3_ACCESS_KEY = "lienthong"
 DEFAULT_S3_SECRET_KEY = "lienthong-secret"  # noqa: S105 - a loopback-only default, documented as such
+#: How long the workers' fetches wait on the broker. Tansu answers an empty fetch only after this wait, so it bounds
+#: each hop's latency; on S3 it must also cover listing a partition's batch objects (hub.embedded.kafka).
+DEFAULT_FETCH_MAX_WAIT_MS = 500
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class HubSettings:
     verify_processes: int = 0  # 0: verify in the worker process; N: a pool of N processes
     seal_interval_seconds: float = 5.0  # how often the ledger writer signs a tree head (when the log grew)
     consumer_group: str = "lienthong-hub"
+    fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property

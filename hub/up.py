@@ -250,6 +250,18 @@ def with_demo(settings: HubSettings) -> HubSettings:
     )
 
 
+def demo_settings_on_free_ports(data: Path, **overrides: Any) -> HubSettings:
+    """Demo settings for a private hub in ``data``, every server on a free loopback port (tests, benchmarks)."""
+    from hub.embedded._process import free_port  # noqa: PLC0415
+
+    ports = {
+        "kafka_bootstrap": f"127.0.0.1:{free_port()}",
+        "s3_endpoint": f"127.0.0.1:{free_port()}",
+        "http_port": free_port(),
+    }
+    return with_demo(HubSettings(data_dir=data, **{**ports, **overrides}))
+
+
 def wait_until(condition: Callable[[], bool], *, timeout: float, every: float = 0.5) -> bool:
     """Poll ``condition`` until true or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout

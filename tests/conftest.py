@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.signing",
     "tests.support.s3_fixtures",
     "tests.support.broker_fixtures",
+    "tests.support.hub_fixtures",
 ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
+import urllib.request
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,7 @@ from adapters.dms import HubClient
 from hub.demo import DemoDocument, demo_documents, demo_status
 from storage.ledger import Ledger, verify_log
 from storage.s3 import S3ObjectStore
-from tests.support.hub_fixtures import Outputs, Stack, start_stack
+from tests.support.hub_fixtures import Outputs, Stack
 
 pytestmark = pytest.mark.servers
 
@@ -64,14 +65,6 @@ def _ledger_consistent(stack: Stack) -> None:
     assert report.ok, report.to_text()
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Stack:
-    """A running hub with one worker."""
-    running = start_stack(tmp_path / "data")
-    yield running  # type: ignore[misc]
-    running.hub.stop()
-
-
 def test_documents_reach_each_recipient_once_and_invalid_ones_are_answered(stack: Stack) -> None:
     """Valid documents reach each recipient once, byte for byte; invalid ones get a dead letter and a status 02."""
     documents = list(demo_documents(stack.material, 300, start_number=1000))
@@ -110,6 +103,39 @@ def test_documents_reach_each_recipient_once_and_invalid_ones_are_answered(stack
     assert outputs.wait_for(lambda o: any(v == status for _, v in o.records[status_topic]), timeout=60)
     outputs.close()
     _ledger_consistent(stack)
+    _metrics_count(stack, documents)
+
+
+def _metrics(stack: Stack) -> dict[str, float]:
+    """The hub's /metrics, as {sample line without value: value}."""
+    url = f"http://127.0.0.1:{stack.settings.http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def _metrics_count(stack: Stack, documents: list[DemoDocument]) -> None:
+    """/metrics counts what happened: documents by outcome and reason, dead letters, ledger size, lag back to 0."""
+    samples = _metrics(stack)
+    valid = sum(1 for d in documents if d.expect == "delivered")
+    assert samples['lienthong_documents_total{outcome="delivered",reason="",stage="route"}'] == valid
+    for reason, n in Counter(d.expect for d in documents if d.expect != "delivered").items():
+        assert samples[f'lienthong_dead_letters_total{{reason="{reason}"}}'] == n
+    assert samples["lienthong_ledger_size"] > 0
+    assert samples["lienthong_end_to_end_seconds_count"] >= len(documents)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # lag is read every 2 s; everything is processed, so it returns to 0
+        lag = {k: v for k, v in _metrics(stack).items() if k.startswith("lienthong_consumer_lag{")}
+        if lag and not any(lag.values()):
+            break
+        time.sleep(1)
+    assert 'lienthong_consumer_lag{topic="lienthong.inbound"}' in lag
+    assert not any(lag.values()), lag
 
 
 def test_foreign_kafka_clients_speak_the_topic_contract(stack: Stack) -> None:
@@ -137,3 +163,40 @@ def test_foreign_kafka_clients_speak_the_topic_contract(stack: Stack) -> None:
     headers = dict(message.headers())
     assert headers["lienthong-sha256"].decode() == hashlib.sha256(document.data).hexdigest()
     assert {"lienthong-doc-id", "lienthong-indication", "lienthong-received-at"} <= set(headers)
+
+
+def test_dead_letters_are_listed_and_a_replay_after_a_fix_delivers_once(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A document refused for an unknown recipient is delivered once when replayed after the directory learns it."""
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    from hub.cli import main  # noqa: PLC0415
+    from hub.directory import Agency, Route  # noqa: PLC0415
+
+    document = next(
+        d for d in demo_documents(stack.material, 200, start_number=6000) if d.expect == "UNKNOWN_RECIPIENT"
+    )
+    sha = hashlib.sha256(document.data).hexdigest()
+    outputs = Outputs(stack.bootstrap)
+    _send(stack, [document])
+    assert outputs.wait_for(lambda o: len(o.records["lienthong.deadletter"]) >= 1, timeout=120)
+    capsys.readouterr()
+    assert main(["deadletter", "list", "--bootstrap", stack.bootstrap, "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["reason"], e["sha256"], e["sender"]) for e in listed] == [("UNKNOWN_RECIPIENT", sha, document.sender)]
+    # The operator adds the missing agency (served through the axis) and replays.
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    unknown = "000.99.00.H99"
+    producer.send("lienthong.directory", key=unknown.encode(), value=Agency(unknown, "Late", Route.AXIS).to_json())
+    producer.flush()
+    producer.close()
+    time.sleep(5)  # the workers follow the directory topic (one fetch wait)
+    for _ in range(2):  # the second replay must not deliver again
+        assert main(["deadletter", "replay", "--reason", "UNKNOWN_RECIPIENT", "--bootstrap", stack.bootstrap]) == 0
+        assert outputs.wait_for(lambda o: ("lienthong.axis.outbound", sha) in _delivered(o), timeout=120)
+    outputs.poll(8.0)
+    assert _delivered(outputs)[("lienthong.axis.outbound", sha)] == 1
+    replayed = [h for h, v in outputs.records["lienthong.axis.outbound"] if v == document.data]
+    assert replayed[0]["lienthong-indication"] == b"TOTAL_PASSED"
+    outputs.close()

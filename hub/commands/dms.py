@@ -10,7 +10,7 @@ from hub.commands._common import emit_json, expand_files, warn
 from hub.commands.sign import add_key_arguments, load_key
 from schemas.errors import HubError
 
-__all__ = ["register"]
+__all__ = ["add_connection_arguments", "register"]
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     send = subparsers.add_parser("send", help="publish signed documents or statuses to the hub")
     send.add_argument("files", nargs="+", metavar="FILE|DIR", help="signed edXML files, or dirs of *.xml")
     send.add_argument("--as", dest="organ_id", required=True, metavar="ORGANID", help="our OrganId (the record key)")
-    _common(send)
+    add_connection_arguments(send)
     send.set_defaults(func=run_send)
 
     receive = subparsers.add_parser("receive", help="print or save documents and statuses as they arrive")
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     receive.add_argument("--from-beginning", action="store_true", help="start at the oldest record, not the newest")
     receive.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds without a record")
     receive.add_argument("--group", help="consumer group (default dms-<ORGANID>): where to resume next time")
-    _common(receive)
+    add_connection_arguments(receive)
     receive.set_defaults(func=run_receive)
 
     status = subparsers.add_parser("status", help="build, sign and send a status about a received document")
@@ -38,11 +38,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     status.add_argument("--as", dest="organ_id", required=True, metavar="ORGANID", help="our OrganId")
     status.add_argument("--description", default="", help="free text (the reason, for 02)")
     add_key_arguments(status)
-    _common(status)
+    add_connection_arguments(status)
     status.set_defaults(func=run_status)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--bootstrap`` (the hub's Kafka) and ``--json``, shared by the commands that talk to a running hub."""
     parser.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, metavar="HOST:PORT", help="the hub's Kafka")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
 

@@ -26,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--data", type=Path, default=Path("data"), metavar="DIR", help="where everything is kept")
     parser.add_argument("--directory", type=Path, metavar="FILE", help="agency directory YAML")
     parser.add_argument("--trust", type=Path, action="append", metavar="PEM|DIR", help="trust anchors")
-    parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML (LIENTHONG_* env wins)")
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        metavar="FILE",
+        help="settings YAML (LIENTHONG_* env wins); default DATA/settings.yaml from the last run, if any",
+    )
     parser.add_argument("--demo", action="store_true", help="create a demo PKI and directory and send documents")
     parser.add_argument("--docs", type=int, default=DEFAULT_DEMO_DOCS, help="documents the demo sends")
     parser.add_argument("--exit-when-done", action="store_true", help="stop after the demo's summary")
@@ -42,9 +47,12 @@ def run(args: argparse.Namespace) -> int:
     from hub.settings import HubSettings  # noqa: PLC0415
     from hub.up import Hub, running, with_demo  # noqa: PLC0415
 
+    # A restart without --settings picks up what the last run wrote (its directory, trust anchors, options).
+    previous = args.data / "settings.yaml"
+    settings_file = args.settings or (previous if previous.is_file() else None)
     try:
         settings = HubSettings.load(
-            args.settings,
+            settings_file,
             data_dir=args.data,
             directory_file=args.directory,
             trust=tuple(args.trust) if args.trust else None,
@@ -140,15 +148,18 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
             break
     elapsed = time.monotonic() - started
     # Recipients answer: status 03 (accepted) for the first documents they received.
+    sent_statuses: set[bytes] = set()
     for recipient, data in received_docs:
         client = HubClient(settings.kafka_bootstrap, organ_id=recipient)
-        client.send(demo_status(material, data, by=recipient, code="03"))
+        status = demo_status(material, data, by=recipient, code="03")
+        client.send(status)
+        sent_statuses.add(status)
         client.close()
     relayed_deadline = time.monotonic() + 30
-    relayed = 0
-    while relayed < len(received_docs) and time.monotonic() < relayed_deadline:
+    relayed = 0  # only the recipients' own statuses, byte for byte (not the hub's late 01/02 answers)
+    while relayed < len(sent_statuses) and time.monotonic() < relayed_deadline:
         for records in watcher.poll(timeout_ms=500).values():
-            relayed += sum(1 for r in records if r.topic.startswith("lienthong.status."))
+            relayed += sum(1 for r in records if r.topic.startswith("lienthong.status.") and r.value in sent_statuses)
     watcher.close()
     summary = {
         "documents": count,
@@ -166,6 +177,6 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
     print(f"  rejected              {sum(rejected.values())} (each answered with status 02 naming the reason)")
     for reason, n in rejected.most_common():
         print(f"    {reason:<26} {n}")
-    print(f"  recipient statuses    {relayed} of {len(received_docs)} relayed back to the senders (status 03)")
+    print(f"  recipient statuses    {relayed} of {len(sent_statuses)} relayed back to the senders (status 03)")
     print(f"  ledger                lienthong ledger verify --data {settings.data_dir}")
     return summary

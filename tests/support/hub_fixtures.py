@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from kafka import KafkaConsumer
 
 from hub.demo import DemoMaterial, create_demo_material
-from hub.embedded._process import free_port
 from hub.settings import HubSettings
-from hub.up import Hub, with_demo
+from hub.up import Hub, demo_settings_on_free_ports
 
-__all__ = ["Outputs", "Stack", "start_stack"]
+__all__ = ["Outputs", "Stack", "hub_stack", "start_stack"]
 
 OUTPUT_PATTERN = r"^lienthong\.(inbox\..*|status\..*|axis\.outbound|deadletter)$"
 
@@ -40,18 +41,20 @@ class Stack:
 def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0) -> Stack:
     """Start a hub with the demo material on free ports in ``data``."""
     material = create_demo_material(data / "demo")
-    settings = with_demo(
-        HubSettings(
-            data_dir=data,
-            kafka_bootstrap=f"127.0.0.1:{free_port()}",
-            s3_endpoint=f"127.0.0.1:{free_port()}",
-            http_port=free_port(),
-            seal_interval_seconds=seal_interval,
-        )
-    )
+    settings = demo_settings_on_free_ports(data, seal_interval_seconds=seal_interval)
     hub = Hub(settings, workers=workers, progress=lambda _line: None)
     hub.start()
     return Stack(hub, settings, material)
+
+
+@pytest.fixture(name="stack")
+def hub_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A running hub with one worker in a temporary folder, stopped afterwards."""
+    running = start_stack(tmp_path / "data")
+    try:
+        yield running
+    finally:
+        running.hub.stop()
 
 
 @dataclass
