@@ -25,6 +25,8 @@ from hub.records import (
     H_REASON,
     H_SHA256,
     INBOUND,
+    PRODUCER_BATCH_BYTES,
+    PRODUCER_LINGER_MS,
     ClaimCheck,
     inbox_topic,
     status_topic,
@@ -94,7 +96,11 @@ class HubClient:
         if self._producer is None:
             try:
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap, acks="all", linger_ms=2, max_request_size=2 * 1024 * 1024
+                    bootstrap_servers=self.bootstrap,
+                    acks="all",
+                    linger_ms=PRODUCER_LINGER_MS,
+                    batch_size=PRODUCER_BATCH_BYTES,
+                    max_request_size=2 * 1024 * 1024,
                 )
             except Exception as exc:  # kafka-python raises its own tree; translate once, here
                 raise ClientError(f"cannot reach the hub's broker at {self.bootstrap}: {exc}") from exc

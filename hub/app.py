@@ -43,6 +43,8 @@ from hub.records import (
     H_INPUT,
     INBOUND,
     LEDGER,
+    PRODUCER_BATCH_BYTES,
+    PRODUCER_LINGER_MS,
     WORK_BULK,
     WORK_URGENT,
     InboundRecord,
@@ -70,6 +72,7 @@ _RETRY_FIRST = 0.2  # seconds before the first retry of our own failure
 _RETRY_MAX = 5.0  # the longest wait between retries
 _LEDGER_BATCH = 2000  # events per ledger batch (one segment write per batch)
 _LEDGER_WITHIN = 0.5  # seconds a ledger batch waits to fill
+_INTAKE_CONCURRENCY = 8  # records forwarded at once: a forward waits for the broker's ack (a few S3 writes)
 _LAG_INTERVAL = 2.0  # seconds between consumer-lag readings
 
 
@@ -158,7 +161,8 @@ class HubWorker:
             stream_wait_empty=False,
             web_enabled=False,  # ``lienthong up`` serves /metrics for every worker
             producer_acks=-1,
-            producer_linger_ms=2,
+            producer_linger_ms=PRODUCER_LINGER_MS,
+            producer_max_batch_size=PRODUCER_BATCH_BYTES,
         )
         app.fetch_max_wait_ms = settings.fetch_max_wait_ms
         inbound = _raw_topic(app, INBOUND)
@@ -167,7 +171,7 @@ class HubWorker:
         ledger = _raw_topic(app, LEDGER)
         lanes = {WORK_URGENT: urgent, WORK_BULK: bulk}
 
-        @app.agent(inbound, name="intake")
+        @app.agent(inbound, name="intake", concurrency=_INTAKE_CONCURRENCY)
         async def intake(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 await self._forward(_record(event), lanes)
@@ -241,11 +245,12 @@ class HubWorker:
         outcome = await self._retry("process", lambda: self._run(self._process, record))
         self.metrics.stage_seconds.labels("process").observe(time.perf_counter() - started)
         in_doubt = self.guard.in_doubt(record.topic, record.partition, record.offset)
-        for out in outcome.records:
-            await self._deliver(out, record, in_doubt=in_doubt)
+        # All outputs of the document at once (different topics): they share producer batches and one wait.
+        sends = [self._deliver(out, record, in_doubt=in_doubt) for out in outcome.records]
         if outcome.events:
             payload = json.dumps([e.to_bytes().decode() for e in outcome.events]).encode()
-            await self._retry("ledger-send", lambda: ledger_topic.send(value=payload))
+            sends.append(self._retry("ledger-send", lambda: _sent(ledger_topic.send(value=payload))))
+        await asyncio.gather(*sends)
         if outcome.index_entry is not None:
             key, body = outcome.index_entry
             await self._retry("index", lambda: self._run(self._put_index, key, body))

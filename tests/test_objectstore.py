@@ -164,6 +164,28 @@ def test_put_original_is_content_addressed_and_idempotent(s3_store):
     assert list(s3_store.list("originals/")) == [first.key]
 
 
+def test_put_original_without_sidecars_writes_once_per_call_and_keeps_one_object(rclone_server):
+    """The hub's mode on rclone (no lock, no sidecars): originals are written without a HEAD, still one object."""
+    store = S3ObjectStore.connect(
+        rclone_server.endpoint,
+        rclone_server.access_key,
+        rclone_server.secret_key,
+        unique_bucket("rc"),
+        metadata_sidecars=False,
+    )
+    data = b"signed original bytes, hub mode"
+    calls = []
+    real_exists = store.exists
+    store.exists = lambda key: calls.append(key) or real_exists(key)  # type: ignore[method-assign]
+    first = store.put_original(data)
+    again = store.put_original(data)
+    assert calls == []  # no existence check before a content-addressed write
+    assert first.key == again.key == original_key(hashlib.sha256(data).hexdigest())
+    assert list(store.list("originals/")) == [first.key]
+    assert store.get(first.key) == data
+    assert store.stat(first.key).sha256 == first.sha256
+
+
 def test_missing_objects(s3_store):
     """get, open and stat of a missing key raise ObjectNotFound; exists says False."""
     for read in (s3_store.get, s3_store.open, s3_store.stat):

@@ -30,8 +30,8 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from hub.demo import DemoDocument, create_demo_material, demo_documents
 from hub.embedded.kafka import create_topics
-from hub.records import H_SHA256, INBOUND
-from hub.up import Hub, demo_settings_on_free_ports
+from hub.records import H_SHA256, INBOUND, PRODUCER_BATCH_BYTES, PRODUCER_LINGER_MS
+from hub.up import Hub, demo_settings_on_free_ports, running
 from schemas.errors import HubError
 
 __all__ = ["register_bench", "run"]
@@ -171,7 +171,9 @@ def _baseline(bootstrap: str, documents: Sequence[DemoDocument]) -> float:
         _BASELINE_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=100
     )
     consumer.poll(timeout_ms=2000)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=PRODUCER_LINGER_MS, batch_size=PRODUCER_BATCH_BYTES
+    )
     started = time.monotonic()
     for document in documents:
         producer.send(_BASELINE_TOPIC, key=document.sender.encode(), value=document.data)
@@ -210,14 +212,15 @@ def _measure(root: Path, workers: int, args: argparse.Namespace, pool: Iterator[
     wait = {"fetch_max_wait_ms": args.fetch_wait_ms} if args.fetch_wait_ms else {}
     settings = demo_settings_on_free_ports(data, **wait)
     hub = Hub(settings, workers=workers, progress=lambda line: _progress(f"  {line}"))
-    hub.start()
-    try:
+    with running(hub):  # stopped on the way out, also on Ctrl-C and SIGTERM
         bootstrap = settings.kafka_bootstrap
         throughput_docs = [next(pool) for _ in range(args.docs)]
         _progress(f"[{workers} worker(s)] baseline: {len(throughput_docs):,} documents through the broker alone")
         baseline = _baseline(bootstrap, throughput_docs)
         watcher = _Watcher(bootstrap)
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=PRODUCER_LINGER_MS, batch_size=PRODUCER_BATCH_BYTES
+        )
         _warm(producer, watcher, [next(pool) for _ in range(20)])
         rss_before = _rss_mb(hub)
         _progress(f"[{workers} worker(s)] throughput: publishing {len(throughput_docs):,} documents at once")
@@ -249,8 +252,6 @@ def _measure(root: Path, workers: int, args: argparse.Namespace, pool: Iterator[
             rss_mb_after=round(rss_after, 1),
             memory_samples=samples,
         )
-    finally:
-        hub.stop()
 
 
 def _warm(producer: KafkaProducer, watcher: _Watcher, documents: Sequence[DemoDocument]) -> None:
@@ -393,6 +394,11 @@ def _print(runs: Sequence[_Run]) -> None:
             print("  " + ", ".join(f"{n:,} → {mb:.0f}" for n, mb in r.memory_samples))
     best = max(r.docs_per_s for r in runs)
     p99 = min(r.p99_ms for r in runs)
+    offered = min(r.offered_per_s for r in runs)
     print("\naims (issue 5)")
-    print(f"  {'≥ 300 documents/s sustained':<40} {best:>8,.1f} docs/s {'met' if best >= 300 else 'MISSED'}")  # noqa: PLR2004
-    print(f"  {'p99 < 1 s at 100 documents/s offered':<40} {p99:>8,.0f} ms     {'met' if p99 < 1000 else 'MISSED'}")  # noqa: PLR2004
+    print(f"  {'≥ 300 documents/s sustained':<44} {best:>8,.1f} docs/s {'met' if best >= 300 else 'MISSED'}")  # noqa: PLR2004
+    latency = f"p99 < 1 s at {offered:g} documents/s offered"
+    verdict = "met" if p99 < 1000 else "MISSED"  # noqa: PLR2004
+    if offered < 100:  # noqa: PLR2004 - the aim is stated at 100/s
+        verdict += " (the aim is at 100/s)"
+    print(f"  {latency:<44} {p99:>8,.0f} ms     {verdict}")
