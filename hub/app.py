@@ -333,22 +333,25 @@ class HubWorker:
         )
         await consumer.start()
         try:
-            async for message in consumer:
-                key = (message.key or b"").decode()
-                try:
-                    updated = self.directory.with_record(key, message.value)
-                except HubError as exc:
-                    log.warning("ignoring directory record %r: %s", key, exc)
-                    continue
-                self.directory = updated
-                self.verifier = Verifier(build_policy(self.settings, updated))
-                self.processor = DocumentProcessor(
-                    settings=self.settings,
-                    store=self.store,
-                    verifier=self.verifier,
-                    directory=lambda: self.directory,
-                    seal=self.seal,
-                )
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000)
+                updated = self.directory
+                for message in (m for messages in batches.values() for m in messages):
+                    key = (message.key or b"").decode()
+                    try:
+                        updated = updated.with_record(key, message.value)
+                    except HubError as exc:
+                        log.warning("ignoring directory record %r: %s", key, exc)
+                if updated is not self.directory:  # one new verifier per batch of records, not per record
+                    self.directory = updated
+                    self.verifier = Verifier(build_policy(self.settings, updated))
+                    self.processor = DocumentProcessor(
+                        settings=self.settings,
+                        store=self.store,
+                        verifier=self.verifier,
+                        directory=lambda: self.directory,
+                        seal=self.seal,
+                    )
         finally:
             await consumer.stop()
 
