@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -136,6 +137,19 @@ def test_every_call_fails_fast_while_the_server_is_down(crashable_rclone):
     assert store.put("docs/after", b"after").size == 5
 
 
+def _wait_stopped(pid: int) -> None:
+    """SIGSTOP is delivered asynchronously: wait until every thread of ``pid`` is stopped (state T)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        states = [
+            (task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in Path(f"/proc/{pid}/task").iterdir()
+        ]
+        if all(state == "T" for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 def test_a_frozen_server_times_out(crashable_rclone):
     """A server that accepts connections but never answers (SIGSTOP) gives StoreUnavailable after the timeout."""
     server = crashable_rclone
@@ -152,6 +166,7 @@ def test_a_frozen_server_times_out(crashable_rclone):
     assert server.process.pid is not None
     os.kill(server.process.pid, signal.SIGSTOP)
     try:
+        _wait_stopped(server.process.pid)
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             store.stat("docs/x")
