@@ -208,6 +208,15 @@ class HubWorker:
         async def follow_directory() -> None:
             await self._follow_directory()
 
+        @app.on_before_shutdown.connect  # type: ignore[arg-type]
+        async def seal_on_stop(_sender: Any, **_: Any) -> None:
+            # After the last commit: a stopped hub leaves a signed tree head over everything it recorded.
+            if self.ledger is not None:
+                try:
+                    await self._on_ledger_thread(self._seal)
+                except (HubError, OSError) as exc:
+                    log.warning("no final tree head (the next start seals): %s", exc)
+
         @app.on_partitions_assigned.connect  # type: ignore[arg-type]
         async def on_assigned(_sender: Any, assigned: set[Any], **_: Any) -> None:
             await self._note_assignment(assigned)
