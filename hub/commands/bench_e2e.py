@@ -17,11 +17,13 @@ Documents are the demo's valid ones (about 5 KB, 1-3 recipients, some on the axi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -121,9 +123,10 @@ class _Watcher:
         self.remaining: dict[str, int] = {}
         self.done_ms: dict[str, int] = {}
 
-    def expect(self, documents: Sequence[DemoDocument], shas: Sequence[str]) -> None:
-        for document, sha in zip(documents, shas, strict=True):
-            self.remaining[sha] = len(_deliveries(document))
+    def expect(self, documents: Sequence[DemoDocument]) -> None:
+        """Count each document's deliveries from now on."""
+        for document in documents:
+            self.remaining[_sha(document.data)] = len(_deliveries(document))
 
     def poll(self, timeout_ms: int = 200) -> None:
         for records in self._consumer.poll(timeout_ms=timeout_ms, max_records=5000).values():
@@ -135,11 +138,12 @@ class _Watcher:
                     if self.remaining[sha] == 0:
                         del self.remaining[sha]
 
-    def wait(self, timeout: float, on_tick: object = None) -> bool:
+    def wait(self, timeout: float, on_tick: Callable[[], None] | None = None) -> bool:
+        """Poll until every expected delivery arrived (True) or ``timeout`` seconds passed (False)."""
         deadline = time.monotonic() + timeout
         while self.remaining and time.monotonic() < deadline:
             self.poll()
-            if callable(on_tick):
+            if on_tick is not None:
                 on_tick()
         return not self.remaining
 
@@ -148,8 +152,6 @@ class _Watcher:
 
 
 def _sha(data: bytes) -> str:
-    import hashlib  # noqa: PLC0415
-
     return hashlib.sha256(data).hexdigest()
 
 
@@ -224,7 +226,7 @@ def _measure(root: Path, workers: int, args: argparse.Namespace, pool: Iterator[
         _warm(producer, watcher, [next(pool) for _ in range(20)])
         rss_before = _rss_mb(hub)
         _progress(f"[{workers} worker(s)] throughput: publishing {len(throughput_docs):,} documents at once")
-        watcher.expect(throughput_docs, [_sha(d.data) for d in throughput_docs])
+        watcher.expect(throughput_docs)
         first = time.time()
         sent = _publish(producer, throughput_docs)
         ok = watcher.wait(max(300.0, len(throughput_docs) / 5), on_tick=_ticker(watcher, len(throughput_docs)))
@@ -256,13 +258,13 @@ def _measure(root: Path, workers: int, args: argparse.Namespace, pool: Iterator[
 
 def _warm(producer: KafkaProducer, watcher: _Watcher, documents: Sequence[DemoDocument]) -> None:
     """A few documents first, so that group joins and connections are not measured."""
-    watcher.expect(documents, [_sha(d.data) for d in documents])
+    watcher.expect(documents)
     _publish(producer, documents)
     if not watcher.wait(180.0):
         raise HubError("the hub delivered nothing within 180 s of starting: see DATA/logs/worker-*.log")
 
 
-def _ticker(watcher: _Watcher, total: int) -> object:
+def _ticker(watcher: _Watcher, total: int) -> Callable[[], None]:
     last = [time.monotonic()]
 
     def tick() -> None:
@@ -286,7 +288,7 @@ def _paced(
     count = max(1, int(rate * seconds))
     documents = [next(pool) for _ in range(count)]
     _progress(f"[{workers} worker(s)] latency: {count:,} documents at {rate:g}/s")
-    watcher.expect(documents, [_sha(d.data) for d in documents])
+    watcher.expect(documents)
     sent: dict[str, int] = {}
     started = time.monotonic()
     for n, document in enumerate(documents):
@@ -314,7 +316,7 @@ def _long_run(
     done = 0
     while done < count:
         documents = [next(pool) for _ in range(min(step, count - done))]
-        watcher.expect(documents, [_sha(d.data) for d in documents])
+        watcher.expect(documents)
         _publish(producer, documents)
         if not watcher.wait(max(600.0, len(documents) / 2)):
             raise HubError(f"{len(watcher.remaining)} documents of the long run were not delivered in time")
@@ -365,8 +367,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _link_demo(shared: Path, target: Path) -> None:
     """Every hub of the run uses the PKI the documents were signed with."""
-    import shutil  # noqa: PLC0415
-
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(shared, target, dirs_exist_ok=True)
 
