@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import IncompatibleBrokerVersion, KafkaError, MessageSizeTooLargeError
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from lxml import etree
 from minio import Minio
 from minio.error import S3Error
 
@@ -615,6 +616,50 @@ def test_write_gate_answers_s3_preconditions_that_rclone_ignores(durable_kafka: 
         with pytest.raises(S3Error, match="PreconditionFailed"):
             put(stale)
     assert put({"If-Match": f'"{etag}"'}) == 200
+
+
+def test_write_gate_lists_from_its_own_index_what_the_s3_server_holds(durable_kafka: EmbeddedKafka) -> None:
+    """Listings through the gate, page by page, name the same keys, sizes and ETags as the S3 server, in order."""
+    storage, gate_process = durable_kafka.storage, durable_kafka._gate
+    assert storage is not None
+    assert gate_process is not None
+    create_topics(durable_kafka.bootstrap, {"listed": 1})
+    producer = KafkaProducer(bootstrap_servers=durable_kafka.bootstrap, acks="all", linger_ms=0)
+    for n in range(25):
+        producer.send("listed", value=b"%d" % n).get(timeout=30)  # one batch object each
+    producer.close()
+    gate = Minio(
+        f"127.0.0.1:{gate_process.port}", storage.access_key, storage.secret_key, secure=False, region=storage.region
+    )
+    direct = Minio(storage.endpoint, storage.access_key, storage.secret_key, secure=False, region=storage.region)
+    for prefix in ("", "clusters/lienthong/topics/listed/"):
+        expected = [
+            (o.object_name, o.size, o.etag)
+            for o in direct.list_objects(storage.bucket, prefix=prefix, recursive=True, use_url_encoding_type=False)
+        ]
+        assert len(expected) >= 25
+        paged: list[tuple[str | None, int | None, str | None]] = []
+        token = None
+        while True:  # seven keys a page, following the gate's continuation tokens
+            query = {"list-type": "2", "prefix": prefix, "max-keys": "7"}
+            if token:
+                query["continuation-token"] = token
+            answer = gate._execute("GET", storage.bucket, query_params=query)
+            assert "Server" not in answer.headers  # the gate's own answer (rclone names itself)
+            root = etree.fromstring(answer.data, etree.XMLParser(resolve_entities=False, no_network=True))
+            ns = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
+            keys = root.findall("s3:Contents", ns)
+            assert len(keys) <= 7
+            paged += [
+                (k.findtext("s3:Key", None, ns), int(k.findtext("s3:Size", "0", ns)), k.findtext("s3:ETag", None, ns))
+                for k in keys
+            ]
+            token = root.findtext("s3:NextContinuationToken", None, ns)
+            if root.findtext("s3:IsTruncated", None, ns) != "true":
+                break
+        assert [(k, n, (e or "").strip('"')) for k, n, e in paged] == [
+            (k, n, (e or "").strip('"')) for k, n, e in expected
+        ]
 
 
 # --- faust-streaming -------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import hashlib
 import os
 import signal
@@ -46,12 +47,14 @@ import socket
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final, Protocol, Self
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
+from xml.sax.saxutils import escape
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaAdminClient
@@ -452,6 +455,9 @@ async def end_offsets(bootstrap: str, partitions: Iterable[TopicPartition]) -> d
 
 _KNOWN_KEYS: Final = 65_536  # ETags remembered; a forgotten one costs a HEAD, never a wrong answer
 _LOCK_STRIPES: Final = 256
+_LIST_MAX_KEYS: Final = 1000  # S3's page size
+_SUBRESOURCES: Final = frozenset({"uploadId", "partNumber", "tagging", "acl", "retention", "legal-hold"})
+_LIST_PARAMS: Final = frozenset({"list-type", "prefix", "continuation-token", "start-after", "max-keys"})
 _MAX_HEAD: Final = 64 * 1024  # bytes of request or status line plus headers
 _PRECONDITION_BODY: Final = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>PreconditionFailed</Code></Error>"
 _PRECONDITION_FAILED: Final = (
@@ -529,6 +535,72 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         parts.append(await reader.readexactly(size + 2))
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """What a listing says of one object."""
+
+    size: int
+    etag: str
+    modified: str  # ISO 8601, milliseconds, UTC (S3's LastModified)
+
+
+class _BucketListing:
+    """One bucket's keys in S3 order (UTF-8 byte order is code-point order), with what a listing shows of each."""
+
+    def __init__(self) -> None:
+        self._keys: list[str] = []
+        self._entries: dict[str, _Listed] = {}
+
+    def put(self, key: str, entry: _Listed) -> None:
+        if key not in self._entries:
+            bisect.insort(self._keys, key)
+        self._entries[key] = entry
+
+    def delete(self, key: str) -> None:
+        if self._entries.pop(key, None) is not None:
+            del self._keys[bisect.bisect_left(self._keys, key)]
+
+    def page(self, prefix: str, after: str, max_keys: int) -> tuple[list[tuple[str, _Listed]], bool]:
+        """Up to ``max_keys`` keys under ``prefix`` after ``after``, and whether more follow."""
+        start = bisect.bisect_right(self._keys, after) if after >= prefix else bisect.bisect_left(self._keys, prefix)
+        found: list[tuple[str, _Listed]] = []
+        index = start
+        while index < len(self._keys) and self._keys[index].startswith(prefix) and len(found) < max_keys:
+            found.append((self._keys[index], self._entries[self._keys[index]]))
+            index += 1
+        return found, index < len(self._keys) and self._keys[index].startswith(prefix)
+
+
+def _s3_time(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _list_answer(bucket: str, query: Mapping[str, str], page: list[tuple[str, _Listed]], truncated: bool) -> _Message:
+    """A ListObjectsV2 answer (what ``rclone serve s3`` would have said, from the gate's own index)."""
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+        f"<Name>{escape(bucket)}</Name><Prefix>{escape(query.get('prefix', ''))}</Prefix>",
+        f"<KeyCount>{len(page)}</KeyCount><MaxKeys>{query.get('max-keys', _LIST_MAX_KEYS)}</MaxKeys>",
+        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>",
+    ]
+    if "continuation-token" in query:
+        parts.append(f"<ContinuationToken>{escape(query['continuation-token'])}</ContinuationToken>")
+    if "start-after" in query:
+        parts.append(f"<StartAfter>{escape(query['start-after'])}</StartAfter>")
+    if truncated:
+        parts.append(f"<NextContinuationToken>{page[-1][0].encode().hex()}</NextContinuationToken>")
+    parts.extend(
+        f"<Contents><Key>{escape(key)}</Key><LastModified>{entry.modified}</LastModified>"
+        f'<ETag>"{entry.etag}"</ETag><Size>{entry.size}</Size><StorageClass>STANDARD</StorageClass></Contents>'
+        for key, entry in page
+    )
+    parts.append("</ListBucketResult>")
+    body = "".join(parts).encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    return _Message(head, ["HTTP/1.1", "200", "OK"], {}, body)
+
+
 class _S3WriteGate:
     """An HTTP/1.1 relay in front of an S3 server that enforces ``If-Match`` / ``If-None-Match`` on PUT.
 
@@ -537,6 +609,12 @@ class _S3WriteGate:
     a conditional PUT first compares the condition with the object's ETag: remembered from the gate's own writes,
     else asked with a HEAD. Writes to one key are serialised, so with all writes passing through the gate its
     answer is authoritative.
+
+    For the same reason it answers listings itself. Tansu lists a partition's batch objects from the first one on
+    every fetch, and rclone takes some 150 ms per thousand objects under load (it reads the folder and hashes for
+    ETags), so fetches on a long partition ran out of time and throughput fell tenfold within 20,000 documents.
+    The gate learns a bucket's keys once from the S3 server and keeps them current from the writes it relays;
+    a write it cannot account for (multipart, copy, bulk delete) makes it learn the bucket again.
     """
 
     def __init__(self, upstream: str, access_key: str, secret_key: str, region: str) -> None:
@@ -545,6 +623,9 @@ class _S3WriteGate:
         self._minio = Minio(upstream, access_key=access_key, secret_key=secret_key, secure=False, region=region)
         self._etags: OrderedDict[str, str | None] = OrderedDict()  # path -> ETag, None when known absent
         self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
+        self._listings: dict[str, _BucketListing] = {}
+        self._learning: dict[str, list[Callable[[_BucketListing], None] | None]] = {}  # None: forget when learnt
+        self._learn_lock = asyncio.Lock()
 
     async def serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         """Relay one client connection's requests until either side closes."""
@@ -567,11 +648,15 @@ class _S3WriteGate:
 
     async def _answer(self, request: _Message, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Message:
         method, target = request.first_line[0], request.first_line[1]
-        path = target.split("?", 1)[0]
+        path, _, query_text = target.partition("?")
         bucket, _, name = path.lstrip("/").partition("/")
+        query = dict(parse_qsl(query_text, keep_blank_values=True))
+        if method == "GET" and bucket and not name and query.get("list-type") == "2" and set(query) <= _LIST_PARAMS:
+            return await self._list(unquote(bucket), query)
         if method in ("GET", "HEAD") or not (bucket and name):
             if method == "POST":
                 self._etags.clear()  # a multi-object delete: forget everything rather than parse it
+                self._forget(unquote(bucket))
             return await _exchange(request, method, reader, writer)
         lock = self._locks[int.from_bytes(hashlib.blake2s(path.encode(), digest_size=2).digest()) % _LOCK_STRIPES]
         async with lock:
@@ -583,7 +668,75 @@ class _S3WriteGate:
             status = int(answer.first_line[1])
             if method == "PUT" and status < HTTPStatus.MULTIPLE_CHOICES and etag and "uploadId=" not in target:
                 self._remember(path, etag)
+            self._note_write(request, unquote(bucket), unquote(name), answer)
             return answer
+
+    # --- listings from the gate's own index ---
+
+    async def _list(self, bucket: str, query: Mapping[str, str]) -> _Message:
+        listing = await self._listing(bucket)
+        prefix = query.get("prefix", "")
+        after = query.get("start-after", "")
+        if token := query.get("continuation-token"):
+            after = bytes.fromhex(token).decode()
+        max_keys = min(int(query.get("max-keys", _LIST_MAX_KEYS)), _LIST_MAX_KEYS)
+        page, truncated = listing.page(prefix, after, max_keys)
+        return _list_answer(bucket, query, page, truncated)
+
+    async def _listing(self, bucket: str) -> _BucketListing:
+        """The bucket's index, learnt from the S3 server on first use (writes during the learning are replayed)."""
+        async with self._learn_lock:
+            if bucket in self._listings:
+                return self._listings[bucket]
+            self._learning[bucket] = []
+            try:
+                objects = await asyncio.to_thread(lambda: list(self._minio.list_objects(bucket, recursive=True)))
+            finally:
+                changes = self._learning.pop(bucket)
+            listing = _BucketListing()
+            for found in objects:
+                modified = _s3_time(found.last_modified) if found.last_modified else _s3_time(datetime.now(UTC))
+                listing.put(found.object_name or "", _Listed(found.size or 0, (found.etag or "").strip('"'), modified))
+            for change in changes:
+                if change is not None:
+                    change(listing)
+            if None not in changes:  # nothing happened that the index cannot follow: keep it
+                self._listings[bucket] = listing
+            return listing
+
+    def _note_write(self, request: _Message, bucket: str, name: str, answer: _Message) -> None:
+        """Keep the bucket's index current with a write the gate just relayed."""
+        if int(answer.first_line[1]) >= HTTPStatus.MULTIPLE_CHOICES:
+            return  # refused: nothing changed
+        method = request.first_line[0]
+        params = {key for key, _ in parse_qsl(request.first_line[1].partition("?")[2], keep_blank_values=True)}
+        plain = params <= {"x-id"} and "x-amz-copy-source" not in request.headers
+        size = request.headers.get("x-amz-decoded-content-length") or request.headers.get("content-length")
+        if (
+            method == "PUT"
+            and plain
+            and size is not None
+            and "chunked" not in request.headers.get("transfer-encoding", "")
+        ):
+            entry = _Listed(int(size), answer.headers.get("etag", "").strip('"'), _s3_time(datetime.now(UTC)))
+            self._change(bucket, lambda listing: listing.put(name, entry))
+        elif method == "DELETE" and plain:
+            self._change(bucket, lambda listing: listing.delete(name))
+        elif method == "PUT" and params & _SUBRESOURCES:
+            return  # a part of an upload, tags, ACL or retention: no key appears or goes
+        else:  # a copy, a completed multipart upload, anything else: learn the bucket again
+            self._forget(bucket)
+
+    def _change(self, bucket: str, change: Callable[[_BucketListing], None]) -> None:
+        if bucket in self._listings:
+            change(self._listings[bucket])
+        if bucket in self._learning:
+            self._learning[bucket].append(change)
+
+    def _forget(self, bucket: str) -> None:
+        self._listings.pop(bucket, None)
+        if bucket in self._learning:
+            self._learning[bucket].append(None)
 
     async def _precondition_holds(self, request: _Message, path: str) -> bool:
         if_none_match = request.headers.get("if-none-match")
