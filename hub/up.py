@@ -231,8 +231,15 @@ def running(hub: Hub) -> Iterator[HubAddresses]:
     try:
         yield hub.start()
     finally:
-        hub.stop()
-        signal.signal(signal.SIGTERM, previous)
+        # A second signal (Ctrl-C twice, or `timeout` forwarding its SIGTERM) must not cut the stop short: that
+        # left the broker and the store running, orphaned. Each step of the stop is bounded.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            hub.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, interrupt)
 
 
 def with_demo(settings: HubSettings) -> HubSettings:
