@@ -136,6 +136,7 @@ class HubWorker:
         )
         self.guard = DeliveryGuard(settings.kafka_bootstrap)
         self.ledger: Ledger | None = None
+        self._stopping = False  # set when the worker stops: every later ledger batch is sealed at once
         self._in_flight: dict[str, asyncio.Lock] = {}
         self._threads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lienthong-stage")
         # The ledger is not thread-safe and has one writer: every ledger call runs on this one thread.
@@ -210,7 +211,9 @@ class HubWorker:
 
         @app.on_before_shutdown.connect  # type: ignore[arg-type]
         async def seal_on_stop(_sender: Any, **_: Any) -> None:
-            # After the last commit: a stopped hub leaves a signed tree head over everything it recorded.
+            # After the last commit: a stopped hub leaves a signed tree head over everything it recorded. The ledger
+            # agent may still append its last batch after this; it then seals too (``_stopping``).
+            self._stopping = True
             if self.ledger is not None:
                 try:
                     await self._on_ledger_thread(self._seal)
@@ -315,6 +318,8 @@ class HubWorker:
         self.ledger.append_many(fresh)
         self.ledger.flush()
         self.metrics.ledger_size.set(self.ledger.size)
+        if self._stopping:  # a batch that arrived after the stop's seal is sealed too
+            self._seal()
 
     def _seal(self) -> None:
         """Sign a tree head over everything stored (sealing with nothing new keeps the last head)."""
