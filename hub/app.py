@@ -126,14 +126,7 @@ class HubWorker:
         self.store: ObjectStore = open_store(settings)
         self.directory = load_directory(settings.directory_file) if settings.directory_file else Directory()
         self.seal = create_seal_identity(settings.data_dir)
-        self.verifier = Verifier(build_policy(settings, self.directory))
-        self.processor = DocumentProcessor(
-            settings=settings,
-            store=self.store,
-            verifier=self.verifier,
-            directory=lambda: self.directory,
-            seal=self.seal,
-        )
+        self._use_directory(self.directory)
         self.guard = DeliveryGuard(settings.kafka_bootstrap)
         self.ledger: Ledger | None = None
         self._stopping = False  # set when the worker stops: every later ledger batch is sealed at once
@@ -340,6 +333,18 @@ class HubWorker:
 
     # --- directory and assignments ---------------------------------------------------------------------------
 
+    def _use_directory(self, directory: Directory) -> None:
+        """Verify with ``directory``'s pins and route by it from now on."""
+        self.directory = directory
+        self.verifier = Verifier(build_policy(self.settings, directory))
+        self.processor = DocumentProcessor(
+            settings=self.settings,
+            store=self.store,
+            verifier=self.verifier,
+            directory=lambda: self.directory,
+            seal=self.seal,
+        )
+
     async def _follow_directory(self) -> None:
         """Read ``lienthong.directory`` from the start, then keep up: later records replace earlier ones."""
         consumer = AIOKafkaConsumer(
@@ -357,15 +362,7 @@ class HubWorker:
                     except HubError as exc:
                         log.warning("ignoring directory record %r: %s", key, exc)
                 if updated is not self.directory:  # one new verifier per batch of records, not per record
-                    self.directory = updated
-                    self.verifier = Verifier(build_policy(self.settings, updated))
-                    self.processor = DocumentProcessor(
-                        settings=self.settings,
-                        store=self.store,
-                        verifier=self.verifier,
-                        directory=lambda: self.directory,
-                        seal=self.seal,
-                    )
+                    self._use_directory(updated)
         finally:
             await consumer.stop()
 

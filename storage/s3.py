@@ -286,22 +286,26 @@ class S3ObjectStore:
     def put_original(self, data: bytes, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         """Store an original under ``originals/<sha256>``; the same bytes again return the stored object."""
         data = bytes(data)
-        key = original_key(hashlib.sha256(data).hexdigest())
-        if not (self.supports_conditional_write or self.supports_object_lock or self.metadata_sidecars):
-            # Nothing to protect that a HEAD first would (no retention, no sidecar): writing the same bytes
-            # over themselves is harmless, and skipping the HEAD saves a request per document (rclone).
-            sha256 = hashlib.sha256(data).hexdigest()
-            headers, _ = self._write_headers(sha256, metadata or {})
-            with _translated(key):
-                self._put_bytes(key, data, headers)
-            return ObjectInfo(key, len(data), sha256, dict(metadata or {}), None)
+        sha256 = hashlib.sha256(data).hexdigest()
+        key = original_key(sha256)
+        # Without retention, conditional writes or sidecars, a HEAD first protects nothing: the same bytes written
+        # over themselves are harmless, and skipping it saves a request per document (rclone in hub mode).
+        check = self.supports_conditional_write or self.supports_object_lock or self.metadata_sidecars
         try:
-            return self._put(key, data, metadata or {})
+            return self._put(key, data, metadata or {}, sha256=sha256, refuse_existing=check)
         except ObjectExists:
             return self.stat(key)
 
-    def _put(self, key: str, data: bytes, metadata: Mapping[str, str]) -> ObjectInfo:
-        sha256 = hashlib.sha256(data).hexdigest()
+    def _put(
+        self,
+        key: str,
+        data: bytes,
+        metadata: Mapping[str, str],
+        *,
+        sha256: str | None = None,
+        refuse_existing: bool = True,
+    ) -> ObjectInfo:
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
         headers, retain_until = self._write_headers(sha256, metadata)
         info = ObjectInfo(key, len(data), sha256, dict(metadata), retain_until)
         if self.supports_conditional_write:
@@ -309,7 +313,8 @@ class S3ObjectStore:
                 self._put_bytes(key, data, {**headers, "If-None-Match": "*"})
             self._write_sidecar(info)
         else:
-            self._refuse_existing(key)
+            if refuse_existing:
+                self._refuse_existing(key)
             self._write_sidecar(info)  # before the object: the object is never visible without its facts
             with _translated(key):
                 self._put_bytes(key, data, headers)

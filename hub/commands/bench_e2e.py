@@ -157,13 +157,16 @@ def _sha(data: bytes) -> str:
 
 def _publish(producer: KafkaProducer, documents: Sequence[DemoDocument]) -> dict[str, int]:
     """Publish ``documents``; return each one's publish time (ms, the record's timestamp)."""
-    sent: dict[str, int] = {}
-    for document in documents:
-        now = int(time.time() * 1000)
-        producer.send(INBOUND, key=document.sender.encode(), value=document.data, timestamp_ms=now)
-        sent[_sha(document.data)] = now
+    sent = dict(_send(producer, document) for document in documents)
     producer.flush()
     return sent
+
+
+def _send(producer: KafkaProducer, document: DemoDocument) -> tuple[str, int]:
+    """Publish one document as its sender would; its SHA-256 and publish time (ms, the record's timestamp)."""
+    now = int(time.time() * 1000)
+    producer.send(INBOUND, key=document.sender.encode(), value=document.data, timestamp_ms=now)
+    return _sha(document.data), now
 
 
 def _baseline(bootstrap: str, documents: Sequence[DemoDocument]) -> float:
@@ -298,9 +301,8 @@ def _paced(
             delay = started + n / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        now = int(time.time() * 1000)
-        producer.send(INBOUND, key=document.sender.encode(), value=document.data, timestamp_ms=now)
-        sent[_sha(document.data)] = now
+        sha, at = _send(producer, document)
+        sent[sha] = at
     producer.flush()
     if not watcher.wait(300.0):
         raise HubError(f"{len(watcher.remaining)} paced documents were not delivered in time")

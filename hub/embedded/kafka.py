@@ -668,7 +668,7 @@ class _S3WriteGate:
             status = int(answer.first_line[1])
             if method == "PUT" and status < HTTPStatus.MULTIPLE_CHOICES and etag and "uploadId=" not in target:
                 self._remember(path, etag)
-            self._note_write(request, unquote(bucket), unquote(name), answer)
+            self._note_write(request, unquote(bucket), unquote(name), set(query), answer)
             return answer
 
     # --- listings from the gate's own index ---
@@ -704,12 +704,11 @@ class _S3WriteGate:
                 self._listings[bucket] = listing
             return listing
 
-    def _note_write(self, request: _Message, bucket: str, name: str, answer: _Message) -> None:
-        """Keep the bucket's index current with a write the gate just relayed."""
+    def _note_write(self, request: _Message, bucket: str, name: str, params: set[str], answer: _Message) -> None:
+        """Keep the bucket's index current with a write the gate just relayed (``params``: its query's names)."""
         if int(answer.first_line[1]) >= HTTPStatus.MULTIPLE_CHOICES:
             return  # refused: nothing changed
         method = request.first_line[0]
-        params = {key for key, _ in parse_qsl(request.first_line[1].partition("?")[2], keep_blank_values=True)}
         plain = params <= {"x-id"} and "x-amz-copy-source" not in request.headers
         size = request.headers.get("x-amz-decoded-content-length") or request.headers.get("content-length")
         if (
