@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Apache Kafka's jars (ops/kafka/pom.xml, from Maven Central); hub.embedded.kafka looks for them here.
+KAFKA_LIBS := $(VENV)/share/lienthong/kafka
 
 .PHONY: demo test setup system-deps lint typecheck pytest clean
 
@@ -11,7 +13,15 @@ $(BIN)/lienthong: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-setup: $(BIN)/lienthong
+$(KAFKA_LIBS)/.fetched: ops/kafka/pom.xml | $(BIN)/lienthong
+	@echo "fetching Apache Kafka's jars from Maven Central into $(KAFKA_LIBS)"
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -B -f ops/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+		-DoutputDirectory=$(abspath $(KAFKA_LIBS))
+	rm -rf ops/kafka/target
+	@touch $@
+
+setup: system-deps $(BIN)/lienthong $(KAFKA_LIBS)/.fetched
 
 # The whole hub on this machine (object store, broker, worker, metrics), fed a demo stream. Ctrl-C stops it.
 demo: setup
@@ -26,7 +36,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup system-deps
+pytest: setup
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

@@ -2,7 +2,7 @@
 
 The topic contract of DESIGN.md is the interface; this SDK is one client of it (any Kafka client works):
 
->>> client = HubClient("127.0.0.1:9092", organ_id="000.01.00.H41")
+>>> client = HubClient(KafkaConnection("127.0.0.1:9092", user, password), organ_id="000.01.00.H41")
 >>> receipt = client.send(signed_bytes)                       # to lienthong.inbound, key = our OrganId
 >>> for item in client.receive(timeout=5): print(item.kind, item.document_id)
 >>> client.send_status(item.data, "03", key=my_key)            # build, sign and send status 03
@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from kafka import KafkaConsumer, KafkaProducer
 
+from adapters.kafka import KafkaConnection
 from hub.records import (
     H_DOC_ID,
     H_REASON,
@@ -80,13 +81,13 @@ class HubClient:
 
     def __init__(
         self,
-        bootstrap: str,
+        connection: KafkaConnection,
         *,
         organ_id: str,
         store: ObjectStore | None = None,
         claim_check_bytes: int = DEFAULT_CLAIM_CHECK_BYTES,
     ) -> None:
-        self.bootstrap = bootstrap
+        self.connection = connection
         self.organ_id = organ_id
         self._store = store
         self._claim_check_bytes = claim_check_bytes
@@ -96,14 +97,15 @@ class HubClient:
         if self._producer is None:
             try:
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap,
                     acks="all",
+                    enable_idempotence=True,
                     linger_ms=PRODUCER_LINGER_MS,
                     batch_size=PRODUCER_BATCH_BYTES,
                     max_request_size=2 * 1024 * 1024,
+                    **self.connection.options(),
                 )
             except Exception as exc:  # kafka-python raises its own tree; translate once, here
-                raise ClientError(f"cannot reach the hub's broker at {self.bootstrap}: {exc}") from exc
+                raise ClientError(f"cannot reach the hub's broker at {self.connection.bootstrap}: {exc}") from exc
         return self._producer
 
     def send(self, data: bytes) -> SendReceipt:
@@ -150,11 +152,11 @@ class HubClient:
         consumer = KafkaConsumer(
             inbox_topic(self.organ_id),
             status_topic(self.organ_id),
-            bootstrap_servers=self.bootstrap,
             group_id=group or f"dms-{self.organ_id}",
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=True,
             consumer_timeout_ms=int(timeout * 1000) if timeout is not None else float("inf"),
+            **self.connection.options(),
         )
         try:
             for message in consumer:

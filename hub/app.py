@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from hub.directory import Directory, Route, load_directory
 from hub.guard import DeliveryGuard
@@ -53,7 +54,7 @@ from hub.records import (
     status_topic,
 )
 from hub.settings import HubSettings
-from hub.transport import HubApp, broker_url
+from hub.transport import broker_url
 from hub.trust import trust_policy
 from schemas.errors import HubError
 from signer.policy import TrustPolicy
@@ -72,7 +73,7 @@ _RETRY_FIRST = 0.2  # seconds before the first retry of our own failure
 _RETRY_MAX = 5.0  # the longest wait between retries
 _LEDGER_BATCH = 2000  # events per ledger batch (one segment write per batch)
 _LEDGER_WITHIN = 0.5  # seconds a ledger batch waits to fill
-_INTAKE_CONCURRENCY = 8  # records forwarded at once: a forward waits for the broker's ack (a few S3 writes)
+_INTAKE_CONCURRENCY = 8  # records forwarded at once: a forward waits for the broker's ack
 _LAG_INTERVAL = 2.0  # seconds between consumer-lag readings
 
 
@@ -127,7 +128,7 @@ class HubWorker:
         self.directory = load_directory(settings.directory_file) if settings.directory_file else Directory()
         self.seal = create_seal_identity(settings.data_dir)
         self._use_directory(self.directory)
-        self.guard = DeliveryGuard(settings.kafka_bootstrap)
+        self.guard = DeliveryGuard(settings.kafka)
         self.ledger: Ledger | None = None
         self._stopping = False  # set when the worker stops: every later ledger batch is sealed at once
         self._in_flight: dict[str, asyncio.Lock] = {}
@@ -140,14 +141,17 @@ class HubWorker:
 
     def _build_app(self) -> faust.App:  # noqa: C901 - the agents are defined in one place, in flow order
         settings = self.settings
-        app = HubApp(
+        app = faust.App(
             settings.consumer_group,
             broker=broker_url(settings.kafka_bootstrap),
+            broker_credentials=settings.kafka.faust_credentials(),
             store="memory://",
             autodiscover=False,
             topic_allow_declare=False,  # topics are pre-created with explicit partitions (``lienthong up``)
             topic_disable_leader=True,
-            processing_guarantee="at_least_once",  # Tansu has no transactions; dedup makes steps idempotent
+            # Not faust's exactly_once: its transactions hide aborted records only from read_committed consumers,
+            # and the hub cannot choose how each agency's DMS reads its inbox. hub.guard gives exactly-once to all.
+            processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             broker_session_timeout=6.0,
             broker_heartbeat_interval=1.0,
@@ -158,7 +162,6 @@ class HubWorker:
             producer_linger_ms=PRODUCER_LINGER_MS,
             producer_max_batch_size=PRODUCER_BATCH_BYTES,
         )
-        app.fetch_max_wait_ms = settings.fetch_max_wait_ms
         inbound = _raw_topic(app, INBOUND)
         urgent = _raw_topic(app, WORK_URGENT)
         bulk = _raw_topic(app, WORK_BULK)
@@ -348,7 +351,7 @@ class HubWorker:
     async def _follow_directory(self) -> None:
         """Read ``lienthong.directory`` from the start, then keep up: later records replace earlier ones."""
         consumer = AIOKafkaConsumer(
-            DIRECTORY, bootstrap_servers=self.settings.kafka_bootstrap, group_id=None, auto_offset_reset="earliest"
+            DIRECTORY, group_id=None, auto_offset_reset="earliest", **self.settings.kafka.options()
         )
         await consumer.start()
         try:
@@ -384,7 +387,7 @@ class HubWorker:
         while True:
             try:
                 return await attempt()
-            except (TimeoutError, HubError, OSError) as exc:
+            except (TimeoutError, HubError, OSError, KafkaError) as exc:
                 if isinstance(exc, HubError) and exc.__class__.__name__ in {"DocumentRejected", "InvalidDocument"}:
                     raise
                 log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)

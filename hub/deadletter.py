@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from adapters.kafka import KafkaConnection
 from hub.records import (
     DEADLETTER,
     H_ERROR,
@@ -83,14 +84,16 @@ class DeadLetter:
         return (*own, (H_REPLAY_OF, self.position.encode()))
 
 
-def read_dead_letters(bootstrap: str, *, reason: str | None = None) -> Iterator[DeadLetter]:
+def read_dead_letters(connection: KafkaConnection, *, reason: str | None = None) -> Iterator[DeadLetter]:
     """Every dead letter from the start of the topic to its current end (optionally one reason only)."""
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, consumer_timeout_ms=_READ_IDLE_MS
+            group_id=None, enable_auto_commit=False, consumer_timeout_ms=_READ_IDLE_MS, **connection.options()
         )
     except Exception as exc:  # kafka-python's own error tree; say what to do
-        raise HubError(f"cannot reach the hub's broker at {bootstrap}: {exc} (is `lienthong up` running?)") from exc
+        raise HubError(
+            f"cannot reach the hub's broker at {connection.bootstrap}: {exc} (is `lienthong up` running?)"
+        ) from exc
     try:
         partitions = consumer.partitions_for_topic(DEADLETTER) or set()
         tps = [TopicPartition(DEADLETTER, p) for p in sorted(partitions)]
@@ -112,9 +115,11 @@ def read_dead_letters(bootstrap: str, *, reason: str | None = None) -> Iterator[
         consumer.close()
 
 
-def replay(bootstrap: str, letters: Iterable[DeadLetter]) -> list[DeadLetter]:
+def replay(connection: KafkaConnection, letters: Iterable[DeadLetter]) -> list[DeadLetter]:
     """Publish each dead letter's original record to ``lienthong.inbound``; return those the broker acknowledged."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
+    producer = KafkaProducer(
+        acks="all", enable_idempotence=True, max_request_size=4 * 1024 * 1024, **connection.options()
+    )
     try:
         pending = [
             (letter, producer.send(INBOUND, key=letter.key, value=letter.value, headers=list(letter.replay_headers())))

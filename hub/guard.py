@@ -1,6 +1,6 @@
 """Exactly-once delivery on an at-least-once broker: the in-doubt check.
 
-Tansu (like any Kafka without transactions) gives at-least-once: a worker that dies after producing a document's
+Kafka without transactions gives at-least-once: a worker that dies after producing a document's
 deliveries but before committing the input offset leaves that record "in doubt"; whoever consumes the partition
 next processes it again. Only records between the partition's committed offset and its end at assignment time
 can be in doubt (a previous owner cannot have seen later ones). For those, and only those, the guard looks at what
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hub.embedded.kafka import end_offsets
+from adapters.kafka import KafkaConnection
 from hub.records import H_INPUT
 
 __all__ = ["DEFAULT_SKEW_MS", "DeliveryGuard"]
@@ -45,7 +45,7 @@ class _Window:
 class DeliveryGuard:
     """Remembers in-doubt ranges per input partition and which deliveries already exist on the output topics."""
 
-    bootstrap: str
+    connection: KafkaConnection
     windows: dict[tuple[str, int], _Window] = field(default_factory=dict)
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _scanned_from_ms: dict[tuple[str, ...], int] = field(default_factory=dict)  # per set of output topics
@@ -62,13 +62,13 @@ class DeliveryGuard:
     async def assigned(self, group: str, partitions: Iterable[tuple[str, int]]) -> None:
         """Look up the group's committed offsets and the ends of newly assigned input partitions."""
         tps = [TopicPartition(t, p) for t, p in partitions]
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        admin = AIOKafkaAdminClient(**self.connection.options())
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **self.connection.options())
         await admin.start()
         await consumer.start()
         try:
             committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-            ends = await end_offsets(self.bootstrap, tps)  # Tansu's ListOffsets(LATEST) falls short
+            ends = await consumer.end_offsets(tps)
         finally:
             await consumer.stop()
             await admin.close()
@@ -111,7 +111,7 @@ class DeliveryGuard:
             self._seen.add((topic, cause))
 
     async def _scan(self, topics: list[str], since_ms: int) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **self.connection.options())
         await consumer.start()
         try:
             partitions = [
@@ -122,7 +122,7 @@ class DeliveryGuard:
             if not partitions:
                 return
             consumer.assign(partitions)
-            ends = await end_offsets(self.bootstrap, partitions)
+            ends = await consumer.end_offsets(partitions)
             starts = await consumer.offsets_for_times(dict.fromkeys(partitions, max(since_ms, 0)))
             todo = {}
             for tp in partitions:

@@ -55,11 +55,10 @@ H_SOURCE = "lienthong-source"  # dead letters: topic/partition/offset of the rec
 H_INPUT = "lienthong-input"  # topic/partition/offset of the record that caused this one (exactly-once checks)
 H_SENDER = "lienthong-sender"  # dead letters: the record key as received
 
-#: Producer batch limit (bytes). Kafka clients default to 16 KB: three 5 KB documents. Tansu on S3 writes one object
-#: and two offset updates per batch, so small batches cap a partition's rate; 256 KB batches measured 1,836 records/s
-#: produced and 978/s through the broker (16 KB: 306/s and 253/s), 5 KB records, on this machine.
+#: Producer batch limit (bytes). Kafka clients default to 16 KB: three 5 KB documents; fewer, larger batches cost the
+#: broker and the Python clients less per record.
 PRODUCER_BATCH_BYTES = 256 * 1024
-#: How long a producer waits to fill a batch (ms): a few ms of latency per hop for far fewer S3 writes.
+#: How long a producer waits to fill a batch (ms): a few ms of latency per hop for far fewer requests.
 PRODUCER_LINGER_MS = 5
 
 #: A record value that starts with this is a claim check (JSON), not a document.

@@ -1,17 +1,21 @@
 """``lienthong up``: the whole hub on one machine — object store, broker, workers, metrics, and an optional demo.
 
-Start order: ``rclone serve s3`` over ``DATA/s3`` → Tansu with its log in that store (bucket ``tansu``) → topics
-(pre-created with explicit partitions) and the directory topic → the hub's seal identity → worker processes →
-the HTTP endpoint (``/metrics``, ``/``). Stop order is the reverse; Ctrl-C (SIGINT) or SIGTERM stop it cleanly.
-Everything listens on 127.0.0.1. ``DATA`` survives a restart: topics, offsets, archive and ledger.
+Start order: SeaweedFS (``weed mini``) over ``DATA/s3`` → Apache Kafka (KRaft) with its log in ``DATA/kafka`` →
+topics (explicit partitions) and the directory topic → the hub's seal identity → worker processes → the HTTP
+endpoint (``/metrics``, ``/``). Either server may be external instead (``s3_external``, ``kafka_external``). A
+supervisor restarts any child that dies, as systemd would, and counts it (``lienthong_restarts_total``). Stop order
+is the reverse; Ctrl-C (SIGINT) or SIGTERM stop it cleanly. Everything listens on 127.0.0.1. ``DATA`` survives a
+restart: topics, offsets, archive and ledger; the secrets generated on first start are kept in
+``DATA/settings.yaml`` (mode 0600).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,20 +27,24 @@ from typing import Any
 
 import yaml
 from cryptography import x509
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from hub.directory import load_directory
+from hub.directory import Directory, load_directory
 from hub.embedded._process import ManagedProcess
-from hub.embedded.kafka import EmbeddedKafka
+from hub.embedded.kafka import EmbeddedKafka, create_topics, wait_ready
 from hub.embedded.s3 import EmbeddedS3
 from hub.metrics import collecting_registry
 from hub.records import DIRECTORY
 from hub.settings import HubSettings
 from storage.ledger import create_seal_identity
 
-__all__ = ["Hub", "HubAddresses"]
+__all__ = ["Hub", "HubAddresses", "with_secrets"]
+
+log = logging.getLogger("lienthong.up")
 
 _WORKER_STOP_GRACE = 15.0  # seconds for a worker to commit and leave the group before it is killed
+_SUPERVISE_EVERY = 1.0  # seconds between looks at the children
+_RESTART_BACKOFF_MAX = 30.0  # a child that keeps dying is restarted at most this often
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,47 @@ class HubAddresses:
     kafka: str
     s3: str
     http: str
+
+
+def with_secrets(settings: HubSettings) -> HubSettings:
+    """The settings with the embedded servers' secrets: generated on first start, kept in ``DATA/secrets.yaml``.
+
+    The broker's log and the store's users are made with these secrets, so they must outlive any settings file.
+    """
+    path = settings.data_dir / "secrets.yaml"
+    kept: dict[str, str] = {}
+    if path.is_file():
+        kept = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    wanted = {"kafka_password": not settings.kafka_external, "s3_secret_key": not settings.s3_external}
+    for name, embedded in wanted.items():
+        if embedded and not kept.get(name):
+            kept[name] = getattr(settings, name) or secrets.token_urlsafe(24)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _write_private(path, yaml.safe_dump(kept))
+    given = {name: value for name, value in kept.items() if wanted.get(name)}
+    return replace(
+        settings,
+        kafka_password=given.get("kafka_password", settings.kafka_password),
+        s3_secret_key=given.get("s3_secret_key", settings.s3_secret_key),
+    )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (it holds secrets)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
+
+
+@dataclass
+class _Child:
+    """A supervised child: how to tell it died and how to start it again."""
+
+    name: str
+    alive: Callable[[], bool]
+    restart: Callable[[], object]
+    failures: int = 0
+    next_try: float = 0.0
 
 
 @dataclass
@@ -59,11 +108,26 @@ class Hub:
     _kafka: EmbeddedKafka | None = None
     _workers: list[ManagedProcess] = field(default_factory=list)
     _http: ThreadingHTTPServer | None = None
+    _children: list[_Child] = field(default_factory=list)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _supervisor: threading.Thread | None = None
+    _registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    _restarts: Counter | None = None
 
     @property
     def data(self) -> Path:
         """The data folder."""
         return self.settings.data_dir
+
+    @property
+    def kafka(self) -> EmbeddedKafka | None:
+        """The embedded broker while it runs (None with an external cluster)."""
+        return self._kafka
+
+    @property
+    def s3(self) -> EmbeddedS3 | None:
+        """The embedded object store while it runs (None with an external endpoint)."""
+        return self._s3
 
     def start(self) -> HubAddresses:
         """Start everything in order; on a failure, stop what was started and raise."""
@@ -74,30 +138,45 @@ class Hub:
             raise
 
     def _start(self) -> HubAddresses:
-        settings = self.settings
-        self.data.mkdir(parents=True, exist_ok=True)
-        s3_port = int(settings.s3_endpoint.rsplit(":", 1)[1])
-        kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
-        self.progress(f"starting the object store (rclone serve s3) on 127.0.0.1:{s3_port} over {self.data / 's3'}")
-        (self.data / "s3" / settings.s3_bucket).mkdir(parents=True, exist_ok=True)
-        self._s3 = EmbeddedS3(
-            self.data / "s3", port=s3_port, access_key=settings.s3_access_key, secret_key=settings.s3_secret_key
-        ).start()
-        self.progress(f"starting the broker (Tansu, log in s3://tansu/) on 127.0.0.1:{kafka_port}")
-        self._kafka = EmbeddedKafka.durable(
-            self._s3, port=kafka_port, log_path=self.data / "logs" / "tansu.log"
-        ).start()
+        self.settings = settings = with_secrets(self.settings)
+        self._restarts = Counter(
+            "lienthong_restarts_total", "Children of lienthong up restarted after they died", ["process"],
+            registry=self._registry,
+        )
+        settings_file = self.data / "settings.yaml"  # what the workers (and the next start) read
+        _write_private(settings_file, yaml.safe_dump(_plain(settings), allow_unicode=True))
+        if not settings.s3_external:
+            s3_port = int(settings.s3_endpoint.rsplit(":", 1)[1])
+            self.progress(f"starting the object store (SeaweedFS) on 127.0.0.1:{s3_port}, data in {self.data / 's3'}")
+            self._s3 = EmbeddedS3(
+                self.data / "s3",
+                port=s3_port,
+                access_key=settings.s3_access_key,
+                secret_key=settings.s3_secret_key,
+                log_path=self.data / "logs" / "seaweedfs.log",
+            ).start()
+            s3 = self._s3
+            self._supervise("object store", lambda: s3.running, s3.restart)
+        if not settings.kafka_external:
+            kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
+            self.progress(f"starting the broker (Apache Kafka) on 127.0.0.1:{kafka_port}, log in {self.data / 'kafka'}")
+            self._kafka = EmbeddedKafka(
+                self.data / "kafka",
+                username=settings.kafka_username,
+                password=settings.kafka_password,
+                ports=[kafka_port],
+                log_dir=self.data / "logs",
+            ).start()
+            kafka = self._kafka
+            self._supervise("broker", lambda: kafka.process(0).running, lambda: kafka.restart(0))
+        else:
+            wait_ready(settings.kafka)
         directory = load_directory(settings.directory_file) if settings.directory_file else None
-        from hub.app import topic_plan  # noqa: PLC0415 - faust is heavy; import it once we need it
-
         if directory is not None:
-            topics, compacted = topic_plan(settings, directory)
-            self._kafka.create_topics(topics, compacted=compacted)
+            self._create_topics(directory)
             self._publish_directory(directory)
         create_seal_identity(self.data)
         self.progress(f"hub seal certificate: {settings.seal_cert_path} (what auditors trust for this hub)")
-        settings_file = self.data / "settings.yaml"
-        settings_file.write_text(yaml.safe_dump(_plain(settings), allow_unicode=True), encoding="utf-8")
         metrics_dir = self.data / "metrics"
         metrics_dir.mkdir(exist_ok=True)
         for stale in metrics_dir.glob("*.db"):
@@ -106,7 +185,39 @@ class Hub:
         for n in range(self.workers):
             self.add_worker(settings_file, n)
         self._start_http()
+        self._supervisor = threading.Thread(target=self._watch, name="lienthong-supervisor", daemon=True)
+        self._supervisor.start()
         return HubAddresses(settings.kafka_bootstrap, settings.s3_endpoint, f"127.0.0.1:{settings.http_port}")
+
+    def _create_topics(self, directory: Directory) -> None:
+        from hub.app import topic_plan  # noqa: PLC0415 - faust is heavy; import it once we need it
+
+        topics, compacted = topic_plan(self.settings, directory)
+        if self._kafka is not None:
+            self._kafka.create_topics(topics, compacted=compacted)
+        else:
+            create_topics(self.settings.kafka, topics, compacted=compacted, replication=self.settings.kafka_replication)
+
+    # --- supervision -----------------------------------------------------------------------------------------
+
+    def _supervise(self, name: str, alive: Callable[[], bool], restart: Callable[[], object]) -> None:
+        self._children.append(_Child(name, alive, restart))
+
+    def _watch(self) -> None:
+        """Restart any child that died (with a growing pause if it keeps dying), until the hub stops."""
+        while not self._stopping.wait(_SUPERVISE_EVERY):
+            for child in list(self._children):
+                if self._stopping.is_set() or child.alive() or time.monotonic() < child.next_try:
+                    continue
+                child.failures += 1
+                self.progress(f"{child.name} died; restarting it (restart {child.failures})")
+                assert self._restarts is not None
+                self._restarts.labels(child.name).inc()
+                try:
+                    child.restart()
+                except Exception as exc:  # noqa: BLE001 - a failed restart is retried on the next round
+                    self.progress(f"{child.name} did not restart: {exc}")
+                child.next_try = time.monotonic() + min(_RESTART_BACKOFF_MAX, 2.0 ** min(child.failures, 5))
 
     def add_worker(self, settings_file: Path | None = None, n: int | None = None) -> ManagedProcess:
         """Start one more worker process (scale-out); it joins the consumer group."""
@@ -116,8 +227,15 @@ class Hub:
         worker = _WorkerProcess(f"worker-{n}", argv, log_path=self.data / "logs" / f"worker-{n}.log")
         worker.start()
         self._workers.append(worker)
+        self._supervise(worker.name, lambda: worker.running, worker.start)
         self.progress(f"worker {n} started (pid {worker.pid})")
         return worker
+
+    def remove_worker(self, worker: ManagedProcess) -> None:
+        """Stop one worker for good (scale-in): it commits, leaves the group, and is not restarted."""
+        self._children = [c for c in self._children if c.name != worker.name]
+        worker.stop(grace=_WORKER_STOP_GRACE)
+        self._workers.remove(worker)
 
     def seal_certificate(self) -> x509.Certificate:
         """The hub's seal certificate (what an auditor trusts for this hub)."""
@@ -131,7 +249,7 @@ class Hub:
     def _publish_directory(self, directory: Any) -> None:
         from kafka import KafkaProducer  # noqa: PLC0415
 
-        producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+        producer = KafkaProducer(acks="all", **self.settings.kafka.options())
         try:
             for agency in directory:
                 producer.send(DIRECTORY, key=agency.id.encode(), value=agency.to_json())
@@ -145,7 +263,7 @@ class Hub:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path.startswith("/metrics"):
-                    body = generate_latest(collecting_registry())
+                    body = generate_latest(collecting_registry()) + generate_latest(hub._registry)
                     content_type = "text/plain; version=0.0.4; charset=utf-8"
                 elif self.path == "/healthz":
                     body, content_type = b"ok\n", "text/plain"
@@ -176,7 +294,12 @@ class Hub:
         return "\n".join(lines) + "\n"
 
     def stop(self) -> None:
-        """Stop workers, then the HTTP endpoint, the broker and the store."""
+        """Stop the supervisor and the workers, then the HTTP endpoint, the broker and the store."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+            self._supervisor = None
+        self._children.clear()
         for worker in self._workers:
             worker.stop(grace=_WORKER_STOP_GRACE)
         self._workers.clear()
@@ -200,12 +323,7 @@ class _WorkerProcess(ManagedProcess):
 
     def start(self, *, timeout: float = 0) -> _WorkerProcess:  # noqa: ARG002 - nothing to wait for
         """Start the process (no port to wait for)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        return self
+        return self.launch()
 
 
 def _plain(settings: HubSettings) -> dict[str, Any]:
@@ -261,11 +379,11 @@ def demo_settings_on_free_ports(data: Path, **overrides: Any) -> HubSettings:
     """Demo settings for a private hub in ``data``, every server on a free loopback port (tests, benchmarks)."""
     from hub.embedded._process import free_port  # noqa: PLC0415
 
-    ports = {
-        "kafka_bootstrap": f"127.0.0.1:{free_port()}",
-        "s3_endpoint": f"127.0.0.1:{free_port()}",
-        "http_port": free_port(),
-    }
+    ports: dict[str, Any] = {"http_port": free_port()}
+    if not overrides.get("kafka_external"):
+        ports["kafka_bootstrap"] = f"127.0.0.1:{free_port()}"
+    if not overrides.get("s3_external"):
+        ports["s3_endpoint"] = f"127.0.0.1:{free_port()}"
     return with_demo(HubSettings(data_dir=data, **{**ports, **overrides}))
 
 

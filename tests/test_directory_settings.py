@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -233,7 +234,8 @@ class TestSettings:
             "LIENTHONG_TRUST": os.pathsep.join(["/a/root.pem", "/b/roots"]),
             "LIENTHONG_REVOCATION": "if-available",
             "LIENTHONG_DIRECTORY_FILE": "dir.yaml",
-            "LIENTHONG_TSA_URL": "",
+            "LIENTHONG_KAFKA_CA_FILE": "",
+            "LIENTHONG_KAFKA_EXTERNAL": "true",
         }
         settings = HubSettings.load(env=env)
         assert settings.data_dir == tmp_path / "d"
@@ -243,7 +245,23 @@ class TestSettings:
         assert settings.trust == (Path("/a/root.pem"), Path("/b/roots"))
         assert settings.revocation is RevocationPolicy.IF_AVAILABLE
         assert settings.directory_file == Path("dir.yaml")
-        assert settings.tsa_url is None
+        assert settings.kafka_ca_file is None
+        assert settings.kafka_external is True
+
+    def test_every_setting_is_read_by_the_hub(self):
+        """Each HubSettings field is read somewhere (beyond its own declaration): no setting that nothing uses."""
+        root = Path(__file__).parents[1]
+        files = [p for folder in ("hub", "adapters", "storage") for p in (root / folder).rglob("*.py")]
+        sources = "".join(p.read_text(encoding="utf-8") for p in files)
+        unread = [f.name for f in dataclasses.fields(HubSettings) if f".{f.name}" not in sources]
+        assert unread == []
+
+    def test_secrets_never_appear_in_the_settings_repr(self):
+        """repr() of the settings and of the Kafka connection hides the password and the S3 secret."""
+        settings = HubSettings(kafka_password="kafka-secret-1", s3_secret_key="s3-secret-2")
+        for text in (repr(settings), repr(settings.kafka), str(settings)):
+            assert "kafka-secret-1" not in text
+            assert "s3-secret-2" not in text
 
     @pytest.mark.parametrize(("text", "expected"), [("false", False), ("0", False), ("no", False), ("TRUE", True)])
     def test_flags(self, text, expected):

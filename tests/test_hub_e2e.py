@@ -1,4 +1,4 @@
-"""End to end on the real embedded stack: rclone S3, Tansu, hub worker processes, the DMS SDK and foreign clients."""
+"""End to end on the real embedded stack: SeaweedFS, Kafka, hub worker processes, the DMS SDK and foreign clients."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _send(stack: Stack, documents: list[DemoDocument]) -> None:
     for document in documents:
         by_sender.setdefault(document.sender, []).append(document.data)
     for sender, batch in by_sender.items():
-        client = HubClient(stack.bootstrap, organ_id=sender)
+        client = HubClient(stack.connection, organ_id=sender)
         client.send_many(batch)
         client.close()
 
@@ -69,7 +69,7 @@ def test_documents_reach_each_recipient_once_and_invalid_ones_are_answered(stack
     """Valid documents reach each recipient once, byte for byte; invalid ones get a dead letter and a status 02."""
     documents = list(demo_documents(stack.material, 300, start_number=1000))
     expected = _expected(documents)
-    outputs = Outputs(stack.bootstrap)
+    outputs = Outputs(stack.connection)
     _send(stack, documents)
     invalid = [d for d in documents if d.expect != "delivered"]
     assert outputs.wait_for(
@@ -98,7 +98,7 @@ def test_documents_reach_each_recipient_once_and_invalid_ones_are_answered(stack
     # A recipient answers 03; it reaches the original sender's status topic, byte for byte.
     document = next(d for d in documents if d.expect == "delivered" and "000.00.00.G22" not in d.recipients)
     status = demo_status(stack.material, document.data, by=document.recipients[0], code="03")
-    HubClient(stack.bootstrap, organ_id=document.recipients[0]).send(status)
+    HubClient(stack.connection, organ_id=document.recipients[0]).send(status)
     status_topic = f"lienthong.status.{document.sender}"
     assert outputs.wait_for(lambda o: any(v == status for _, v in o.records[status_topic]), timeout=60)
     outputs.close()
@@ -142,12 +142,12 @@ def test_foreign_kafka_clients_speak_the_topic_contract(stack: Stack) -> None:
     """A librdkafka producer and consumer (confluent-kafka) use the topic contract: same bytes, DESIGN.md headers."""
     confluent_kafka = pytest.importorskip("confluent_kafka")
     document = next(d for d in demo_documents(stack.material, 5, start_number=5000) if d.expect == "delivered")
-    producer = confluent_kafka.Producer({"bootstrap.servers": stack.bootstrap, "acks": "all"})
+    producer = confluent_kafka.Producer({**stack.connection.librdkafka(), "acks": "all"})
     producer.produce("lienthong.inbound", key=document.sender.encode(), value=document.data)
     assert producer.flush(30) == 0
     recipient = next(r for r in document.recipients if r != "000.00.00.G22")
     consumer = confluent_kafka.Consumer(
-        {"bootstrap.servers": stack.bootstrap, "group.id": "foreign-dms", "auto.offset.reset": "earliest"}
+        {**stack.connection.librdkafka(), "group.id": "foreign-dms", "auto.offset.reset": "earliest"}
     )
     consumer.subscribe([f"lienthong.inbox.{recipient}"])
     deadline = time.monotonic() + 120
@@ -178,22 +178,23 @@ def test_dead_letters_are_listed_and_a_replay_after_a_fix_delivers_once(
         d for d in demo_documents(stack.material, 200, start_number=6000) if d.expect == "UNKNOWN_RECIPIENT"
     )
     sha = hashlib.sha256(document.data).hexdigest()
-    outputs = Outputs(stack.bootstrap)
+    outputs = Outputs(stack.connection)
     _send(stack, [document])
     assert outputs.wait_for(lambda o: len(o.records["lienthong.deadletter"]) >= 1, timeout=120)
     capsys.readouterr()
-    assert main(["deadletter", "list", "--bootstrap", stack.bootstrap, "--json"]) == 0
+    assert main(["deadletter", "list", "--data", str(stack.settings.data_dir), "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(e["reason"], e["sha256"], e["sender"]) for e in listed] == [("UNKNOWN_RECIPIENT", sha, document.sender)]
     # The operator adds the missing agency (served through the axis) and replays.
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = KafkaProducer(**stack.connection.options(), acks="all")
     unknown = "000.99.00.H99"
     producer.send("lienthong.directory", key=unknown.encode(), value=Agency(unknown, "Late", Route.AXIS).to_json())
     producer.flush()
     producer.close()
-    time.sleep(5)  # the workers follow the directory topic (one fetch wait)
+    time.sleep(3)  # the workers follow the directory topic
     for _ in range(2):  # the second replay must not deliver again
-        assert main(["deadletter", "replay", "--reason", "UNKNOWN_RECIPIENT", "--bootstrap", stack.bootstrap]) == 0
+        replay = ["deadletter", "replay", "--reason", "UNKNOWN_RECIPIENT", "--data", str(stack.settings.data_dir)]
+        assert main(replay) == 0
         assert outputs.wait_for(lambda o: ("lienthong.axis.outbound", sha) in _delivered(o), timeout=120)
     outputs.poll(8.0)
     assert _delivered(outputs)[("lienthong.axis.outbound", sha)] == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hub.demo import demo_documents
+from hub.up import wait_until
 from storage.ledger import Ledger
 from tests.support.hub_fixtures import Outputs, Stack, start_stack
 from tests.test_hub_e2e import _delivered, _expected, _ledger_consistent, _send, _store
@@ -18,15 +19,8 @@ from tests.test_hub_e2e import _delivered, _expected, _ledger_consistent, _send,
 pytestmark = pytest.mark.servers
 
 
-def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
-    """A worker killed with SIGKILL mid-stream and replaced: every delivery exactly once, the ledger consistent."""
-    documents = [d for d in demo_documents(stack.material, 5000, start_number=10_000) if d.expect == "delivered"]
-    expected = _expected(documents)
-    outputs = Outputs(stack.bootstrap)
-    _send(stack, documents)
-    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > sum(expected.values()) // 3, timeout=300)
-    stack.hub.worker_processes[0].kill()
-    stack.hub.add_worker()
+def assert_each_delivered_once(stack: Stack, outputs: Outputs, expected: Counter[tuple[str, str]]) -> None:
+    """Wait for every expected delivery, then check that none is missing or doubled and that the ledger verifies."""
     assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= sum(expected.values()), timeout=600)
     outputs.poll(5.0)
     delivered = _delivered(outputs)
@@ -35,17 +29,31 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(stack: Stack) ->
     _ledger_consistent(stack)
 
 
+def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
+    """A worker SIGKILLed mid-stream is restarted by `up`: each delivery exactly once, the ledger consistent."""
+    documents = [d for d in demo_documents(stack.material, 5000, start_number=10_000) if d.expect == "delivered"]
+    expected = _expected(documents)
+    outputs = Outputs(stack.connection)
+    _send(stack, documents)
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > sum(expected.values()) // 3, timeout=300)
+    killed = stack.hub.worker_processes[0]
+    old_pid = killed.pid
+    killed.kill()
+    assert wait_until(lambda: killed.running and killed.pid != old_pid, timeout=30)  # the supervisor restarted it
+    assert_each_delivered_once(stack, outputs, expected)
+
+
 def test_workers_joining_and_leaving_lose_and_duplicate_nothing(stack: Stack) -> None:
     """A second worker joins a third of the way through and the first leaves at two thirds: exactly once."""
     documents = [d for d in demo_documents(stack.material, 1500, start_number=20_000) if d.expect == "delivered"]
     expected = _expected(documents)
     total = sum(expected.values())
-    outputs = Outputs(stack.bootstrap)
+    outputs = Outputs(stack.connection)
     _send(stack, documents)
     assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > total // 3, timeout=300)
     stack.hub.add_worker()
     assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > 2 * total // 3, timeout=300)
-    stack.hub.worker_processes[0].stop()
+    stack.hub.remove_worker(stack.hub.worker_processes[0])
     assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= total, timeout=600)
     outputs.poll(5.0)
     assert _delivered(outputs) == expected
@@ -56,7 +64,7 @@ def test_bad_traffic_does_not_stop_the_hub_serving_others(stack: Stack) -> None:
     """Garbage, 0-byte and oversized records and a flood from one sender: another agency's documents still arrive."""
     from kafka import KafkaProducer  # noqa: PLC0415
 
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
+    producer = KafkaProducer(**stack.connection.options(), acks="all", max_request_size=4 * 1024 * 1024)
     flood = "000.02.00.H41"
     for n in range(500):
         producer.send("lienthong.inbound", key=flood.encode(), value=b"\x00\xff garbage %d" % n)
@@ -68,7 +76,7 @@ def test_bad_traffic_does_not_stop_the_hub_serving_others(stack: Stack) -> None:
     good = [d for d in demo_documents(stack.material, 40, start_number=30_000) if d.expect == "delivered"]
     good = [d for d in good if d.sender != flood][:10]
     expected = _expected(good)
-    outputs = Outputs(stack.bootstrap)
+    outputs = Outputs(stack.connection)
     _send(stack, good)
     assert outputs.wait_for(lambda o: all(k in _delivered(o) for k in expected), timeout=300)
     assert outputs.wait_for(lambda o: len(o.records["lienthong.deadletter"]) >= 503, timeout=120)
@@ -84,7 +92,7 @@ def test_restart_of_the_whole_hub_keeps_topics_offsets_archive_and_ledger(tmp_pa
     stack = start_stack(data, seal_interval=3600)  # no timed seal: only the stop can seal this run
     documents = [d for d in demo_documents(stack.material, 60, start_number=40_000) if d.expect == "delivered"]
     expected = _expected(documents)
-    outputs = Outputs(stack.bootstrap)
+    outputs = Outputs(stack.connection)
     _send(stack, documents[:30])
     first = _expected(documents[:30])
     assert outputs.wait_for(lambda o: _delivered(o) == first, timeout=180)
@@ -97,7 +105,7 @@ def test_restart_of_the_whole_hub_keeps_topics_offsets_archive_and_ledger(tmp_pa
         assert head is not None
         assert head.size == ledger.size  # the stopping worker sealed everything it recorded
         assert ledger.size > 0
-        outputs = Outputs(stack.bootstrap)
+        outputs = Outputs(stack.connection)
         _send(stack, documents[30:])
         assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= sum(expected.values()), timeout=180)
         outputs.poll(5.0)
@@ -105,3 +113,25 @@ def test_restart_of_the_whole_hub_keeps_topics_offsets_archive_and_ledger(tmp_pa
         outputs.close()
     finally:
         stack.hub.stop()
+
+
+@pytest.mark.parametrize("server", ["kafka", "s3"])
+def test_kill_9_of_the_broker_or_the_store_mid_run_loses_and_duplicates_nothing(stack: Stack, server: str) -> None:
+    """Kafka or SeaweedFS SIGKILLed mid-run is restarted by `up`: every delivery exactly once, the ledger verifies."""
+    documents = [d for d in demo_documents(stack.material, 2000, start_number=50_000) if d.expect == "delivered"]
+    expected = _expected(documents)
+    outputs = Outputs(stack.connection)
+    _send(stack, documents)
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > sum(expected.values()) // 3, timeout=300)
+    if server == "kafka":
+        kafka = stack.hub.kafka
+        assert kafka is not None
+        old_pid = kafka.process(0).pid
+        kafka.kill(0)
+        assert wait_until(lambda: kafka.process(0).running and kafka.process(0).pid != old_pid, timeout=60)
+    else:
+        s3 = stack.hub.s3
+        assert s3 is not None
+        s3.kill()
+        assert wait_until(lambda: s3.running, timeout=60)
+    assert_each_delivered_once(stack, outputs, expected)

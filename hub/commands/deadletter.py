@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 
 from hub.commands._common import emit_json
-from hub.commands.dms import add_connection_arguments
+from hub.commands.dms import add_connection_arguments, connection
 from schemas.errors import HubError
 
 __all__ = ["register"]
@@ -43,7 +43,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     reasons: Counter[str] = Counter()
     try:
-        for letter in read_dead_letters(args.bootstrap, reason=args.reason):
+        for letter in read_dead_letters(connection(args), reason=args.reason):
             reasons[letter.reason] += 1
             summary = letter.summary()
             if args.json:
@@ -65,7 +65,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from hub.deadletter import read_dead_letters, replay  # noqa: PLC0415
 
     try:
-        letters = list(read_dead_letters(args.bootstrap, reason=args.reason))
+        letters = list(read_dead_letters(connection(args), reason=args.reason))
         if args.offset:
             wanted = set(args.offset)
             letters = [letter for letter in letters if letter.offset in wanted]
@@ -73,7 +73,7 @@ def run_replay(args: argparse.Namespace) -> int:
             if missing:
                 print(f"no dead letter at offset(s) {', '.join(map(str, sorted(missing)))}", file=sys.stderr)
                 return 1
-        done = letters if args.dry_run else replay(args.bootstrap, letters)
+        done = letters if args.dry_run else replay(connection(args), letters)
     except HubError as exc:
         print(f"lienthong deadletter replay: {exc}", file=sys.stderr)
         return 1

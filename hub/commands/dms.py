@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from adapters.kafka import KafkaConnection
 from hub.commands._common import emit_json, expand_files, warn
 from hub.commands.sign import add_key_arguments, load_key
 from schemas.errors import HubError
 
-__all__ = ["add_connection_arguments", "register"]
+__all__ = ["add_connection_arguments", "connection", "register"]
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_DATA = Path("data")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,16 +45,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--bootstrap`` (the hub's Kafka) and ``--json``, shared by the commands that talk to a running hub."""
-    parser.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP, metavar="HOST:PORT", help="the hub's Kafka")
+    """``--data`` (whose settings say how to reach the hub's Kafka), ``--bootstrap`` and ``--json``."""
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the hub's data folder (its settings.yaml)"
+    )
+    parser.add_argument("--bootstrap", metavar="HOST:PORT", help="the hub's Kafka (default: from the settings)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def connection(args: argparse.Namespace) -> KafkaConnection:
+    """The Kafka connection of ``--data``'s settings (the hub's own principal), ``--bootstrap`` overriding."""
+    from hub.settings import HubSettings  # noqa: PLC0415
+
+    file = args.data / "settings.yaml"
+    settings = HubSettings.load(file if file.is_file() else None)
+    kafka = settings.kafka
+    return replace(kafka, bootstrap=args.bootstrap) if args.bootstrap else kafka
 
 
 def run_send(args: argparse.Namespace) -> int:
     """Send every file; exit 0 when the broker acknowledged them all."""
     from adapters.dms import HubClient  # noqa: PLC0415
 
-    client = HubClient(args.bootstrap, organ_id=args.organ_id)
+    client = HubClient(connection(args), organ_id=args.organ_id)
     failed = 0
     try:
         for path in expand_files(args.files):
@@ -76,7 +91,7 @@ def run_receive(args: argparse.Namespace) -> int:
     """Print (or save) records until interrupted or ``--timeout``."""
     from adapters.dms import HubClient  # noqa: PLC0415
 
-    client = HubClient(args.bootstrap, organ_id=args.agency)
+    client = HubClient(connection(args), organ_id=args.agency)
     try:
         for item in client.receive(timeout=args.timeout, from_beginning=args.from_beginning, group=args.group):
             saved = None
@@ -114,7 +129,7 @@ def run_status(args: argparse.Namespace) -> int:
     """Build, sign and send one status."""
     from adapters.dms import HubClient  # noqa: PLC0415
 
-    client = HubClient(args.bootstrap, organ_id=args.organ_id)
+    client = HubClient(connection(args), organ_id=args.organ_id)
     try:
         key, chain = load_key(args)
         receipt = client.send_status(

@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--directory", type=Path, metavar="FILE", help="agency directory YAML")
     parser.add_argument("--trust", type=Path, action="append", metavar="PEM|DIR", help="trust anchors")
     parser.add_argument(
+        "--untrusted", type=Path, action="append", metavar="PEM", help="intermediate certificates (not anchors)"
+    )
+    parser.add_argument("--crl", type=Path, action="append", metavar="FILE", help="a CRL (PEM or DER); repeatable")
+    parser.add_argument(
         "--settings",
         type=Path,
         metavar="FILE",
@@ -36,9 +40,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--docs", type=int, default=DEFAULT_DEMO_DOCS, help="documents the demo sends")
     parser.add_argument("--exit-when-done", action="store_true", help="stop after the demo's summary")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--kafka-port", type=int, default=9092)
-    parser.add_argument("--s3-port", type=int, default=9000)
-    parser.add_argument("--http-port", type=int, default=6066)
+    parser.add_argument("--kafka-port", type=int, help="the embedded broker's port (default 9092)")
+    parser.add_argument("--s3-port", type=int, help="the embedded object store's port (default 9000)")
+    parser.add_argument("--http-port", type=int, help="metrics and dashboard (default 6066)")
     parser.set_defaults(func=run)
 
 
@@ -56,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data,
             directory_file=args.directory,
             trust=tuple(args.trust) if args.trust else None,
-            kafka_bootstrap=f"127.0.0.1:{args.kafka_port}",
-            s3_endpoint=f"127.0.0.1:{args.s3_port}",
+            intermediates=tuple(args.untrusted) if args.untrusted else None,
+            crls=tuple(args.crl) if args.crl else None,
+            kafka_bootstrap=f"127.0.0.1:{args.kafka_port}" if args.kafka_port else None,
+            s3_endpoint=f"127.0.0.1:{args.s3_port}" if args.s3_port else None,
             http_port=args.http_port,
         )
         if args.demo:
@@ -102,7 +108,7 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
     material = create_demo_material(settings.data_dir / "demo")
     start_number = int(time.time()) % 1_000_000 * 10  # fresh DocumentIds on every run
     documents = list(demo_documents(material, count, start_number=start_number))
-    watcher = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="latest")
+    watcher = KafkaConsumer(auto_offset_reset="latest", **settings.kafka.options())
     watcher.subscribe(pattern=r"^lienthong\.(inbox\..*|status\..*|axis\.outbound|deadletter)$")
     watcher.poll(timeout_ms=2000)  # join now, so that nothing sent below is missed
     expected = sum(len(d.recipients) for d in documents if d.expect == "delivered")
@@ -110,7 +116,7 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
         f"demo: sending {count} documents from {len(material.local_agencies)} agencies ({expected} deliveries expected)"
     )
     started = time.monotonic()
-    clients = {oid: HubClient(settings.kafka_bootstrap, organ_id=oid) for oid in {d.sender for d in documents}}
+    clients = {oid: HubClient(settings.kafka, organ_id=oid) for oid in {d.sender for d in documents}}
     step = max(1, count // 10)
     for first in range(0, count, step):
         by_sender: dict[str, list[bytes]] = {}
@@ -150,7 +156,7 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
     # Recipients answer: status 03 (accepted) for the first documents they received.
     sent_statuses: set[bytes] = set()
     for recipient, data in received_docs:
-        client = HubClient(settings.kafka_bootstrap, organ_id=recipient)
+        client = HubClient(settings.kafka, organ_id=recipient)
         status = demo_status(material, data, by=recipient, code="03")
         client.send(status)
         sent_statuses.add(status)

@@ -20,7 +20,7 @@ from schemas.errors import HubError
 
 __all__ = ["DEFAULT_START_TIMEOUT", "ManagedProcess", "ServerStartError", "free_port", "wait_for_port"]
 
-DEFAULT_START_TIMEOUT = 30.0  # seconds; the slowest server here (Tansu on S3) is ready in about a second
+DEFAULT_START_TIMEOUT = 30.0  # seconds; the servers here are ready in a few
 _STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 
 
@@ -83,6 +83,10 @@ class ManagedProcess:
 
     def start(self, *, timeout: float = DEFAULT_START_TIMEOUT) -> Self:
         """Start the process and wait until its port answers; ``ServerStartError`` with its log tail otherwise."""
+        return self.launch().wait_listening(timeout=timeout)
+
+    def launch(self) -> Self:
+        """Start the process without waiting (servers that only listen once their peers run: a Kafka quorum)."""
         if self.running:
             return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +100,11 @@ class ManagedProcess:
             cwd=self._cwd,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop the children in order
         )
-        if not wait_for_port(self.port, timeout=timeout, alive=self._proc):
+        return self
+
+    def wait_listening(self, *, timeout: float = DEFAULT_START_TIMEOUT) -> Self:
+        """Wait until the port answers; kill the process and raise ``ServerStartError`` with its log otherwise."""
+        if self._proc is None or not wait_for_port(self.port, timeout=timeout, alive=self._proc):
             self.kill()
             raise ServerStartError(
                 f"{self.name} did not start on 127.0.0.1:{self.port}; its log says:\n{self.log_tail()}"

@@ -1,4 +1,4 @@
-"""The whole hub on the real embedded servers (rclone S3, Tansu on it, worker processes), for end-to-end tests.
+"""The whole hub on the real embedded servers (SeaweedFS, Apache Kafka, worker processes), for end-to-end tests.
 
 ``hub_stack`` starts ``hub.up.Hub`` with the demo PKI and directory on free ports in a temporary folder;
 ``Outputs`` reads what the hub produced (inboxes, statuses, axis, dead letters) so that tests can count.
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
+from adapters.kafka import KafkaConnection
 from hub.demo import DemoMaterial, create_demo_material
 from hub.settings import HubSettings
 from hub.up import Hub, demo_settings_on_free_ports
@@ -29,13 +30,17 @@ class Stack:
     """A running hub and what tests need to drive it."""
 
     hub: Hub
-    settings: HubSettings
     material: DemoMaterial
 
     @property
-    def bootstrap(self) -> str:
-        """Kafka bootstrap address."""
-        return self.settings.kafka_bootstrap
+    def settings(self) -> HubSettings:
+        """The running hub's settings (with the secrets it generated)."""
+        return self.hub.settings
+
+    @property
+    def connection(self) -> KafkaConnection:
+        """The hub's own Kafka principal (a super user)."""
+        return self.settings.kafka
 
 
 def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0) -> Stack:
@@ -44,7 +49,7 @@ def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0) -> 
     settings = demo_settings_on_free_ports(data, seal_interval_seconds=seal_interval)
     hub = Hub(settings, workers=workers, progress=lambda _line: None)
     hub.start()
-    return Stack(hub, settings, material)
+    return Stack(hub, material)
 
 
 @pytest.fixture(name="stack")
@@ -61,11 +66,11 @@ def hub_stack(tmp_path: Path) -> Iterator[Stack]:
 class Outputs:
     """Every record on the hub's output topics, read from the beginning."""
 
-    bootstrap: str
+    connection: KafkaConnection
     records: dict[str, list[tuple[dict[str, bytes], bytes]]] = field(default_factory=lambda: defaultdict(list))
 
     def __post_init__(self) -> None:
-        self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, auto_offset_reset="earliest", group_id=None)
+        self._consumer = KafkaConsumer(auto_offset_reset="earliest", group_id=None, **self.connection.options())
         self._consumer.subscribe(pattern=OUTPUT_PATTERN)
 
     def poll(self, seconds: float = 1.0) -> int:
