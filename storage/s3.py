@@ -214,6 +214,10 @@ class S3ObjectStore:
                 except S3Error as exc:
                     if exc.code in _NO_LOCK_CODES:
                         return False
+                    if exc.code == "AccessDenied":
+                        # An identity that may not read the configuration (``lienthong audit``'s read-only one):
+                        # treated as no lock, so writes (if it may make any) rely on the bucket's own rule.
+                        return False
                     raise
         except ObjectNotFound as exc:  # NoSuchBucket is not an object's absence
             raise StoreUnavailable(f"bucket {self.bucket!r} does not exist") from exc
