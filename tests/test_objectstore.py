@@ -106,7 +106,7 @@ def test_a_taken_port_is_refused(tmp_path):
 
 
 def test_a_ca_file_without_tls_is_refused():
-    """connect refuses a CA file for a plain-HTTP endpoint instead of silently not using it."""
+    """A CA file for a plain-HTTP endpoint is refused for a plain-HTTP endpoint instead of silently not using it."""
     with pytest.raises(ValueError, match="secure=True"):
         S3ObjectStore.connect("127.0.0.1:9", "a", "b", "bucket", ca_file=Path("/nonexistent.pem"))
 
@@ -390,9 +390,7 @@ def test_the_bucket_rule_retains_objects_written_by_anything(s3_store):
 
 
 def test_an_archived_original_cannot_be_deleted_or_overwritten_with_the_hubs_credentials(s3_store):
-    """With the hub's own keys: deleting the version, bypassing governance, shortening retention, suspending
-    versioning and a create-only PUT are refused; a plain PUT or DELETE only adds a version or a delete marker,
-    and the original version keeps its bytes."""
+    """Hub keys: version deletes, bypass, shorter retention, unversioning refused; plain PUT/DELETE only add."""
     data = b"<edXML>signed original</edXML>"
     info = s3_store.put_original(data)
     client, bucket, key = s3_store.client, s3_store.bucket, info.key
@@ -471,10 +469,10 @@ def test_anonymous_and_wrongly_signed_requests_are_refused(weed_server, s3_store
     """Unsigned requests, an unknown key and a wrong secret are all refused with 403; nothing is written."""
     s3_store.put("docs/secret", b"secret")
     for method, path in [("GET", "/"), ("GET", f"/{s3_store.bucket}/docs/secret"), ("PUT", f"/{s3_store.bucket}/x")]:
-        request = urllib.request.Request(f"{weed_server.url}{path}", data=b"x" if method == "PUT" else None)
-        request.method = method
+        body = b"x" if method == "PUT" else None
+        request = urllib.request.Request(f"{weed_server.url}{path}", data=body, method=method)  # noqa: S310
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=5)  # noqa: S310 - our own local server
+            urllib.request.urlopen(request, timeout=5)  # noqa: S310 - our own local server's URL
         assert refused.value.code == 403, (method, path)
     for access, secret in [("nobody", weed_server.secret_key), (weed_server.access_key, "wrong-secret-key")]:
         with pytest.raises(StoreUnavailable, match="refused"):
@@ -483,9 +481,9 @@ def test_anonymous_and_wrongly_signed_requests_are_refused(weed_server, s3_store
 
 
 def test_every_port_listens_on_loopback_only(weed_server):
-    """ss shows the server listening on 127.0.0.1 only, on exactly the ports it chose (none of weed's defaults)."""
+    """The server (as ss shows) listens on 127.0.0.1 only, on exactly the ports it chose (none of weed's defaults)."""
     ss = require_tool("ss")
-    output = subprocess.run([ss, "-Hltnp"], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    output = subprocess.run([ss, "-Hltnp"], capture_output=True, text=True, check=True).stdout
     mine = [line.split()[3] for line in output.splitlines() if f"pid={weed_server.pid}," in line]
     assert mine, output
     addresses = {address.rsplit(":", 1)[0] for address in mine}
@@ -494,7 +492,7 @@ def test_every_port_listens_on_loopback_only(weed_server):
 
 
 def test_the_filer_and_volume_apis_demand_tokens(weed_server, s3_store):
-    """weed's own HTTP APIs, which know nothing of object lock, refuse unsigned reads and deletes of objects."""
+    """The filer's own HTTP API, which know nothing of object lock, refuse unsigned reads and deletes of objects."""
     info = s3_store.put_original(b"archived")
     ports = json.loads((weed_server.root / "lienthong-ports.json").read_text())
     for method in ("GET", "DELETE"):
@@ -528,7 +526,7 @@ def test_a_read_only_server_refuses_writes(tmp_path):
 
 
 def test_start_waits_for_s3_and_restart_keeps_ports_and_data(crashable_weed):
-    """start returns once signed S3 requests work; a restart keeps every port and every object."""
+    """Starting returns once signed S3 requests work; a restart keeps every port and every object."""
     server = crashable_weed
     store = server.store(unique_bucket("t"))
     info = store.put("docs/a", b"kept")
