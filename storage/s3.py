@@ -192,7 +192,7 @@ class S3ObjectStore:
         client = Minio(endpoint, access_key, secret_key, secure=secure, region=region, http_client=http)
         store = cls(client, bucket, retention_days=retention_days, part_size=part_size, clock=clock)
         if create_bucket:
-            store._create_bucket(object_lock=object_lock)
+            store.create_bucket(object_lock=object_lock)
         _ = store.supports_object_lock
         return store
 
@@ -223,7 +223,8 @@ class S3ObjectStore:
             raise StoreUnavailable(f"bucket {self.bucket!r} does not exist") from exc
         return True
 
-    def _create_bucket(self, *, object_lock: bool) -> None:
+    def create_bucket(self, *, object_lock: bool = True) -> None:
+        """Create the bucket if missing, with ``object_lock`` and a COMPLIANCE default rule of ``retention_days``."""
         with _translated(self.bucket):
             if self.client.bucket_exists(self.bucket):
                 return
