@@ -46,7 +46,7 @@ __all__ = [
     "register",
 ]
 
-#: The embedded hub keeps its objects in ``DIR/s3/<bucket>/`` (``rclone serve s3`` over ``DIR/s3``).
+#: The embedded hub keeps its objects in bucket ``lienthong`` of the ``weed mini`` over ``DIR/s3``.
 EMBEDDED_BUCKET = "lienthong"
 _EMBEDDED_S3_DIR = "s3"
 _WEED_METADATA_DIR = "filerldb2"  # where weed mini keeps its filer metadata: a store lives here

@@ -1,1 +1,1 @@
-"""The embedded servers of one-machine mode: object store (rclone, moto) and broker (Tansu), as child processes."""
+"""The embedded servers of one-machine mode: object store (SeaweedFS ``weed mini``) and broker, as child processes."""
