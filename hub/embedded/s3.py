@@ -381,3 +381,9 @@ class EmbeddedS3:
         if self._sockets is not None:
             shutil.rmtree(self._sockets, ignore_errors=True)
             self._sockets = None
+        if self._ports is not None and not self.running:
+            # weed puts a socket per gRPC port in the temporary folder, named after the port, and leaves it there.
+            grpc = (self._ports.master_grpc, self._ports.volume_grpc, self._ports.filer_grpc, self._ports.s3_grpc)
+            for port in (*grpc, self._ports.admin + _ADMIN_GRPC_OFFSET):
+                for stale in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-grpc-{port}.sock"):
+                    stale.unlink(missing_ok=True)
