@@ -102,7 +102,9 @@ def open_store(settings: HubSettings) -> S3ObjectStore:
         settings.s3_access_key,
         settings.s3_secret_key,
         settings.s3_bucket,
-        metadata_sidecars=False,  # receipts and the ledger carry sender, DocumentId, times and verdicts
+        secure=settings.s3_tls,
+        ca_file=settings.s3_ca_file,
+        retention_days=settings.s3_retention_days,
     )
 
 

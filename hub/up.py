@@ -171,6 +171,9 @@ class Hub:
             self._supervise("broker", lambda: kafka.process(0).running, lambda: kafka.restart(0))
         else:
             wait_ready(settings.kafka)
+        from hub.app import open_store  # noqa: PLC0415 - faust is heavy; import it once we need it
+
+        open_store(settings)  # the archive bucket, with object lock and its retention, before any worker races for it
         directory = load_directory(settings.directory_file) if settings.directory_file else None
         if directory is not None:
             self._create_topics(directory)

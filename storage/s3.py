@@ -1,32 +1,25 @@
 """The S3 adapter of the object-store port, on the ``minio`` client.
 
-What each server gives, and what this adapter does about it (measured against rclone 1.75 ``serve s3`` and
-moto 5.2; detected, never assumed: object lock when connecting, conditional writes at the first write):
+Written for SeaweedFS (the embedded store) and any S3 server that honours conditional writes (AWS, MinIO, Ceph):
 
-- **Create-only writes.** Where a ``PUT`` with ``If-None-Match: *`` over an existing object is refused with 412
-  (moto here; AWS and MinIO document it) that is what makes a write create-only. Where the header is ignored
-  (rclone overwrites), the adapter checks with a ``HEAD`` first, and so does ``put_stream``'s final server-side
-  copy everywhere (no server here honours the header on a copy). The window between check and write is harmless
-  for content-addressed originals (a racing writer stores the same bytes); other keys (ledger segments) have one
-  writer by design.
+- **Create-only writes.** Every write carries ``If-None-Match: *``; a 412 means "already there" (``ObjectExists``).
+  No request checks first: the server decides, atomically. ``put_stream`` sends the header on its
+  ``CompleteMultipartUpload``, where servers honour it (SeaweedFS 4.48 ignores it on ``CreateMultipartUpload``, as
+  AWS does, so nothing is learnt before the parts are sent).
 - **Metadata.** Caller metadata travels as ``x-amz-meta-*`` headers, values percent-encoded so that any text
-  (Vietnamese names) is ASCII-safe; the content SHA-256 is recorded as ``x-amz-meta-lienthong-sha256``. rclone
-  keeps user metadata in memory only (lost on restart), so with ``metadata_sidecars=True`` the same facts are
-  also written as a JSON sidecar under ``.lienthong/meta/<key>.json``: before the object where writes are
-  checked first (an object is never visible without them), after it where the server refuses a second write (a
-  refused write never replaces them).
-- **Object lock.** When the bucket reports ``ObjectLockEnabled`` (moto here; MinIO, AWS), every object is
-  written with COMPLIANCE retention for ``retention_days``. rclone answers the object-lock query with a bucket
-  listing, so the raw answer is parsed: ``minio``'s ``get_object_lock_config`` "succeeds" on rclone too.
-- **Streams.** ``put_stream`` uploads to a temporary key under ``.lienthong/incoming/`` (multipart, bounded
-  memory, hashing as it reads), then copies server-side to the final key with the SHA-256 in its metadata, then
-  deletes the temporary object. The final key only ever holds complete objects; a failed upload aborts its
-  multipart upload and removes the temporary object if the server still answers, and ``cleanup_incoming``
-  removes what a crash left behind.
+  (Vietnamese names) is ASCII-safe; the content SHA-256 is recorded as ``x-amz-meta-lienthong-sha256``.
+- **Object lock.** ``connect`` creates a bucket with object lock and a COMPLIANCE default retention of
+  ``retention_days``. On a bucket with object lock (asked of the server once: an external bucket may lack it)
+  every object is also written with its own COMPLIANCE retention, so that ``retention_days`` holds on a bucket
+  whose default rule is different or absent, and ``stat`` reports it.
+- **Streams.** ``put_stream`` hashes the content first (seeking back, or spooling an unseekable stream to a
+  temporary file), so that the SHA-256 can be in the metadata from the start, then uploads it in parts straight to
+  its key. Nothing is visible before ``CompleteMultipartUpload``; a failed upload is aborted, and
+  ``abort_stale_uploads`` removes what a crash left behind. No temporary object, no server-side copy: under object
+  lock a temporary object could not be deleted for the retention period.
 
-minio's public ``put_object`` and ``copy_object`` cannot send ``If-None-Match`` or ``Content-MD5`` (it turns such
-headers into user metadata), so those requests go through minio's request layer (``_put_object``,
-``_execute``); the tests against both servers pin that use.
+minio's public ``put_object`` cannot send ``If-None-Match`` or ``Content-MD5`` (it turns such headers into user
+metadata), so writes go through minio's request layer (``_put_object``, ``_execute``); the tests pin that use.
 
 Every ``minio``/``urllib3`` exception is translated here, once: connection failures, timeouts and 5xx become
 ``StoreUnavailable``; missing keys ``ObjectNotFound``; a refused conditional write ``ObjectExists``.
@@ -37,30 +30,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import re
+import ssl
+import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO, Final, cast
+from pathlib import Path
+from typing import Any, BinaryIO, Final
 from urllib.parse import quote, unquote
-from xml.etree import ElementTree as ET
+from xml.sax.saxutils import escape
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import COMPLIANCE
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.helpers import DictType
+from minio.objectlockconfig import DAYS, ObjectLockConfig
 
-from storage.objectstore import (
-    ORIGINALS_PREFIX,
-    ObjectExists,
-    ObjectInfo,
-    ObjectNotFound,
-    StoreUnavailable,
-    original_key,
-)
+from storage.objectstore import ObjectExists, ObjectInfo, ObjectNotFound, StoreUnavailable, original_key
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -69,47 +58,37 @@ __all__ = [
     "DEFAULT_REGION",
     "DEFAULT_RETENTION_DAYS",
     "DEFAULT_RETRIES",
-    "INCOMING_PREFIX",
-    "RESERVED_PREFIX",
     "S3ObjectStore",
     "decode_metadata_value",
     "encode_metadata_value",
 ]
 
-# Ten years: longer than any dispute over the delivery of a transmitted document is likely to need; records kept
-# longer belong in the agencies' own archives, not in the hub. COMPLIANCE retention cannot be shortened later.
+# Ten years: archives of official documents are kept that long, and COMPLIANCE retention cannot be shortened later.
 DEFAULT_RETENTION_DAYS: Final = 3650
 # S3's minimum part is 5 MiB; 8 MiB keeps a stream's memory at a few parts while 100 MB take 13 requests.
 DEFAULT_PART_SIZE: Final = 8 * 1024 * 1024
 # Servers are on loopback or a LAN: one that does not accept a connection within 2 s is down.
 DEFAULT_CONNECT_TIMEOUT: Final = 2.0
-# A server-side copy of a large object answers only when it is done; a silent server is down after this.
+# Completing a large multipart upload answers only when it is done; a silent server is down after this.
 DEFAULT_READ_TIMEOUT: Final = 60.0
 # Retries of requests that never reached the server (and of reads); with 0.2 s backoff a stopped server is
 # reported within about a second instead of hanging.
 DEFAULT_RETRIES: Final = 2
-# rclone and moto accept any region; fixing it saves minio's bucket-location lookup on every new client.
+# SeaweedFS accepts any region; fixing it saves minio's bucket-location lookup on every new client.
 DEFAULT_REGION: Final = "us-east-1"
 
-RESERVED_PREFIX: Final = ".lienthong/"
-INCOMING_PREFIX: Final = f"{RESERVED_PREFIX}incoming/"
-_META_PREFIX: Final = f"{RESERVED_PREFIX}meta/"
-_PROBE_KEY: Final = f"{RESERVED_PREFIX}probe/conditional-write"
-
+_MAX_PARTS: Final = 10_000  # S3's limit on the parts of one multipart upload
 _META_HEADER: Final = "x-amz-meta-"
 _SHA256_FIELD: Final = "lienthong-sha256"
-# Keys the adapter or a server adds on its own (rclone adds ``mtime`` on copies); never caller metadata.
-_SERVER_FIELDS: Final = frozenset({"mtime"})
-# Lowercase because S3 lowercases header names; no ``_`` because WSGI servers (moto) turn it into ``-``.
+# Lowercase because S3 lowercases header names; no ``_`` because HTTP proxies drop such headers (nginx does).
 _FIELD_NAME: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 _MAX_METADATA_BYTES: Final = 2048  # S3's limit on the user metadata of one object (names and values)
-_MAX_COPY_BYTES: Final = 5 * 1024**3  # S3's limit on a single server-side copy
 # Readable punctuation kept as is; everything else (spaces, "%", non-ASCII) is percent-encoded as UTF-8.
 _SAFE_PUNCTUATION: Final = ":/@,;="
-_EMPTY_MD5: Final = base64.b64encode(hashlib.md5(b"").digest()).decode()  # noqa: S324 - S3's header, not security
-_S3_NS: Final = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _UNAVAILABLE_CODES: Final = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"})
 _NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "NoSuchObject", "NotFound", "NoSuchVersion"})
+_NO_LOCK_CODES: Final = frozenset({"ObjectLockConfigurationNotFoundError", "NotImplemented", "InvalidRequest"})
+_HASH_CHUNK: Final = 1024 * 1024
 
 
 def encode_metadata_value(text: str) -> str:
@@ -126,13 +105,17 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - S3's integrity header, not security
+
+
 class S3ObjectStore:
     """An ``ObjectStore`` on one S3 bucket.
 
     Build it with ``connect`` (endpoint and credentials; creates the bucket) or around an existing ``Minio`` client.
-    ``retention_days`` applies where the bucket has object lock (``None``: write without retention);
-    ``metadata_sidecars`` must be on for servers that forget user metadata (``rclone serve s3``); ``clock`` gives
-    the time retention is counted from. Thread-safe: share one store between threads.
+    ``retention_days`` applies where the bucket has object lock (``None``: write without per-object retention,
+    the bucket's default rule still applies); ``clock`` gives the time retention is counted from. Thread-safe:
+    share one store between threads.
     """
 
     def __init__(
@@ -142,21 +125,18 @@ class S3ObjectStore:
         *,
         retention_days: int | None = DEFAULT_RETENTION_DAYS,
         part_size: int = DEFAULT_PART_SIZE,
-        metadata_sidecars: bool = False,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         if retention_days is not None and retention_days < 1:
-            raise ValueError("retention_days must be at least 1, or None for no retention")
+            raise ValueError("retention_days must be at least 1, or None for no per-object retention")
         if part_size < 5 * 1024 * 1024:
             raise ValueError("part_size must be at least 5 MiB (the S3 minimum)")
         self.client = client
         self.bucket = bucket
         self.retention_days = retention_days
         self.part_size = part_size
-        self.metadata_sidecars = metadata_sidecars
         self._clock = clock
         self._object_lock: bool | None = None
-        self._conditional_write: bool | None = None
         self._capabilities_lock = threading.Lock()
 
     @classmethod
@@ -168,26 +148,32 @@ class S3ObjectStore:
         bucket: str,
         *,
         secure: bool = False,
+        ca_file: Path | None = None,
         region: str = DEFAULT_REGION,
         create_bucket: bool = True,
-        object_lock: bool = False,
+        object_lock: bool = True,
+        retention_days: int | None = DEFAULT_RETENTION_DAYS,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         max_connections: int = 16,
-        retention_days: int | None = DEFAULT_RETENTION_DAYS,
         part_size: int = DEFAULT_PART_SIZE,
-        metadata_sidecars: bool = False,
         clock: Callable[[], datetime] = _utc_now,
     ) -> S3ObjectStore:
         """A store on ``bucket`` at ``endpoint`` (``host:port``), creating the bucket if missing.
 
-        ``object_lock`` asks for object lock when the bucket is created (it cannot be added later on most
-        servers). The server's capabilities are probed here, so a wrong endpoint or credentials fail at once.
+        ``secure`` speaks HTTPS, trusting only ``ca_file`` when given (else the system's CAs). A bucket created
+        here gets ``object_lock`` (it cannot be added later) with a COMPLIANCE default retention of
+        ``retention_days``; an existing bucket is used as it is. The bucket's object lock is asked here, so a
+        wrong endpoint or credentials fail at once, with a read that read-only users (``lienthong audit``) may make.
         """
+        if ca_file is not None and not secure:
+            raise ValueError("ca_file is for TLS: pass secure=True with it")
+        ssl_context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             maxsize=max_connections,
+            ssl_context=ssl_context if secure else None,
             retries=urllib3.Retry(
                 total=retries,
                 connect=retries,
@@ -204,77 +190,55 @@ class S3ObjectStore:
             ),
         )
         client = Minio(endpoint, access_key, secret_key, secure=secure, region=region, http_client=http)
-        store = cls(
-            client,
-            bucket,
-            retention_days=retention_days,
-            part_size=part_size,
-            metadata_sidecars=metadata_sidecars,
-            clock=clock,
-        )
+        store = cls(client, bucket, retention_days=retention_days, part_size=part_size, clock=clock)
         if create_bucket:
-            store._create_bucket(object_lock=object_lock)
-        # A read-only request, so that a wrong endpoint, bucket or credentials fail here, and read-only users
-        # (``lienthong audit``) can connect; the conditional-write probe writes, so it waits for the first write.
+            store.create_bucket(object_lock=object_lock)
         _ = store.supports_object_lock
         return store
 
-    # --- capabilities ---------------------------------------------------------------------------------------
+    # --- bucket ---------------------------------------------------------------------------------------------
 
     @property
     def supports_object_lock(self) -> bool:
-        """Whether the bucket enforces COMPLIANCE retention (asked of the server once, then remembered)."""
+        """Whether the bucket has object lock (asked of the server once, then remembered)."""
         with self._capabilities_lock:
             if self._object_lock is None:
                 self._object_lock = self._probe_object_lock()
             return self._object_lock
 
-    @property
-    def supports_conditional_write(self) -> bool:
-        """Whether the server refuses ``If-None-Match: *`` writes over an existing object (probed by writing)."""
-        with self._capabilities_lock:
-            if self._conditional_write is None:
-                self._conditional_write = self._probe_conditional_write()
-            return self._conditional_write
-
     def _probe_object_lock(self) -> bool:
-        with _translated(self.bucket):
-            try:
-                response = self.client._execute("GET", self.bucket, query_params={"object-lock": ""})  # noqa: SLF001 - see below
-            except (S3Error, InvalidResponseError) as exc:
-                if _error_details(exc)[1] < 500:  # noqa: PLR2004
-                    return False  # ObjectLockConfigurationNotFoundError, NotImplemented, ...
-                raise
-        # minio's get_object_lock_config cannot tell rclone's bucket listing from a lock configuration without a
-        # default rule: both parse to "no mode". The raw answer can.
         try:
-            root = ET.fromstring(response.data)  # noqa: S314 - our configured server's answer, a few hundred bytes
-        except ET.ParseError:
-            return False
-        return root.tag == f"{_S3_NS}ObjectLockConfiguration" and (
-            (root.findtext(f"{_S3_NS}ObjectLockEnabled") or "").strip() == "Enabled"
-        )
+            with _translated(self.bucket):
+                try:
+                    self.client.get_object_lock_config(self.bucket)
+                except S3Error as exc:
+                    if exc.code in _NO_LOCK_CODES:
+                        return False
+                    if exc.code == "AccessDenied":
+                        # An identity that may not read the configuration (``lienthong audit``'s read-only one):
+                        # treated as no lock, so writes (if it may make any) rely on the bucket's own rule.
+                        return False
+                    raise
+        except ObjectNotFound as exc:  # NoSuchBucket is not an object's absence
+            raise StoreUnavailable(f"bucket {self.bucket!r} does not exist") from exc
+        return True
 
-    def _probe_conditional_write(self) -> bool:
-        # The probe key is fixed so that probing leaves at most one small object behind; a first write refused
-        # with 412 already proves support, otherwise a second write over the first must be refused.
-        for _ in range(2):
-            try:
-                with _translated(_PROBE_KEY, conditional=True):
-                    self._put_bytes(_PROBE_KEY, b"probe", {"If-None-Match": "*"})
-            except ObjectExists:
-                return True
-        return False
-
-    def _create_bucket(self, *, object_lock: bool) -> None:
+    def create_bucket(self, *, object_lock: bool = True) -> None:
+        """Create the bucket if missing, with ``object_lock`` and a COMPLIANCE default rule of ``retention_days``."""
         with _translated(self.bucket):
             if self.client.bucket_exists(self.bucket):
                 return
             try:
                 self.client.make_bucket(self.bucket, object_lock=object_lock)
-            except (S3Error, InvalidResponseError) as exc:
-                if _error_details(exc)[0] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                    raise  # another process created it between our check and our request otherwise
+            except S3Error as exc:
+                if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                    raise
+                return  # another process created it between our check and our request; it set the rule
+            if object_lock and self.retention_days is not None:
+                # The bucket's own rule: objects written by anything but this adapter are retained too.
+                self.client.set_object_lock_config(
+                    self.bucket, ObjectLockConfig(COMPLIANCE, self.retention_days, DAYS)
+                )
 
     # --- writes ---------------------------------------------------------------------------------------------
 
@@ -288,112 +252,89 @@ class S3ObjectStore:
         data = bytes(data)
         sha256 = hashlib.sha256(data).hexdigest()
         key = original_key(sha256)
-        # Without retention, conditional writes or sidecars, a HEAD first protects nothing: the same bytes written
-        # over themselves are harmless, and skipping it saves a request per document (rclone in hub mode).
-        check = self.supports_conditional_write or self.supports_object_lock or self.metadata_sidecars
         try:
-            return self._put(key, data, metadata or {}, sha256=sha256, refuse_existing=check)
+            return self._put(key, data, metadata or {}, sha256=sha256)
         except ObjectExists:
-            return self.stat(key)
+            return self.stat(key)  # a duplicate: one more request, only for duplicates
 
-    def _put(
-        self,
-        key: str,
-        data: bytes,
-        metadata: Mapping[str, str],
-        *,
-        sha256: str | None = None,
-        refuse_existing: bool = True,
-    ) -> ObjectInfo:
+    def _put(self, key: str, data: bytes, metadata: Mapping[str, str], *, sha256: str | None = None) -> ObjectInfo:
         sha256 = sha256 or hashlib.sha256(data).hexdigest()
         headers, retain_until = self._write_headers(sha256, metadata)
-        info = ObjectInfo(key, len(data), sha256, dict(metadata), retain_until)
-        if self.supports_conditional_write:
-            with _translated(key, conditional=True):
-                self._put_bytes(key, data, {**headers, "If-None-Match": "*"})
-            self._write_sidecar(info)
-        else:
-            if refuse_existing:
-                self._refuse_existing(key)
-            self._write_sidecar(info)  # before the object: the object is never visible without its facts
-            with _translated(key):
-                self._put_bytes(key, data, headers)
-        return info
+        # Content-MD5 makes the server check what it received; object-lock buckets require it on AWS.
+        headers = {**headers, "If-None-Match": "*", "Content-MD5": _md5(data)}
+        with _translated(key, conditional=True):
+            # minio's public put_object would turn If-None-Match and Content-MD5 into user metadata.
+            self.client._put_object(self.bucket, key, data, headers)  # noqa: SLF001
+        return ObjectInfo(key, len(data), sha256, dict(metadata), retain_until)
 
     def put_stream(
         self, key: str, stream: BinaryIO, *, size: int = -1, metadata: Mapping[str, str] | None = None
     ) -> ObjectInfo:
-        """Store what ``stream`` yields under ``key`` (create-only), uploading it in parts with bounded memory.
+        """Store what ``stream`` yields under ``key`` (create-only), in parts with bounded memory.
 
-        ``size`` is the exact length when known (``-1``: read to the end). The content goes to a temporary key,
-        hashed as it is read, and is copied server-side to ``key`` only once complete, with its SHA-256 in the
-        metadata; at most 5 GiB (S3's server-side copy limit).
+        ``size`` is the exact length when known (``-1``: read to the end). The content is hashed first (an
+        unseekable stream is spooled to a temporary file for that), then uploaded in parts straight to ``key``,
+        which shows nothing until the upload completes. A stream that changes between the two reads is refused.
         """
         _check_key(key)
         metadata = dict(metadata or {})
-        self._write_headers("0" * 64, metadata)  # refuse bad metadata before uploading anything
-        self._refuse_existing(key)  # spare the upload when the answer is known
-        temp_key = f"{INCOMING_PREFIX}{uuid.uuid4().hex}"
-        reader = _HashingReader(stream)
-        try:
-            with _translated(key):
-                result = self.client.put_object(
-                    self.bucket,
-                    temp_key,
-                    cast("BinaryIO", reader),
-                    size,
-                    part_size=self.part_size,
-                    num_parallel_uploads=1,  # parts in order, one at a time: memory stays at about one part
-                )
-        except BaseException:
-            # minio has aborted the multipart upload if the server answered; a one-part upload needs no cleanup.
-            self._discard(temp_key, None)
-            raise
-        temp_version = result.version_id
-        try:
-            if reader.size > _MAX_COPY_BYTES:
-                raise ValueError(f"put_stream takes at most {_MAX_COPY_BYTES} bytes, got {reader.size}")
-            sha256 = reader.hexdigest()
+        self._write_headers("0" * 64, metadata)  # refuse bad metadata before reading anything
+        with _rereadable(stream, size) as (source, length, sha256):
+            if length > _MAX_PARTS * self.part_size:
+                raise ValueError(f"put_stream takes at most {_MAX_PARTS * self.part_size} bytes, got {length}")
+            if length <= self.part_size:
+                return self._put(key, _read_exactly(source, length), metadata, sha256=sha256)
             headers, retain_until = self._write_headers(sha256, metadata)
-            info = ObjectInfo(key, reader.size, sha256, metadata, retain_until)
-            self._copy_into_place(temp_key, info, headers)
+            self._upload_parts(key, source, length, sha256, headers)
+        return ObjectInfo(key, length, sha256, metadata, retain_until)
+
+    def _upload_parts(self, key: str, source: BinaryIO, length: int, sha256: str, headers: DictType) -> None:
+        with _translated(key):
+            upload_id = self.client._create_multipart_upload(self.bucket, key, dict(headers))  # noqa: SLF001
+        completed = False
+        try:
+            digest = hashlib.sha256()
+            etags: list[str] = []
+            remaining = length
+            while remaining:
+                part = _read_exactly(source, min(self.part_size, remaining))
+                digest.update(part)
+                remaining -= len(part)
+                with _translated(key):
+                    etags.append(
+                        self.client._upload_part(  # noqa: SLF001 - the public call cannot send Content-MD5
+                            self.bucket, key, part, {"Content-MD5": _md5(part)}, upload_id, len(etags) + 1
+                        )
+                    )
+            if digest.hexdigest() != sha256:
+                raise ValueError(f"the stream for {key!r} changed while it was stored")
+            body = "".join(
+                f"<Part><PartNumber>{n}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
+                for n, etag in enumerate(etags, start=1)
+            )
+            xml = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
+            complete: DictType = {"Content-Type": "application/xml", "Content-MD5": _md5(xml), "If-None-Match": "*"}
+            with _translated(key, conditional=True):
+                response = self.client._execute(  # noqa: SLF001 - minio's call cannot send If-None-Match
+                    "POST", self.bucket, key, body=xml, headers=complete, query_params={"uploadId": upload_id}
+                )
+                # S3 may answer a completion with 200 and an error in the body.
+                if b"<Error>" in response.data:
+                    raise StoreUnavailable(f"completing {key!r} failed: {response.data[:300]!r}")
+            completed = True
         finally:
-            self._discard(temp_key, temp_version)
-        return info
-
-    def _copy_into_place(self, temp_key: str, info: ObjectInfo, headers: DictType) -> None:
-        copy_headers: DictType = {
-            **headers,
-            # Object-lock buckets refuse writes without one (moto even for copies); the copy request's body is empty.
-            "Content-MD5": _EMPTY_MD5,
-            "x-amz-copy-source": quote(f"/{self.bucket}/{temp_key}"),
-            "x-amz-metadata-directive": "REPLACE",
-        }
-        # Neither server honours If-None-Match on a copy (moto ignores it; servers without conditional copies may
-        # refuse the request), so a copy is always checked first; the window is the one the module docstring names.
-        self._refuse_existing(info.key)
-        if not self.supports_conditional_write:
-            self._write_sidecar(info)
-        with _translated(info.key):
-            response = self.client._execute("PUT", self.bucket, info.key, headers=copy_headers)  # noqa: SLF001 - minio's copy_object cannot send Content-MD5
-            # S3 may answer a copy with 200 and an error in the body.
-            if b"<Error>" in response.data:
-                raise StoreUnavailable(f"copy into {info.key!r} failed: {response.data[:300]!r}")
-        if self.supports_conditional_write:
-            self._write_sidecar(info)
-
-    def _refuse_existing(self, key: str) -> None:
-        if self.exists(key):
-            raise ObjectExists(key)
+            if not completed:
+                # Best effort: after a crash the server may not answer; abort_stale_uploads finishes the job.
+                with suppress(MinioException, urllib3.exceptions.HTTPError, OSError):
+                    self.client._abort_multipart_upload(self.bucket, key, upload_id)  # noqa: SLF001
 
     def _write_headers(self, sha256: str, metadata: Mapping[str, str]) -> tuple[DictType, datetime | None]:
         headers: DictType = {"Content-Type": "application/octet-stream", f"{_META_HEADER}{_SHA256_FIELD}": sha256}
         size = len(_SHA256_FIELD) + len(sha256)
         for name, value in metadata.items():
-            if not _FIELD_NAME.fullmatch(name) or name.startswith("lienthong-") or name in _SERVER_FIELDS:
+            if not _FIELD_NAME.fullmatch(name) or name.startswith("lienthong-"):
                 raise ValueError(
-                    f"metadata name {name!r}: use lowercase letters, digits and '-' "
-                    "(not 'lienthong-*' or 'mtime', which are reserved)"
+                    f"metadata name {name!r}: use lowercase letters, digits and '-' (not 'lienthong-*', reserved)"
                 )
             encoded = encode_metadata_value(value)
             headers[f"{_META_HEADER}{name}"] = encoded
@@ -408,52 +349,20 @@ class S3ObjectStore:
             headers["x-amz-object-lock-retain-until-date"] = retain_until.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         return headers, retain_until
 
-    def _put_bytes(self, key: str, data: bytes, headers: DictType) -> None:
-        # minio's public put_object turns every header that is not x-amz-* into user metadata, so a conditional
-        # write (If-None-Match) and Content-MD5 can only go through the request it is built on. Content-MD5 is
-        # required by object-lock buckets and makes the server check what it received.
-        md5 = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - S3's integrity header, not security
-        self.client._put_object(self.bucket, key, data, {**headers, "Content-MD5": md5})  # noqa: SLF001
+    def abort_stale_uploads(self, *, older_than: timedelta = timedelta(hours=1)) -> int:
+        """Abort multipart uploads begun more than ``older_than`` ago (left by a crash); how many were aborted.
 
-    def _write_sidecar(self, info: ObjectInfo) -> None:
-        if not self.metadata_sidecars:
-            return
-        body = json.dumps(
-            {"sha256": info.sha256, "size": info.size, "metadata": dict(info.metadata)}, ensure_ascii=False
-        ).encode()
-        with _translated(info.key):
-            self._put_bytes(_sidecar_key(info.key), body, {"Content-Type": "application/json"})
-
-    def _discard(self, key: str, version_id: str | None) -> None:
-        # Best effort: after a crash the server may not answer; cleanup_incoming removes what is left.
-        with suppress(MinioException, urllib3.exceptions.HTTPError, OSError):
-            self.client.remove_object(self.bucket, key, version_id=version_id)
-
-    def cleanup_incoming(self, *, older_than: timedelta = timedelta(hours=1)) -> int:
-        """Remove temporary uploads of ``put_stream`` older than ``older_than``; the number of objects removed.
-
-        Also aborts incomplete multipart uploads under the temporary prefix where the server lists them.
         ``older_than`` must exceed the longest upload still in progress.
         """
         cutoff = self._clock() - older_than
-        removed = 0
-        with _translated(INCOMING_PREFIX):
-            versioned = self.supports_object_lock  # object lock implies versioning: remove every version
-            for obj in self.client.list_objects(
-                self.bucket, prefix=INCOMING_PREFIX, recursive=True, include_version=versioned
-            ):
-                if obj.is_dir or obj.last_modified is None or obj.last_modified >= cutoff:
-                    continue
-                self.client.remove_object(self.bucket, obj.object_name, version_id=obj.version_id)
-                removed += 1
-            # rclone does not list multipart uploads; it expires abandoned ones itself (--multipart-expiry).
-            with suppress(S3Error, InvalidResponseError):
-                uploads = self.client._list_multipart_uploads(self.bucket, prefix=INCOMING_PREFIX)  # noqa: SLF001 - no public call
-                for upload in uploads.uploads:
-                    if upload.upload_id and upload.initiated_time is not None and upload.initiated_time < cutoff:
-                        self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)  # noqa: SLF001
-                        removed += 1
-        return removed
+        aborted = 0
+        with _translated(self.bucket):
+            uploads = self.client._list_multipart_uploads(self.bucket)  # noqa: SLF001 - no public call
+            for upload in uploads.uploads:
+                if upload.upload_id and upload.initiated_time is not None and upload.initiated_time < cutoff:
+                    self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)  # noqa: SLF001
+                    aborted += 1
+        return aborted
 
     # --- reads ----------------------------------------------------------------------------------------------
 
@@ -482,32 +391,19 @@ class S3ObjectStore:
         if until := headers.get("x-amz-object-lock-retain-until-date"):
             retain_until = datetime.fromisoformat(until)
         size = int(obj.size or 0)
+        metadata = {
+            name[len(_META_HEADER) :]: decode_metadata_value(value)
+            for name, value in headers.items()
+            if name.startswith(_META_HEADER) and not name[len(_META_HEADER) :].startswith("lienthong-")
+        }
         sha256 = headers.get(f"{_META_HEADER}{_SHA256_FIELD}")
-        if sha256 is not None:
-            metadata = {
-                name[len(_META_HEADER) :]: decode_metadata_value(value)
-                for name, value in headers.items()
-                if name.startswith(_META_HEADER)
-                and name[len(_META_HEADER) :] not in _SERVER_FIELDS
-                and not name[len(_META_HEADER) :].startswith("lienthong-")
-            }
-            return ObjectInfo(key, size, sha256, metadata, retain_until)
-        return self._stat_without_headers(key, size, retain_until)
-
-    def _stat_without_headers(self, key: str, size: int, retain_until: datetime | None) -> ObjectInfo:
-        # The server forgot the metadata (rclone after a restart): the sidecar has it. Without one, an original's
-        # key is its recorded hash; anything else is hashed as it is now (written by something other than us).
-        try:
-            sidecar = json.loads(self.get(_sidecar_key(key)))
-        except ObjectNotFound:
-            if key.startswith(ORIGINALS_PREFIX) and re.fullmatch(r"[0-9a-f]{64}", key[len(ORIGINALS_PREFIX) :]):
-                return ObjectInfo(key, size, key[len(ORIGINALS_PREFIX) :], {}, retain_until)
+        if sha256 is None:  # written by something other than this adapter: hash it as it is now
             digest = hashlib.sha256()
             with self.open(key) as stream:
-                while chunk := stream.read(1024 * 1024):
+                while chunk := stream.read(_HASH_CHUNK):
                     digest.update(chunk)
-            return ObjectInfo(key, size, digest.hexdigest(), {}, retain_until)
-        return ObjectInfo(key, size, str(sidecar["sha256"]), dict(sidecar["metadata"]), retain_until)
+            sha256 = digest.hexdigest()
+        return ObjectInfo(key, size, sha256, metadata, retain_until)
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
@@ -519,17 +415,15 @@ class S3ObjectStore:
         return True
 
     def list(self, prefix: str) -> Iterator[str]:
-        """Keys under ``prefix`` in lexicographic order (the adapter's own ``.lienthong/`` keys only when asked).
-
-        rclone walks directories rather than sorting keys, so the listing is sorted here (it is held in memory).
-        """
-        show_reserved = prefix.startswith(RESERVED_PREFIX)
+        """Keys under ``prefix`` in lexicographic order."""
         with _translated(prefix):
             keys = [
                 str(obj.object_name)
                 for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
-                if not obj.is_dir and (show_reserved or not str(obj.object_name).startswith(RESERVED_PREFIX))
+                if not obj.is_dir
             ]
+        # SeaweedFS lists a folder's entries before the keys that sort between them ("a/b" before "a-c"), as a
+        # file system walk would; S3 promises byte order.
         return iter(sorted(keys))
 
     def presigned_get(self, key: str, *, expires_seconds: int = 3600) -> str:
@@ -542,15 +436,48 @@ class S3ObjectStore:
 
 
 def _check_key(key: str) -> None:
-    if not key or key.startswith(RESERVED_PREFIX):
-        raise ValueError(f"key {key!r} is empty or in the adapter's reserved {RESERVED_PREFIX!r}")
-    # rclone and MinIO map keys to file paths and refuse these forms; refusing them here keeps all servers alike.
-    if any(segment in {"", ".", ".."} for segment in key.split("/")):
-        raise ValueError(f"key {key!r} has an empty, '.' or '..' segment (or a leading or trailing '/')")
+    # SeaweedFS and MinIO map keys to file paths and refuse these forms; refusing them here keeps servers alike.
+    if not key or any(segment in {"", ".", ".."} for segment in key.split("/")):
+        raise ValueError(f"key {key!r} is empty or has an empty, '.' or '..' segment (or a leading or trailing '/')")
 
 
-def _sidecar_key(key: str) -> str:
-    return f"{_META_PREFIX}{key}.json"
+def _read_exactly(source: BinaryIO, length: int) -> bytes:
+    data = source.read(length)
+    if len(data) != length:
+        raise ValueError(f"the stream ended {length - len(data)} bytes early")
+    return data
+
+
+@contextmanager
+def _rereadable(stream: BinaryIO, size: int) -> Iterator[tuple[BinaryIO, int, str]]:
+    """``stream`` positioned where it was, its length (``size`` if given) and the SHA-256 of that content.
+
+    A seekable stream is read once and rewound; any other is copied to a temporary file on the way.
+    """
+    seekable = False
+    with suppress(OSError, AttributeError, ValueError):
+        seekable = stream.seekable()
+    spool = None if seekable else tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    try:
+        start = stream.tell() if seekable else 0
+        digest = hashlib.sha256()
+        length = 0
+        while size < 0 or length < size:
+            chunk = stream.read(_HASH_CHUNK if size < 0 else min(_HASH_CHUNK, size - length))
+            if not chunk:
+                break
+            digest.update(chunk)
+            length += len(chunk)
+            if spool is not None:
+                spool.write(chunk)
+        if 0 <= size != length:
+            raise ValueError(f"size={size} but the stream holds {length} bytes")
+        source: BinaryIO = stream if spool is None else spool
+        source.seek(start)
+        yield source, length, digest.hexdigest()
+    finally:
+        if spool is not None:
+            spool.close()
 
 
 @contextmanager
@@ -558,58 +485,21 @@ def _translated(key: str, *, conditional: bool = False) -> Iterator[None]:
     """Turn minio and urllib3 exceptions into the port's errors (the one place this happens)."""
     try:
         yield
-    except (S3Error, InvalidResponseError) as exc:
-        code, status, message = _error_details(exc)
-        if code in _NOT_FOUND_CODES:
+    except S3Error as exc:
+        status = int(exc.response.status) if exc.response is not None else 0
+        if exc.code in _NOT_FOUND_CODES:
             raise ObjectNotFound(key) from exc
-        if conditional and code == "PreconditionFailed":
+        if conditional and exc.code == "PreconditionFailed":
             raise ObjectExists(key) from exc
-        what = "unavailable" if code in _UNAVAILABLE_CODES or status >= 500 else "refused the request"  # noqa: PLR2004
-        raise StoreUnavailable(f"object store {what} for {key!r}: {code} ({status}): {message}") from exc
+        what = "unavailable" if exc.code in _UNAVAILABLE_CODES or status >= 500 else "refused the request"  # noqa: PLR2004
+        raise StoreUnavailable(f"object store {what} for {key!r}: {exc.code} ({status}): {exc.message}") from exc
+    except InvalidResponseError as exc:
+        # Not an S3 answer at all (a proxy's error page, say).
+        raise StoreUnavailable(f"object store gave no S3 answer for {key!r}: {exc}") from exc
     except ServerError as exc:
         raise StoreUnavailable(f"object store failed for {key!r}: {exc}") from exc
     except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
         raise StoreUnavailable(f"object store unreachable for {key!r}: {exc}") from exc
-
-
-def _error_details(exc: S3Error | InvalidResponseError) -> tuple[str, int, str]:
-    """An S3 error's code, HTTP status and message.
-
-    rclone sends its XML errors as ``text/xml``, which minio does not parse (it expects ``application/xml``), so
-    those arrive as ``InvalidResponseError`` with the XML as text.
-    """
-    if isinstance(exc, S3Error):
-        return str(exc.code), int(exc.response.status) if exc.response is not None else 0, str(exc.message)
-    status = int(getattr(exc, "_code", 0) or 0)
-    body = str(getattr(exc, "_body", "") or "")
-    code = re.search(r"<Code>([^<]*)</Code>", body)
-    return (code.group(1) if code else f"HTTP{status}"), status, body[:200]
-
-
-class _HashingReader(io.RawIOBase):
-    """Reads through to ``source``, hashing and counting what passes."""
-
-    def __init__(self, source: BinaryIO) -> None:
-        self._source = source
-        self._digest = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._source.read(size)
-        self._digest.update(chunk)
-        self.size += len(chunk)
-        return chunk
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
 
 
 class _ObjectReader(io.RawIOBase):

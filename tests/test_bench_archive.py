@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from hub.cli import main
-from hub.embedded.s3 import find_executable
-from tests.support import require_tool
+from tests.support.s3_fixtures import weed_executable
 
 pytestmark = pytest.mark.servers
 
@@ -24,14 +23,14 @@ ARCHIVE_KEYS = {
     "cost_x_raw",
     "requests_per_doc",
     "bench_cpu_ms_per_doc",
-    "rclone_cpu_ms_per_doc",
+    "server_cpu_ms_per_doc",
 }
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _rclone() -> None:
-    """The bench starts its own rclone: skip locally without it, fail in CI."""
-    find_executable("rclone") or require_tool("rclone")
+def _weed() -> None:
+    """The bench starts its own weed mini: skip locally without it, fail in CI."""
+    weed_executable()
 
 
 def _json_run(*extra: str) -> dict[str, Any]:
@@ -46,7 +45,7 @@ def _json_run(*extra: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def quick_json() -> dict[str, Any]:
-    """One quick run with ``--json`` (metadata sidecars on, as the hub runs on rclone), shared by the tests."""
+    """One quick run with ``--json``, shared by the tests."""
     return _json_run()
 
 
@@ -70,7 +69,8 @@ def test_quick_run_prints_every_figure_with_its_baseline(capsys: pytest.CaptureF
     ):
         assert expected in out
     lines = out.splitlines()
-    for row in ("5 KB ", "1 MB ", "memory ", "rclone (segments) ", "inclusion ", "consistency ", "export ", "verify "):
+    rows = ("5 KB ", "1 MB ", "memory ", "SeaweedFS (segments) ", "inclusion ", "consistency ", "export ", "verify ")
+    for row in rows:
         assert any(line.startswith(row) for line in lines), row
     assert "archive: 40 × 5 KB" in captured.err
     assert "archive:" not in out
@@ -81,8 +81,8 @@ def test_json_has_every_measurement_as_numbers(quick_json: dict[str, Any]) -> No
     result = quick_json
     assert result["benchmark"] == "archive"
     assert result["threads"] == 2
-    assert result["sidecars"] is True  # rclone forgets metadata, so the store writes sidecars as the hub's does
-    assert result["store_failures"] >= 0  # rclone's rare 500s are measured again, and counted
+    assert result["server"] == "SeaweedFS weed mini"
+    assert result["store_failures"] >= 0  # a failed repetition is measured again, and counted
     assert [row["document"] for row in result["archive"]] == ["5 KB", "1 MB"]
     for row in result["archive"]:
         assert set(row) == ARCHIVE_KEYS
@@ -90,7 +90,8 @@ def test_json_has_every_measurement_as_numbers(quick_json: dict[str, Any]) -> No
         assert row["raw_puts_per_s"] > 0
         assert row["cost_x_raw"] == pytest.approx(row["raw_puts_per_s"] / row["docs_per_s"])
         assert row["requests_per_doc"]["PUT"] >= 2  # the original and its receipt, at least
-    assert [row["store"] for row in result["ledger"]] == ["memory", "rclone (segments)"]
+        assert "HEAD" not in row["requests_per_doc"]  # create-only writes ask the server nothing first
+    assert [row["store"] for row in result["ledger"]] == ["memory", "SeaweedFS (segments)"]
     assert all(
         row["leaves"] == 2_000 and row["leaves_per_s"] > 0 and row["sha256_per_s"] > 0 for row in result["ledger"]
     )
@@ -99,14 +100,6 @@ def test_json_has_every_measurement_as_numbers(quick_json: dict[str, Any]) -> No
     assert [row["step"] for row in result["bundle"]] == ["export", "verify"]
     assert all(row["ms"] > 0 and row["baseline_ms"] > 0 for row in result["bundle"])
     assert [set(aim) for aim in result["aims"]] == [{"aim", "value", "unit", "met"}] * 3
-
-
-def test_without_sidecars_each_document_takes_two_puts_fewer(quick_json: dict[str, Any]) -> None:
-    """``--no-sidecars`` drops the sidecar PUT of the original and of the receipt, and the counts show it."""
-    with_sidecars = quick_json["archive"][0]["requests_per_doc"]
-    without = _json_run("--no-sidecars")
-    assert without["sidecars"] is False
-    assert without["archive"][0]["requests_per_doc"]["PUT"] == pytest.approx(with_sidecars["PUT"] - 2, abs=0.2)
 
 
 def test_refuses_nonsense_counts_before_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from datetime import timedelta
@@ -10,14 +11,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from hub.cli import main
-from hub.embedded.s3 import EmbeddedS3, find_executable
+from hub.embedded.s3 import EmbeddedS3
 from signer.policy import RevocationPolicy, TrustPolicy
 from signer.verify import Verifier
 from storage.archive import Archive
 from storage.ledger import Ledger, create_seal_identity, segment_key
-from tests.support import require_tool
 from tests.support.pki_fixtures import FIXED_NOW
-from tests.support.s3_fixtures import unique_bucket
+from tests.support.s3_fixtures import unique_bucket, weed_executable
 from tests.support.signing import policy_for, signed_by
 
 pytestmark = pytest.mark.servers
@@ -28,8 +28,18 @@ REVOKED_DOC_ID = "000.00.00.R01,2026/05/30,8/QD-UBND"
 
 def _server(data_dir):
     """The embedded hub's S3 server on ``data_dir/s3`` (what `lienthong up` runs)."""
-    rclone = find_executable("rclone") or require_tool("rclone")
-    return EmbeddedS3(data_dir / "s3", rclone=rclone, log_path=data_dir / "rclone-test.log")
+    return EmbeddedS3(data_dir / "s3", weed=weed_executable(), log_path=data_dir / "weed-test.log")
+
+
+def _replace_behind_the_hubs_back(data_dir, key, change):
+    """Put a changed copy of ``key`` as a new version with a plain S3 client, as someone holding the keys could."""
+    with _server(data_dir) as server:
+        client = server.store("lienthong").client
+        response = client.get_object("lienthong", key)
+        changed = change(response.read())
+        response.close()
+        response.release_conn()
+        client.put_object("lienthong", key, io.BytesIO(changed), len(changed))
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +94,12 @@ def test_export_then_verify(hub_data, tmp_path, capsys):
 
 
 def test_export_by_document_id_while_the_hub_runs(hub_data, tmp_path, capsys):
-    """With the hub's own S3 server running on the folder, export by DocumentId still works (a private reader)."""
-    data_dir, _, _ = hub_data
+    """With the hub's own S3 server running on the folder, export by DocumentId reads through its endpoint."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(hub_data[0], data_dir)
     out = tmp_path / "bundle.zip"
-    with _server(data_dir):
+    with _server(data_dir) as server:
+        (data_dir / "settings.yaml").write_text(f"s3_endpoint: '{server.endpoint}'\n")  # as `lienthong up` writes
         assert main(["audit", "export", DOC_ID, "--out", str(out), "--data", str(data_dir)]) == 0
     capsys.readouterr()
     trust = ["--trust", str(data_dir / "root.pem"), "--trust", str(data_dir / "hub-cert.pem")]
@@ -119,12 +131,13 @@ def test_ledger_verify(hub_data, capsys):
     assert "OK" in capsys.readouterr().out
 
 
-def test_ledger_verify_names_a_changed_segment_on_disk(hub_data, tmp_path, capsys):
-    """Editing a segment file behind the store's back: exit 1 and the first inconsistency names it."""
+def test_ledger_verify_names_a_changed_segment(hub_data, tmp_path, capsys):
+    """A segment replaced by a new version behind the hub's back: exit 1 and the first inconsistency names it."""
     data_dir = tmp_path / "data"
     shutil.copytree(hub_data[0], data_dir)
-    segment = data_dir / "s3" / "lienthong" / segment_key(0, 7)
-    segment.write_bytes(segment.read_bytes().replace(b'"verdict":"delivered"', b'"verdict":"destroyed"'))
+    _replace_behind_the_hubs_back(
+        data_dir, segment_key(0, 7), lambda data: data.replace(b'"verdict":"delivered"', b'"verdict":"destroyed"')
+    )
     assert main(["ledger", "verify", "--data", str(data_dir), "--json"]) == 1
     (line,) = _json_lines(capsys)
     assert line["ok"] is False
@@ -132,13 +145,14 @@ def test_ledger_verify_names_a_changed_segment_on_disk(hub_data, tmp_path, capsy
     assert line["problem"]["where"].startswith("ledger/heads/000000000007.json")
 
 
-def test_export_names_a_changed_original_on_disk(hub_data, tmp_path, capsys):
-    """An original edited on disk no longer hashes to its name: export refuses, exit 1, naming the object."""
+def test_export_names_a_changed_original(hub_data, tmp_path, capsys):
+    """An original replaced by a new version no longer hashes to its name: export refuses, exit 1, naming it."""
     data_dir = tmp_path / "data"
     shutil.copytree(hub_data[0], data_dir)
     sha256 = hub_data[1]
-    original = data_dir / "s3" / "lienthong" / "originals" / sha256
-    original.write_bytes(original.read_bytes().replace(b"Van phong", b"Van fong", 1) + b" ")
+    _replace_behind_the_hubs_back(
+        data_dir, f"originals/{sha256}", lambda data: data.replace(b"Van phong", b"Van fong", 1) + b" "
+    )
     assert main(["audit", "export", sha256, "--out", str(tmp_path / "x.zip"), "--data", str(data_dir)]) == 1
     assert "stored original was changed" in capsys.readouterr().err
 
@@ -167,7 +181,7 @@ def test_usage_errors(hub_data, tmp_path, capsys):
 
 
 def test_the_private_reader_cannot_write(hub_data):
-    """The store the commands open over --data is served read-only: a write is refused."""
+    """The store the commands open over --data has read-only credentials: a write is refused."""
     import argparse  # noqa: PLC0415 - only this test builds arguments by hand
 
     from hub.commands.audit import opened_store  # noqa: PLC0415
@@ -178,14 +192,15 @@ def test_the_private_reader_cannot_write(hub_data):
         assert store.exists(f"originals/{hub_data[1]}")
         with pytest.raises(StoreUnavailable):
             store.put("audit-was-here", b"x")
-    assert not (hub_data[0] / "s3" / "lienthong" / "audit-was-here").exists()
+    with opened_store(args) as store:
+        assert not store.exists("audit-was-here")
 
 
-def test_export_and_ledger_verify_from_an_s3_endpoint(pki, rclone_server, tmp_path, capsys):
+def test_export_and_ledger_verify_from_an_s3_endpoint(pki, weed_server, tmp_path, capsys):
     """With --endpoint/--bucket and credentials (any S3 store), plus --seal-key/--seal-cert, export works too."""
     bucket = unique_bucket("audit")
     seal = create_seal_identity(tmp_path / "seal", now=FIXED_NOW - timedelta(days=30))
-    store = rclone_server.store(bucket)
+    store = weed_server.store(bucket)
     ledger = Ledger.open(store)
     document = signed_by(pki.agency_ec)
     report = Verifier(policy_for(pki)).verify(document, at=FIXED_NOW)
@@ -193,8 +208,8 @@ def test_export_and_ledger_verify_from_an_s3_endpoint(pki, rclone_server, tmp_pa
         document, report, sender="000.00.00.H41", doc_id=DOC_ID, received_at=FIXED_NOW
     )
     ledger.seal(seal, at=FIXED_NOW + timedelta(minutes=1))
-    remote = ["--endpoint", rclone_server.endpoint, "--bucket", bucket]
-    remote += ["--access-key", rclone_server.access_key, "--secret-key", rclone_server.secret_key]
+    remote = ["--endpoint", weed_server.endpoint, "--bucket", bucket]
+    remote += ["--access-key", weed_server.access_key, "--secret-key", weed_server.secret_key]
     seal_files = [
         "--seal-key",
         str(tmp_path / "seal" / "hub-key.pem"),

@@ -420,36 +420,36 @@ def test_a_second_writer_is_refused():
 
 
 @pytest.mark.servers
-def test_restart_rebuilds_the_same_root_from_rclone(rclone_store, seal_key):
-    """Against rclone: 2,500 events in segments and two heads; a fresh Ledger.open has the same root and proofs."""
-    ledger = Ledger.open(rclone_store, segment_events=1024)
+def test_restart_rebuilds_the_same_root_from_seaweedfs(s3_store, seal_key):
+    """Against SeaweedFS: 2,500 events in segments and two heads; a fresh Ledger.open has the same root and proofs."""
+    ledger = Ledger.open(s3_store, segment_events=1024)
     ledger.append_many(event(i) for i in range(2000))
     ledger.seal(seal_key, at=T0 + timedelta(minutes=1))
     ledger.append_many(event(i) for i in range(2000, 2500))
     ledger.seal(seal_key, at=T0 + timedelta(minutes=2))
-    reopened = Ledger.open(rclone_store)
+    reopened = Ledger.open(s3_store)
     assert (reopened.size, reopened.root()) == (2500, ledger.root())
     assert reopened.head_sizes == [2000, 2500]
     assert reopened.inclusion_proof(1234, 2000) == ledger.inclusion_proof(1234, 2000)
     assert reopened.events_for(event(1234).sha256) == ledger.events_for(event(1234).sha256)
-    assert verify_log(rclone_store, [seal_key.certificate]).ok
+    assert verify_log(s3_store, [seal_key.certificate]).ok
     reopened.append(event(2500))  # the reopened writer continues where the first stopped
     reopened.flush()
-    assert Ledger.open(rclone_store).root() == reopened.root()
+    assert Ledger.open(s3_store).root() == reopened.root()
 
 
 @pytest.mark.servers
-def test_the_s3_server_dies_during_writes_and_comes_back(crashable_rclone, seal_key):
-    """Kill rclone mid-stream: flush fails, nothing partial is listed; after a restart the ledger catches up."""
-    store = crashable_rclone.store("ledger")
+def test_the_s3_server_dies_during_writes_and_comes_back(crashable_weed, seal_key):
+    """Kill weed mini mid-stream: flush fails, nothing partial is listed; after a restart the ledger catches up."""
+    store = crashable_weed.store("ledger")
     ledger = Ledger.open(store, segment_events=100)
     ledger.append_many(event(i) for i in range(250))
-    crashable_rclone.kill()
+    crashable_weed.kill()
     ledger.append_many(event(i) for i in range(250, 420))
     with pytest.raises(StoreUnavailable):
         ledger.flush()
     root = ledger.root()
-    crashable_rclone.restart()
+    crashable_weed.restart()
     assert Ledger.open(store).size == 200  # exactly the two segments written before the kill
     ledger.seal(seal_key, at=T0 + timedelta(minutes=1))
     reopened = Ledger.open(store)

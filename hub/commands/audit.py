@@ -1,11 +1,11 @@
 """``lienthong audit export DOC --out BUNDLE.zip`` and ``lienthong audit verify BUNDLE.zip --trust PEM...``.
 
 ``export`` reads the hub's store and writes the evidence bundle of one document (a DocumentId or the SHA-256 of
-the original). With ``--data DIR`` (the embedded hub's folder) it starts its own private, read-only
-``rclone serve s3`` over ``DIR/s3`` for the duration of the command, so it works whether or not ``lienthong up``
-is running, and signs the bundle's manifest with the hub's seal key in ``DIR``. With ``--endpoint`` it reads
-any S3 store (credentials from ``--access-key``/``--secret-key`` or ``LIENTHONG_S3_ACCESS_KEY``/
-``LIENTHONG_S3_SECRET_KEY``) and needs ``--seal-key``/``--seal-cert``.
+the original). With ``--data DIR`` (the embedded hub's folder) it reads through the running hub's S3 endpoint
+(``DIR/settings.yaml``), or, with the hub stopped, starts its own private ``weed mini`` over ``DIR/s3`` whose
+credentials may only read, for the duration of the command; it signs the bundle's manifest with the hub's seal
+key in ``DIR``. With ``--endpoint`` it reads any S3 store (credentials from ``--access-key``/``--secret-key`` or
+``LIENTHONG_S3_ACCESS_KEY``/``LIENTHONG_S3_SECRET_KEY``) and needs ``--seal-key``/``--seal-cert``.
 
 ``verify`` needs nothing but the bundle and the auditor's anchors: exit 0 only when every check passed, 1 when
 one failed, 2 for unusable arguments. ``--json`` prints one JSON object on one line.
@@ -46,9 +46,10 @@ __all__ = [
     "register",
 ]
 
-#: The embedded hub keeps its objects in ``DIR/s3/<bucket>/`` (``rclone serve s3`` over ``DIR/s3``).
+#: The embedded hub keeps its objects in bucket ``lienthong`` of the ``weed mini`` over ``DIR/s3``.
 EMBEDDED_BUCKET = "lienthong"
 _EMBEDDED_S3_DIR = "s3"
+_WEED_METADATA_DIR = "filerldb2"  # where weed mini keeps its filer metadata: a store lives here
 
 
 class UsageError(HubError):
@@ -145,54 +146,40 @@ def _remote_store(args: argparse.Namespace) -> ObjectStore:
 
 
 def _embedded_store(directory: Path) -> Iterator[ObjectStore]:
-    import urllib3  # noqa: PLC0415 - only when a store is needed
-    from minio import Minio  # noqa: PLC0415
+    import socket  # noqa: PLC0415 - only when a store is needed
 
     from hub.embedded.s3 import EmbeddedS3  # noqa: PLC0415
-    from storage.s3 import (  # noqa: PLC0415
-        DEFAULT_CONNECT_TIMEOUT,
-        DEFAULT_READ_TIMEOUT,
-        DEFAULT_REGION,
-        DEFAULT_RETRIES,
-        S3ObjectStore,
-    )
+    from storage.s3 import S3ObjectStore  # noqa: PLC0415
 
     root = directory / _EMBEDDED_S3_DIR
-    if not (root / EMBEDDED_BUCKET).is_dir():
+    if not (root / _WEED_METADATA_DIR).is_dir():
         raise UsageError(
-            f"{directory} holds no hub data (no {root / EMBEDDED_BUCKET}); "
-            "pass the folder given to `lienthong up --data`"
+            f"{directory} holds no hub data (no store in {root}); pass the folder given to `lienthong up --data`"
         )
-    with tempfile.TemporaryDirectory(prefix="lienthong-audit-") as scratch:
-        # A private server on a free port, so the hub's own (if running) is untouched; --read-only because an
-        # audit must never write, whatever bug might try.
-        server = EmbeddedS3(root, log_path=Path(scratch) / "rclone.log")
-        server.process.argv.insert(len(server.process.argv) - 1, "--read-only")
-        server.start()
+    settings = HubSettings.load(directory / "settings.yaml") if (directory / "settings.yaml").is_file() else None
+    if settings is not None:
+        host, _, port = settings.s3_endpoint.rpartition(":")
         try:
-            # The adapter's timeouts and retry budget, for reads only (this server refuses writes anyway).
-            http = urllib3.PoolManager(
-                timeout=urllib3.Timeout(connect=DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT),
-                retries=urllib3.Retry(
-                    total=DEFAULT_RETRIES,
-                    backoff_factor=0.2,
-                    status_forcelist=(500, 502, 503, 504),
-                    allowed_methods=frozenset({"GET", "HEAD"}),
-                    raise_on_status=False,
-                ),
+            socket.create_connection((host, int(port)), timeout=1.0).close()
+        except OSError:
+            pass  # the hub is stopped: read the folder with a private server below
+        else:
+            # The hub runs and holds the folder (SeaweedFS locks it): read through its own S3 endpoint.
+            yield S3ObjectStore.connect(
+                settings.s3_endpoint,
+                settings.s3_access_key,
+                settings.s3_secret_key,
+                EMBEDDED_BUCKET,
+                create_bucket=False,
             )
-            client = Minio(
-                server.endpoint,
-                server.access_key,
-                server.secret_key,
-                secure=False,
-                region=DEFAULT_REGION,
-                http_client=http,
-            )
-            # Built directly rather than with connect(): connect probes the server with a write.
-            yield S3ObjectStore(client, EMBEDDED_BUCKET, metadata_sidecars=True)
-        finally:
-            server.stop()
+            return
+    # A private server whose credentials may only read and list: an audit must never write, whatever bug might
+    # try. No fsync rule: it writes nothing.
+    with (
+        tempfile.TemporaryDirectory(prefix="lienthong-audit-") as scratch,
+        EmbeddedS3(root, log_path=Path(scratch) / "weed.log", read_only=True, fsync=False) as server,
+    ):
+        yield server.store(EMBEDDED_BUCKET)
 
 
 def load_anchors(paths: list[Path]) -> list[x509.Certificate]:

@@ -1,13 +1,14 @@
-"""``lienthong bench archive``: archiving originals on a real ``rclone serve s3``, ledger appends, proofs, bundles.
+"""``lienthong bench archive``: archiving originals on a real SeaweedFS (``weed mini``), ledger appends, proofs.
 
 Each figure is printed beside a baseline measured in the same run (issue 4's aims in brackets):
 
 1. **archive**: originals archived per second *with their ledger events* (``Archive.record`` into a ``Ledger``
-   on the same store, the final ``flush`` inside the timed region), 5 KB and 1 MB, from a pool of threads, on an
-   ``rclone serve s3`` that the bench starts on a temporary folder and stops at the end [≥ 1,000 5 KB/s].
+   on the same store, the final ``flush`` inside the timed region), 5 KB and 1 MB, from a pool of threads, on a
+   ``weed mini`` that the bench starts on a temporary folder and stops at the end [≥ 1,000 5 KB/s]; the bucket has
+   object lock and COMPLIANCE retention, as the hub's archive has.
    Baseline: a raw minio ``put_object`` of the same bytes from the same threads. Each row also counts the HTTP
-   requests one document took and the CPU the bench process and rclone spent on it (both share the cores).
-2. **ledger**: appends per second, in memory and with segment flushes to rclone [≥ 50,000/s]. Baseline:
+   requests one document took and the CPU the bench process and weed spent on it (both share the cores).
+2. **ledger**: appends per second, in memory and with segment flushes to SeaweedFS [≥ 50,000/s]. Baseline:
    ``hashlib.sha256`` of the same leaf bytes.
 3. **proofs**: inclusion and consistency proofs at ``--leaves`` leaves, made and verified. Baseline:
    ``storage.merkle`` computing the same proof from the leaf hashes alone (no cached subtrees).
@@ -116,16 +117,11 @@ def register_bench(group: argparse._SubParsersAction[argparse.ArgumentParser]) -
     """Add ``bench archive``."""
     sub = group.add_parser(
         "archive",
-        help="archive originals with their ledger events on rclone; ledger appends, proofs and bundles",
+        help="archive originals with their ledger events on SeaweedFS; ledger appends, proofs and bundles",
     )
     sub.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads archiving concurrently")
     sub.add_argument("--repeat", type=int, help=f"repetitions of each rate, median printed (default {DEFAULT_REPEAT})")
     sub.add_argument("--leaves", type=int, help=f"ledger leaves to append and prove at (default {DEFAULT_LEAVES:,})")
-    sub.add_argument(
-        "--no-sidecars",
-        action="store_true",
-        help="store without metadata sidecars (as on a server that keeps metadata; rclone forgets it on restart)",
-    )
     sub.add_argument("--quick", action="store_true", help="small counts, one repetition (for tests)")
     sub.add_argument("--json", action="store_true", help="print one JSON object on one line instead of tables")
     sub.set_defaults(func=run)
@@ -146,7 +142,7 @@ class _ArchiveRow:
     cost_x_raw: float
     requests_per_doc: dict[str, float]
     bench_cpu_ms_per_doc: float
-    rclone_cpu_ms_per_doc: float | None  # None where /proc is not readable
+    server_cpu_ms_per_doc: float | None  # None where /proc is not readable
 
 
 @dataclass(frozen=True)
@@ -306,12 +302,11 @@ def _doc_id(n: int) -> str:
 
 
 class _Bench:
-    """One run: the rclone server, a counting client on it, the documents and what the rows leave behind."""
+    """One run: the weed server, a counting client on it, the documents and what the rows leave behind."""
 
-    def __init__(self, server: EmbeddedS3, threads: int, *, sidecars: bool) -> None:
+    def __init__(self, server: EmbeddedS3, threads: int) -> None:
         self.server = server
         self.threads = threads
-        self.sidecars = sidecars
         self.pool = _CountingPool(
             maxsize=max(threads, 16),
             timeout=urllib3.Timeout(connect=DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT),
@@ -329,10 +324,12 @@ class _Bench:
         self.store_failures = 0
 
     def store(self) -> S3ObjectStore:
-        """A store on a fresh bucket, as ``EmbeddedS3.store`` makes it, on the counting client."""
-        store = S3ObjectStore(self.client, self.fresh_bucket(), metadata_sidecars=self.sidecars)
-        # Probe the server now (as ``S3ObjectStore.connect`` does), not inside the first timed row.
-        _ = store.supports_object_lock, store.supports_conditional_write
+        """A store on a fresh object-lock bucket, as ``EmbeddedS3.store`` makes it, on the counting client."""
+        self._buckets += 1
+        store = S3ObjectStore(self.client, f"bench-locked-{self._buckets}")
+        store.create_bucket(object_lock=True)
+        # Ask the server now (as ``S3ObjectStore.connect`` does), not inside the first timed row.
+        _ = store.supports_object_lock
         return store
 
     def fresh_bucket(self) -> str:
@@ -345,8 +342,8 @@ class _Bench:
     def retrying(self, what: str, measure: Callable[[], _T]) -> _T:
         """``measure()``; measured again (on the fresh bucket it makes) if the store fails a request, and counted.
 
-        rclone 1.75 now and then answers a PUT with 500 (its log: ``Dir.Rename error: file does not exist``);
-        the adapter never repeats a PUT, so the hub would retry the record. The bench retries the repetition.
+        The adapter never repeats a PUT that reached the server (a repeated create-only write would be refused by
+        the first), so the hub would retry the record after a 5xx; the bench retries the repetition.
         """
         for _ in range(_ATTEMPTS - 1):
             try:
@@ -385,7 +382,7 @@ class _Sample:
     docs_per_s: float
     requests: Counter[str]
     bench_cpu: float
-    rclone_cpu: float | None
+    server_cpu: float | None
 
 
 def _archive_once(bench: _Bench, document: _Document, copies: Sequence[bytes]) -> tuple[_Sample, _Archived]:
@@ -394,7 +391,7 @@ def _archive_once(bench: _Bench, document: _Document, copies: Sequence[bytes]) -
     ledger = Ledger.open(store)
     archive = Archive(store, _LockedLedger(ledger))
     received_at = datetime.now(UTC)
-    pid = bench.server.process.pid
+    pid = bench.server.pid
 
     def record(n: int) -> None:
         archive.record(copies[n], document.report, sender=_SENDER, doc_id=_doc_id(n), received_at=received_at)
@@ -410,7 +407,7 @@ def _archive_once(bench: _Bench, document: _Document, copies: Sequence[bytes]) -
         docs_per_s=len(copies) / elapsed,
         requests=bench.pool.snapshot() - requests,
         bench_cpu=time.process_time() - cpu,
-        rclone_cpu=None if server_cpu is None or server_after is None else server_after - server_cpu,
+        server_cpu=None if server_cpu is None or server_after is None else server_after - server_cpu,
     )
     return sample, _Archived(store, ledger, list(copies))
 
@@ -426,7 +423,7 @@ def _archive_row(bench: _Bench, document: _Document, count: int, repeat: int) ->
         samples.append(sample)
     docs = count * repeat
     requests = sum((sample.requests for sample in samples), Counter[str]())
-    rclone_cpu = [sample.rclone_cpu for sample in samples if sample.rclone_cpu is not None]
+    server_cpu = [sample.server_cpu for sample in samples if sample.server_cpu is not None]
     rate, raw = statistics.median(sample.docs_per_s for sample in samples), statistics.median(raws)
     row = _ArchiveRow(
         document=document.label,
@@ -437,7 +434,7 @@ def _archive_row(bench: _Bench, document: _Document, count: int, repeat: int) ->
         cost_x_raw=raw / rate,
         requests_per_doc={method: n / docs for method, n in sorted(requests.items())},
         bench_cpu_ms_per_doc=1000 * sum(sample.bench_cpu for sample in samples) / docs,
-        rclone_cpu_ms_per_doc=1000 * sum(rclone_cpu) / docs if len(rclone_cpu) == repeat else None,
+        server_cpu_ms_per_doc=1000 * sum(server_cpu) / docs if len(server_cpu) == repeat else None,
     )
     return row, archived
 
@@ -497,7 +494,7 @@ def _ledger_rows(bench: _Bench, counts: _Counts) -> tuple[list[_LedgerRow], Ledg
     leaves = [event.to_bytes() for event in _events(counts.leaves)]
     stores: tuple[tuple[str, Callable[[], ObjectStore]], ...] = (
         ("memory", MemoryObjectStore),
-        ("rclone (segments)", bench.store),
+        ("SeaweedFS (segments)", bench.store),
     )
     rows: list[_LedgerRow] = []
     in_memory: Ledger | None = None
@@ -605,7 +602,7 @@ def _aims(archive: Sequence[_ArchiveRow], ledger: Sequence[_LedgerRow], bundle: 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the four measurements on a temporary rclone server and print them (tables, or ``--json``)."""
+    """Run the four measurements on a temporary weed mini and print them (tables, or ``--json``)."""
     base = _QUICK if args.quick else _FULL
     counts = _Counts(
         small_docs=base.small_docs,
@@ -627,21 +624,21 @@ def run(args: argparse.Namespace) -> int:
         documents = _documents(material, verifier)
         seal_key = create_seal_identity(root / "seal")
         anchors = [*load_certificates(material.trust_dir / "root.pem"), seal_key.certificate]
-        _progress("starting rclone serve s3 on a temporary folder ...")
+        _progress("starting weed mini (SeaweedFS) on a temporary folder ...")
         try:
             server = EmbeddedS3(root / "s3").start()
         except ServerStartError as exc:
             print(f"cannot start the object store: {exc}", file=sys.stderr)
             return 1
         try:
-            bench = _Bench(server, args.threads, sidecars=not args.no_sidecars and not server.persists_metadata)
+            bench = _Bench(server, args.threads)
             archive, archived = _archive_rows(bench, documents, counts)
             ledger, in_memory = _ledger_rows(bench, counts)
             proofs = _proof_rows(in_memory, counts)
             bundle = _bundle_rows(archived, seal_key, verifier, anchors, counts)
         except (StoreUnavailable, MinioException) as exc:
             print(f"the object store failed during the benchmark: {exc}", file=sys.stderr)
-            print(f"rclone's log ends with:\n{server.process.log_tail()}", file=sys.stderr)
+            print(f"weed's log ends with:\n{server.log_tail()}", file=sys.stderr)
             return 1
         finally:
             server.stop()
@@ -650,10 +647,9 @@ def run(args: argparse.Namespace) -> int:
         emit_json(
             {
                 "benchmark": "archive",
-                "server": "rclone serve s3",
+                "server": "SeaweedFS weed mini",
                 "threads": args.threads,
                 "repeat": counts.repeat,
-                "sidecars": bench.sidecars,
                 "store_failures": bench.store_failures,
                 "archive": [asdict(row) for row in archive],
                 "ledger": [asdict(row) for row in ledger],
@@ -693,33 +689,33 @@ def _print_tables(
 ) -> None:
     archive, ledger, proofs, bundle = rows
     print(
-        f"\nlienthong bench archive  (rclone serve s3, {bench.threads} threads, median of {counts.repeat}; "
+        f"\nlienthong bench archive  (SeaweedFS weed mini, {bench.threads} threads, median of {counts.repeat}; "
         "baseline: raw minio put_object of the same bytes, same threads, same run)"
     )
     print(
-        f"Archive.record + ledger events, flush included; metadata sidecars {'on' if bench.sidecars else 'off'}; "
+        "Archive.record + ledger events, flush included, object lock on; "
         "one verification report per size, reused: this measures archiving, not verification"
     )
     _table(
         f"{'document':<9} {'docs':>6} {'bytes':>10} {'archived/s':>11} {'raw puts/s':>11} {'cost × raw':>11}  "
-        f"{'requests/doc':<26} {'bench CPU ms/doc':>16} {'rclone CPU ms/doc':>17}",
+        f"{'requests/doc':<26} {'bench CPU ms/doc':>16} {'weed CPU ms/doc':>17}",
         (
             f"{r.document:<9} {r.documents:>6,} {r.bytes:>10,} {r.docs_per_s:>11,.0f} {r.raw_puts_per_s:>11,.0f} "
             f"{_times(r.cost_x_raw):>11}  {_requests(r.requests_per_doc):<26} {r.bench_cpu_ms_per_doc:>16.2f} "
-            + (f"{r.rclone_cpu_ms_per_doc:>17.2f}" if r.rclone_cpu_ms_per_doc is not None else f"{'-':>17}")
+            + (f"{r.server_cpu_ms_per_doc:>17.2f}" if r.server_cpu_ms_per_doc is not None else f"{'-':>17}")
             for r in archive
         ),
     )
     if bench.store_failures:
         print(
-            f"rclone failed {bench.store_failures} request(s) (HTTP 500); "
+            f"the store failed {bench.store_failures} request(s) (HTTP 5xx); "
             "those repetitions were measured again on a fresh bucket"
         )
     print(f"\nledger appends  ({counts.leaves:,} leaves, flush included; baseline: hashlib.sha256 of the same leaves)")
     _table(
-        f"{'store':<18} {'leaves/s':>10} {'sha256/s':>11} {'cost × sha256':>14}",
+        f"{'store':<20} {'leaves/s':>10} {'sha256/s':>11} {'cost × sha256':>14}",
         (
-            f"{r.store:<18} {r.leaves_per_s:>10,.0f} {r.sha256_per_s:>11,.0f} {_times(r.cost_x_sha256):>14}"
+            f"{r.store:<20} {r.leaves_per_s:>10,.0f} {r.sha256_per_s:>11,.0f} {_times(r.cost_x_sha256):>14}"
             for r in ledger
         ),
     )
