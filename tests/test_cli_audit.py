@@ -8,6 +8,7 @@ import shutil
 from datetime import timedelta
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 
 from hub.cli import main
@@ -99,7 +100,8 @@ def test_export_by_document_id_while_the_hub_runs(hub_data, tmp_path, capsys):
     shutil.copytree(hub_data[0], data_dir)
     out = tmp_path / "bundle.zip"
     with _server(data_dir) as server:
-        (data_dir / "settings.yaml").write_text(f"s3_endpoint: '{server.endpoint}'\n")  # as `lienthong up` writes
+        settings = {"s3_endpoint": server.endpoint, "s3_access_key": server.access_key, "s3_secret_key": server.secret_key}
+        (data_dir / "settings.yaml").write_text(yaml.safe_dump(settings))  # as `lienthong up` writes
         assert main(["audit", "export", DOC_ID, "--out", str(out), "--data", str(data_dir)]) == 0
     capsys.readouterr()
     trust = ["--trust", str(data_dir / "root.pem"), "--trust", str(data_dir / "hub-cert.pem")]

@@ -2,8 +2,8 @@
 
 ``kafka_broker`` is one single-node KRaft broker for the session: tests share it, so each uses its own topics
 (``unique_topic``) and consumer groups, and authenticates as its super user (``kafka_broker.connection``).
-``kafka_cluster`` is a 3-node cluster (replication factor 3, ``min.insync.replicas=2``) for the session's cluster
-tests. Missing jars or Java skip the test locally and fail it in CI, as ``tests.support.require_tool`` does.
+``kafka_cluster`` is a 3-node cluster (replication factor 3, ``min.insync.replicas=2``) for a module of cluster
+tests, stopped after it: three idle JVMs cost a 2-core machine a third of a core. Missing jars or Java skip the test locally and fail it in CI, as ``tests.support.require_tool`` does.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedK
         yield broker
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedKafka]:
-    """A 3-node Kafka cluster for the session (each node a broker and a controller)."""
+    """A 3-node Kafka cluster for the module (each node a broker and a controller)."""
     require_kafka()
     data = tmp_path_factory.mktemp("kafka-cluster")
     cluster = EmbeddedKafka(
