@@ -58,7 +58,7 @@ from hub.trust import trust_policy
 from schemas.errors import HubError
 from signer.policy import TrustPolicy
 from signer.verify import Verifier
-from storage.ledger import Ledger, LedgerEvent, create_seal_identity
+from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_ledger_record
 from storage.objectstore import ObjectExists, ObjectStore
 from storage.s3 import S3ObjectStore
 
@@ -185,9 +185,12 @@ class HubWorker:
 
         @app.agent(ledger, name="ledger")
         async def ledger_writer(stream: faust.StreamT[bytes]) -> None:
-            async for batch in stream.take(_LEDGER_BATCH, within=_LEDGER_WITHIN):
-                events = [LedgerEvent.from_bytes(line.encode()) for value in batch for line in json.loads(value)]
-                await self._retry("ledger", functools.partial(self._on_ledger_thread, self._append_ledger, events))
+            # take_events (faust-streaming's Stream, not in its StreamT stub): the records with their offsets.
+            async for batch in stream.take_events(_LEDGER_BATCH, within=_LEDGER_WITHIN):  # type: ignore[attr-defined]
+                records = [
+                    (SourcePosition(e.message.topic, e.message.partition, e.message.offset), e.value) for e in batch
+                ]
+                await self._retry("ledger", functools.partial(self._on_ledger_thread, self._append_ledger, records))
 
         @app.timer(interval=settings.seal_interval_seconds)  # type: ignore[untyped-decorator]
         async def seal() -> None:
@@ -304,11 +307,13 @@ class HubWorker:
 
     # --- the ledger ------------------------------------------------------------------------------------------
 
-    def _append_ledger(self, events: Sequence[LedgerEvent]) -> None:
+    def _append_ledger(self, records: Sequence[tuple[SourcePosition, bytes]]) -> None:
         if self.ledger is None:
             self.ledger = Ledger.open(self.store)
-        fresh = [e for e in events if not self.ledger.contains(e)]  # a re-read batch after a crash
-        self.ledger.append_many(fresh)
+        for position, value in records:
+            events, receipts = decode_ledger_record(value)
+            # A record at or before the last stored position is a batch read again after a crash: skipped.
+            self.ledger.append_many(events, receipts=receipts, position=position)
         self.ledger.flush()
         self.metrics.ledger_size.set(self.ledger.size)
         if self._stopping:  # a batch that arrived after the stop's seal is sealed too
