@@ -18,10 +18,8 @@ not acknowledged until its work is done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -59,7 +57,7 @@ from schemas.errors import HubError
 from signer.policy import TrustPolicy
 from signer.verify import Verifier
 from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_ledger_record
-from storage.objectstore import ObjectExists, ObjectStore
+from storage.objectstore import ObjectStore
 from storage.s3 import S3ObjectStore
 
 __all__ = ["HubWorker", "topic_plan"]
@@ -172,7 +170,7 @@ class HubWorker:
 
         async def work(stream: faust.StreamT[bytes], lane: str) -> None:
             async for event in stream.events():
-                await self._handle(_record(event), ledger)
+                await self._handle(_record(event))
             log.info("%s lane stopped", lane)
 
         @app.agent(urgent, name="urgent", concurrency=4)
@@ -237,31 +235,29 @@ class HubWorker:
 
     # --- one document ----------------------------------------------------------------------------------------
 
-    async def _handle(self, record: InboundRecord, ledger_topic: faust.TopicT) -> None:
+    async def _handle(self, record: InboundRecord) -> None:
         # Two copies of one document in flight at once (a sender's resend) must not both pass the dedup check.
         sha = hashlib.sha256(record.value or b"").hexdigest()
         lock = self._in_flight.setdefault(sha, asyncio.Lock())
         try:
             async with lock:
-                await self._handle_one(record, ledger_topic)
+                await self._handle_one(record)
         finally:
             if not lock.locked():
                 self._in_flight.pop(sha, None)
 
-    async def _handle_one(self, record: InboundRecord, ledger_topic: faust.TopicT) -> None:
+    async def _handle_one(self, record: InboundRecord) -> None:
         started = time.perf_counter()
         outcome = await self._retry("process", lambda: self._run(self._process, record))
         self.metrics.stage_seconds.labels("process").observe(time.perf_counter() - started)
         in_doubt = self.guard.in_doubt(record.topic, record.partition, record.offset)
         # All outputs of the document at once (different topics): they share producer batches and one wait.
-        sends = [self._deliver(out, record, in_doubt=in_doubt) for out in outcome.records]
-        if outcome.events:
-            payload = json.dumps([e.to_bytes().decode() for e in outcome.events]).encode()
-            sends.append(self._retry("ledger-send", lambda: _sent(ledger_topic.send(value=payload))))
+        # The ledger record (events and receipt) is an output like the others: once per input record, so that a
+        # replay after a crash does not record the document twice (the ledger no longer remembers every event).
+        ledger_record = outcome.ledger_record()
+        outputs = (*outcome.records, *(() if ledger_record is None else (ledger_record,)))
+        sends = [self._deliver(out, record, in_doubt=in_doubt) for out in outputs]
         await asyncio.gather(*sends)
-        if outcome.index_entry is not None:
-            key, body = outcome.index_entry
-            await self._retry("index", lambda: self._run(self._put_index, key, body))
         self._count(outcome, record)
 
     async def _deliver(self, out: OutboundRecord, source: InboundRecord, *, in_doubt: bool) -> None:
@@ -285,16 +281,12 @@ class HubWorker:
             log.exception("internal error on %s", record.source)
             return self.processor.internal_error(record, exc)
 
-    def _put_index(self, key: str, body: bytes) -> None:
-        with contextlib.suppress(ObjectExists):  # a replay after a crash: the first entry stands
-            self.store.put(key, body)
-
     def _output_topics(self) -> list[str]:
         topics, _ = topic_plan(self.settings, self.directory)
         return [
             t
             for t in topics
-            if t.startswith(("lienthong.inbox.", "lienthong.status.")) or t in (AXIS_OUTBOUND, DEADLETTER)
+            if t.startswith(("lienthong.inbox.", "lienthong.status.")) or t in (AXIS_OUTBOUND, DEADLETTER, LEDGER)
         ]
 
     def _count(self, outcome: Outcome, record: InboundRecord) -> None:
