@@ -308,7 +308,7 @@ class DocumentProcessor:
             sender,
             records=tuple(records),
             events=tuple(events),
-            receipts=(archived.receipt,),
+            receipts=self._archive.carried_receipts(archived),
             recipients=tuple(known),
             reason="UNKNOWN_RECIPIENT" if unknown else "",
         )
@@ -445,7 +445,7 @@ class DocumentProcessor:
                 received_at=received_at,
                 reason=exc.reason,
             )
-            events, receipts = archived.events, (archived.receipt,)
+            events, receipts = archived.events, self._archive.carried_receipts(archived)
         else:
             events = (
                 self._event(EventKind.RECEIVED, sha256, doc_id, sender or "unknown", received_at, "received"),

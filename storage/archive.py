@@ -36,6 +36,8 @@ from storage.objectstore import ObjectExists, ObjectStore, original_key
 from storage.objectstore import original_key as _original_key
 
 __all__ = [
+    "DEFAULT_MAX_INLINE_RECEIPT",
+    "RECEIPTS_PREFIX",
     "RECEIPT_FORMAT",
     "REPORTS_PREFIX",
     "UNKNOWN_SENDER",
@@ -46,11 +48,16 @@ __all__ = [
     "ReceiptError",
     "StoredReport",
     "receipt_events",
+    "receipt_key",
     "report_key",
     "report_to_json",
 ]
 
 REPORTS_PREFIX = "reports/"
+RECEIPTS_PREFIX = "receipts/"
+#: Receipts up to this size travel inside the ledger record (Kafka's default limit is 1 MB a record); larger ones
+#: (a CA's CRL of several MB) are stored as their own object, addressed by their SHA-256.
+DEFAULT_MAX_INLINE_RECEIPT = 256 * 1024
 RECEIPT_FORMAT = "lienthong-receipt-v1"
 #: The actor recorded when the sender of unparseable input is not known.
 UNKNOWN_SENDER = "unknown"
@@ -59,6 +66,11 @@ UNKNOWN_SENDER = "unknown"
 def report_key(sha256_hex: str) -> str:
     """Where earlier versions stored the receipt of an original: ``reports/<sha256 hex>.json`` (read, never written)."""
     return f"{REPORTS_PREFIX}{sha256_hex}.json"
+
+
+def receipt_key(receipt_sha256: str) -> str:
+    """Where a receipt too large to travel in the ledger is stored: ``receipts/<its own SHA-256>.json``."""
+    return f"{RECEIPTS_PREFIX}{receipt_sha256}.json"
 
 
 class ReceiptError(HubError):
@@ -270,7 +282,7 @@ class Archive:
         is the reject reason code when the hub refused the document (status 02 text).
         """
         stored = self.store(original, report, sender=sender, doc_id=doc_id, received_at=received_at, reason=reason)
-        self._ledger.append_many(stored.events, receipts=[stored.receipt])
+        self._ledger.append_many(stored.events, receipts=self.carried_receipts(stored))
         return stored
 
     def store(
@@ -343,6 +355,16 @@ class Archive:
             receipt_sha256=receipt_sha256,
             events=receipt_events(receipt, receipt_sha256, original_key=key),
         )
+
+    def carried_receipts(
+        self, record: ArchiveRecord, *, max_inline: int = DEFAULT_MAX_INLINE_RECEIPT
+    ) -> tuple[bytes, ...]:
+        """The receipts to send with the events: the receipt itself, or none once a large one is stored apart."""
+        if len(record.receipt) <= max_inline:
+            return (record.receipt,)
+        with contextlib.suppress(ObjectExists):  # content-addressed: the same bytes are already there
+            self._store.put(receipt_key(record.receipt_sha256), record.receipt)
+        return ()
 
     def delivered(self, sha256: str, doc_id: str, recipient: str, *, at: datetime | None = None) -> LedgerEvent:
         """Record that the document went to ``recipient`` (an OrganId, or the national axis) at ``at``."""

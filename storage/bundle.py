@@ -54,7 +54,7 @@ from signer.policy import RevocationPolicy, TrustPolicy
 from signer.report import SubIndication, VerificationReport
 from signer.verify import Verifier
 from storage import merkle
-from storage.archive import Receipt, ReceiptError, report_key
+from storage.archive import Receipt, ReceiptError, receipt_key, report_key
 from storage.ledger import (
     DEFAULT_TIME_SKEW,
     EventKind,
@@ -262,6 +262,16 @@ def _reception(events: list[tuple[int, LedgerEvent]], sha256: str) -> tuple[list
     return sorted(chosen + statuses), receipt_sha
 
 
+def _stored_receipt(store: ObjectStore, receipt_sha: str, sha256: str) -> bytes:
+    """A receipt kept as an object: too large for the ledger (by its own hash), or written before receipts were."""
+    if receipt_sha:
+        try:
+            return store.get(receipt_key(receipt_sha))
+        except ObjectNotFound:
+            pass
+    return store.get(report_key(sha256))
+
+
 def export_bundle(
     store: ObjectStore,
     ledger: Ledger | LogReader,
@@ -291,7 +301,7 @@ def export_bundle(
     key = archived[-1].detail.get("key", original_key(sha256)) if archived else original_key(sha256)
     try:
         original = store.get(key)
-        receipt = found.receipts.get(receipt_sha) or store.get(report_key(sha256))  # before receipts were in segments
+        receipt = found.receipts.get(receipt_sha) or _stored_receipt(store, receipt_sha, sha256)
     except ObjectNotFound as exc:
         if exc.key == report_key(sha256):
             raise BundleError(

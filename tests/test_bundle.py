@@ -339,6 +339,23 @@ def test_export_refuses_a_receipt_changed_in_its_segment(pki, seal_key):
     assert problem.where == f"{key} receipt 1"
 
 
+def test_a_receipt_too_large_for_the_ledger_record_is_stored_apart_and_still_exported(pki, seal_key):
+    """A receipt above the inline limit goes to receipts/<its SHA-256>.json; the bundle finds and verifies it."""
+    document = signed_by(pki.agency_rsa)
+    report = Verifier(policy_for(pki)).verify(document, at=FIXED_NOW)
+    store = MemoryObjectStore()
+    ledger = Ledger.open(store)
+    archive = Archive(store, ledger, clock=lambda: FIXED_NOW + timedelta(seconds=1))
+    record = archive.store(document, report, sender="000.00.00.G22", doc_id=DOC_ID, received_at=FIXED_NOW)
+    assert archive.carried_receipts(record, max_inline=100) == ()
+    ledger.append_many(record.events)
+    ledger.seal(seal_key, at=FIXED_NOW + timedelta(hours=2))
+    assert store.get(f"receipts/{record.receipt_sha256}.json") == record.receipt
+    data = export_bundle(store, ledger, record.sha256, seal_key=seal_key, at=FIXED_NOW + timedelta(days=1))
+    assert verify_bundle(data, anchors(pki, seal_key)).passed
+    assert verify_log(store, [seal_key.certificate]).ok
+
+
 def test_export_reads_a_log_written_before_receipts_were_in_segments(pki, seal_key):
     """Old data: v1 segments (events only) with the receipt at reports/<sha256>.json still export and verify."""
     store, ledger, record = archived(pki, seal_key)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import stat
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -503,3 +504,42 @@ def test_a_bad_head_before_a_bad_segment_is_reported_first(sealed_log, seal_key)
     sealed_log.tamper(head_key(4), SignedTreeHead.from_json(obj).to_bytes())
     sealed_log.tamper(segment_key(8, 2), b"garbage\n")
     assert verify_log(sealed_log, [seal_key.certificate]).problem.where == head_key(4)
+
+
+# --- memory -----------------------------------------------------------------------------------------------------
+
+
+class ForgetfulStore(MemoryObjectStore):
+    """Keeps every key but no body: what grows in the store is not the writer's memory."""
+
+    def put(self, key, data, *, metadata=None):  # noqa: ARG002 - the body is what it forgets
+        """Store an empty object under ``key`` (create-only as before)."""
+        return super().put(key, b"", metadata=metadata)
+
+
+def _append_batches(ledger: Ledger, start: int, stop: int) -> None:
+    """Events start..stop-1, ten per record and 100 records per flush, as the ledger agent appends them."""
+    for first in range(start, stop, 1000):
+        for record in range(first, min(first + 1000, stop), 10):
+            events = [event(i) for i in range(record, min(record + 10, stop))]
+            ledger.append_many(events, position=SourcePosition("lienthong.ledger", 0, record // 10))
+        ledger.flush()
+
+
+def test_writer_memory_stays_flat_over_100_000_events():
+    """Peak traced memory while appending events 10k..100k is not meaningfully above the peak over the first 10k."""
+    ledger = Ledger.open(ForgetfulStore(), segment_events=1024)
+    tracemalloc.start()
+    try:
+        _append_batches(ledger, 0, 10_000)
+        current_10k, peak_10k = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        _append_batches(ledger, 10_000, 100_000)
+        current_100k, peak_100k = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ledger.size == 100_000
+    # The frontier holds popcount(n) hashes; what else grows is one store key per segment (~100 bytes each).
+    assert peak_100k <= peak_10k * 1.25 + 64 * 1024, (peak_10k, peak_100k)
+    assert current_100k - current_10k < 64 * 1024, (current_10k, current_100k)
+    assert len(ledger._frontier.hashes) == (100_000).bit_count()

@@ -32,6 +32,7 @@ from hub.records import (
     H_SHA256,
     H_SOURCE,
     INBOUND,
+    LEDGER,
     WORK_BULK,
     WORK_URGENT,
     ClaimCheck,
@@ -47,7 +48,7 @@ from signer.policy import RevocationPolicy, TrustPolicy
 from signer.sign import sign_document
 from signer.verify import Verifier
 from storage.archive import Receipt
-from storage.ledger import EventKind, create_seal_identity, decode_ledger_record
+from storage.ledger import EventKind, Ledger, SourcePosition, create_seal_identity, decode_ledger_record
 from storage.objectstore import MemoryObjectStore, original_key
 
 #: The instant the demo PKI is made for; the processor's clock reads a fixed minute later.
@@ -861,3 +862,91 @@ class TestAnyInput:
         else:
             assert all(r.value == bytes(data) for r in delivery_records(outcome))
             assert isinstance(parse(bytes(data)).message, Edoc)
+
+
+# --- what a document costs in object-store requests ------------------------------------------------------------
+
+
+class CountingStore(MemoryObjectStore):
+    """The in-memory store, counting requests by kind: writes (put), reads (get/open/stat/exists) and listings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+        self.reads: list[str] = []
+        self.lists: list[str] = []
+        self._inside_put = False
+
+    def put(self, key, data, *, metadata=None):
+        """Count a write (also a refused one: the server answered a request)."""
+        self.writes.append(key)
+        self._inside_put = True  # the stand-in's put answers with its own stat; S3's PUT needs no HEAD
+        try:
+            return super().put(key, data, metadata=metadata)
+        finally:
+            self._inside_put = False
+
+    def get(self, key):
+        """Count a read."""
+        self.reads.append(key)
+        return super().get(key)
+
+    def stat(self, key):
+        """Count a HEAD."""
+        if not self._inside_put:
+            self.reads.append(key)
+        return super().stat(key)
+
+    def exists(self, key):
+        """Count a HEAD."""
+        self.reads.append(key)
+        return super().exists(key)
+
+    def list(self, prefix):
+        """Count a listing."""
+        self.lists.append(prefix)
+        return super().list(prefix)
+
+
+class TestRequestsPerDocument:
+    """Archive, dedup and ledger together cost at most two writes and no read per document on the happy path."""
+
+    def test_happy_path_costs_one_write_and_no_read_per_document_with_the_ledger_amortised(
+        self, make_processor, material, seal
+    ):
+        """90 documents, their ledger records appended as the ledger agent does, one seal: ≤ 2 writes, 0 reads each."""
+        processor, _ = make_processor()
+        store = CountingStore()
+        processor._store = store
+        processor._archive._store = store
+        documents = [d for d in demo_documents(material, 100) if d.expect == "delivered"]
+        outcomes = [
+            processor.process(InboundRecord(d.sender.encode(), d.data, topic=WORK_BULK, offset=n))
+            for n, d in enumerate(documents)
+        ]
+        assert all(o.outcome == "delivered" for o in outcomes)
+        processing_writes, processing_reads = len(store.writes), len(store.reads)
+        ledger = Ledger.open(store)
+        for offset, outcome in enumerate(outcomes):  # what hub.app's ledger agent does with one batch
+            events, receipts = decode_ledger_record(outcome.ledger_record().value)
+            ledger.append_many(events, receipts=receipts, position=SourcePosition(LEDGER, 0, offset))
+        ledger.flush()
+        ledger.seal(seal, at=RECEIVED_AT + timedelta(minutes=1))
+        n = len(outcomes)
+        assert processing_writes == n  # one create-only write of each original, nothing else
+        assert processing_reads == 0, store.reads[:3]  # no HEAD, no GET: the write is the dedup check
+        assert store.reads == []  # the ledger writer reads nothing either (an empty log: one listing at open)
+        assert (len(store.writes) - processing_writes) / n < 0.1  # one segment and one head for the whole batch
+        assert len(store.writes) / n <= 2
+
+    def test_a_resend_costs_one_refused_write_and_one_head(self, make_processor, material):
+        """A duplicate is one write answered "already there" and one HEAD that finds another input record."""
+        processor, _ = make_processor()
+        store = CountingStore()
+        processor._store = store
+        processor._archive._store = store
+        record = InboundRecord(SENDER.encode(), signed_edoc(material, recipients=(A,)), offset=1)
+        processor.process(record)
+        store.writes.clear()
+        assert processor.process(dataclasses.replace(record, offset=2)).outcome == "duplicate"
+        assert (len(store.writes), len(store.reads)) == (1, 1)
