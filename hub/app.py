@@ -18,10 +18,8 @@ not acknowledged until its work is done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -59,8 +57,8 @@ from hub.trust import trust_policy
 from schemas.errors import HubError
 from signer.policy import TrustPolicy
 from signer.verify import Verifier
-from storage.ledger import Ledger, LedgerEvent, create_seal_identity
-from storage.objectstore import ObjectExists, ObjectStore
+from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_ledger_record
+from storage.objectstore import ObjectStore
 from storage.s3 import S3ObjectStore
 
 __all__ = ["HubWorker", "topic_plan"]
@@ -177,7 +175,7 @@ class HubWorker:
 
         async def work(stream: faust.StreamT[bytes], lane: str) -> None:
             async for event in stream.events():
-                await self._handle(_record(event), ledger)
+                await self._handle(_record(event))
             log.info("%s lane stopped", lane)
 
         @app.agent(urgent, name="urgent", concurrency=4)
@@ -190,9 +188,12 @@ class HubWorker:
 
         @app.agent(ledger, name="ledger")
         async def ledger_writer(stream: faust.StreamT[bytes]) -> None:
-            async for batch in stream.take(_LEDGER_BATCH, within=_LEDGER_WITHIN):
-                events = [LedgerEvent.from_bytes(line.encode()) for value in batch for line in json.loads(value)]
-                await self._retry("ledger", functools.partial(self._on_ledger_thread, self._append_ledger, events))
+            # take_events (faust-streaming's Stream, not in its StreamT stub): the records with their offsets.
+            async for batch in stream.take_events(_LEDGER_BATCH, within=_LEDGER_WITHIN):  # type: ignore[attr-defined]
+                records = [
+                    (SourcePosition(e.message.topic, e.message.partition, e.message.offset), e.value) for e in batch
+                ]
+                await self._retry("ledger", functools.partial(self._on_ledger_thread, self._append_ledger, records))
 
         @app.timer(interval=settings.seal_interval_seconds)  # type: ignore[untyped-decorator]
         async def seal() -> None:
@@ -239,31 +240,29 @@ class HubWorker:
 
     # --- one document ----------------------------------------------------------------------------------------
 
-    async def _handle(self, record: InboundRecord, ledger_topic: faust.TopicT) -> None:
+    async def _handle(self, record: InboundRecord) -> None:
         # Two copies of one document in flight at once (a sender's resend) must not both pass the dedup check.
         sha = hashlib.sha256(record.value or b"").hexdigest()
         lock = self._in_flight.setdefault(sha, asyncio.Lock())
         try:
             async with lock:
-                await self._handle_one(record, ledger_topic)
+                await self._handle_one(record)
         finally:
             if not lock.locked():
                 self._in_flight.pop(sha, None)
 
-    async def _handle_one(self, record: InboundRecord, ledger_topic: faust.TopicT) -> None:
+    async def _handle_one(self, record: InboundRecord) -> None:
         started = time.perf_counter()
         outcome = await self._retry("process", lambda: self._run(self._process, record))
         self.metrics.stage_seconds.labels("process").observe(time.perf_counter() - started)
         in_doubt = self.guard.in_doubt(record.topic, record.partition, record.offset)
         # All outputs of the document at once (different topics): they share producer batches and one wait.
-        sends = [self._deliver(out, record, in_doubt=in_doubt) for out in outcome.records]
-        if outcome.events:
-            payload = json.dumps([e.to_bytes().decode() for e in outcome.events]).encode()
-            sends.append(self._retry("ledger-send", lambda: _sent(ledger_topic.send(value=payload))))
+        # The ledger record (events and receipt) is an output like the others: once per input record, so that a
+        # replay after a crash does not record the document twice (the ledger no longer remembers every event).
+        ledger_record = outcome.ledger_record()
+        outputs = (*outcome.records, *(() if ledger_record is None else (ledger_record,)))
+        sends = [self._deliver(out, record, in_doubt=in_doubt) for out in outputs]
         await asyncio.gather(*sends)
-        if outcome.index_entry is not None:
-            key, body = outcome.index_entry
-            await self._retry("index", lambda: self._run(self._put_index, key, body))
         self._count(outcome, record)
 
     async def _deliver(self, out: OutboundRecord, source: InboundRecord, *, in_doubt: bool) -> None:
@@ -287,16 +286,12 @@ class HubWorker:
             log.exception("internal error on %s", record.source)
             return self.processor.internal_error(record, exc)
 
-    def _put_index(self, key: str, body: bytes) -> None:
-        with contextlib.suppress(ObjectExists):  # a replay after a crash: the first entry stands
-            self.store.put(key, body)
-
     def _output_topics(self) -> list[str]:
         topics, _ = topic_plan(self.settings, self.directory)
         return [
             t
             for t in topics
-            if t.startswith(("lienthong.inbox.", "lienthong.status.")) or t in (AXIS_OUTBOUND, DEADLETTER)
+            if t.startswith(("lienthong.inbox.", "lienthong.status.")) or t in (AXIS_OUTBOUND, DEADLETTER, LEDGER)
         ]
 
     def _count(self, outcome: Outcome, record: InboundRecord) -> None:
@@ -309,11 +304,13 @@ class HubWorker:
 
     # --- the ledger ------------------------------------------------------------------------------------------
 
-    def _append_ledger(self, events: Sequence[LedgerEvent]) -> None:
+    def _append_ledger(self, records: Sequence[tuple[SourcePosition, bytes]]) -> None:
         if self.ledger is None:
             self.ledger = Ledger.open(self.store)
-        fresh = [e for e in events if not self.ledger.contains(e)]  # a re-read batch after a crash
-        self.ledger.append_many(fresh)
+        for position, value in records:
+            events, receipts = decode_ledger_record(value)
+            # A record at or before the last stored position is a batch read again after a crash: skipped.
+            self.ledger.append_many(events, receipts=receipts, position=position)
         self.ledger.flush()
         self.metrics.ledger_size.set(self.ledger.size)
         if self._stopping:  # a batch that arrived after the stop's seal is sealed too

@@ -1,10 +1,16 @@
 """What the hub does with one inbound record: intake, dedup, verify, archive, route. No Kafka here.
 
 ``DocumentProcessor.process`` takes an ``InboundRecord`` and returns an ``Outcome``: the records to produce (the
-original bytes to each recipient's inbox or the axis, the hub's transport status to the sender, a dead letter), the
-ledger events, and the index entry to write once those records are safely on the broker. The caller (the faust
-agent in ``hub.app``) does the producing, in that order, so that a crash at any point leads to a retry, never to a
-loss; duplicates that a retry could cause are filtered by the caller's delivery check and by the index entry.
+original bytes to each recipient's inbox or the axis, the hub's transport status to the sender, a dead letter) and
+the ledger record (the events with the receipt they name). The caller (the faust agent in ``hub.app``) produces
+them all, each once per input record, so that a crash at any point leads to a retry, never to a loss.
+
+Dedup costs no read: an accepted document's original is written create-only (``If-None-Match: *``) under
+``documents/<SHA-256 of its DocumentId>/<SHA-256>.xml`` (``document_key``), and that write is the check. "Already
+there" is a duplicate, unless the object's ``source`` metadata is this very input record (a replay after a crash,
+which goes on with the first attempt's received-at time). Two copies at once, on any workers, cannot both create it.
+Documents are verified before that write, so a refused document never blocks a corrected resend; a refusal checks
+(one HEAD, off the happy path) whether the same document was already delivered, and then answers DUPLICATE as before.
 
 Every refusal is a ``DocumentRejected`` with a stable reason code (the dead-letter header and the text of the
 status 02 the sender receives) and problems naming the element path or certificate at fault.
@@ -12,6 +18,7 @@ status 02 the sender receives) and problems naming the element path or certifica
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +38,7 @@ from hub.records import (
     H_SENDER,
     H_SHA256,
     H_SOURCE,
+    LEDGER,
     WORK_BULK,
     WORK_URGENT,
     ClaimCheck,
@@ -50,10 +58,17 @@ from signer.report import VerificationReport
 from signer.sign import sign_document
 from signer.verify import Verifier
 from storage.archive import Archive
-from storage.ledger import EventKind, LedgerEvent
-from storage.objectstore import ObjectNotFound, ObjectStore, original_key
+from storage.ledger import EventKind, LedgerEvent, encode_ledger_record
+from storage.objectstore import ObjectExists, ObjectNotFound, ObjectStore
 
-__all__ = ["DEFAULT_URGENT_PRIORITY", "DocumentProcessor", "Outcome", "document_index_key"]
+__all__ = [
+    "DEFAULT_URGENT_PRIORITY",
+    "DOCUMENTS_PREFIX",
+    "DocumentProcessor",
+    "Outcome",
+    "document_index_key",
+    "document_key",
+]
 
 #: Priority 3 (hỏa tốc) and 4 (hỏa tốc hẹn giờ) take the urgent lane.
 DEFAULT_URGENT_PRIORITY = 3
@@ -62,9 +77,27 @@ _RECEIVED_STATUS = "01"
 _MAX_ERROR_HEADER = 2000  # characters of problems in the dead-letter header; the full list is in the ledger
 
 
+DOCUMENTS_PREFIX = "documents/"
+#: Recipients are kept in the original's metadata up to this many characters (S3 allows 2 KB of metadata in all);
+#: beyond it a revocation reads them from the original itself.
+_MAX_RECIPIENTS_METADATA = 1024
+
+
+def _document_prefix(document_id: str) -> str:
+    return f"{DOCUMENTS_PREFIX}{hashlib.sha256(document_id.encode()).hexdigest()}/"
+
+
+def document_key(document_id: str, sha256: str) -> str:
+    """Where the hub keeps an original it accepted: by DocumentId (hashed: it contains '/'), then content.
+
+    Its create-only write is the dedup check; listing by DocumentId finds the recipients of a revoked document.
+    """
+    return f"{_document_prefix(document_id)}{sha256}.xml"
+
+
 def document_index_key(document_id: str, sha256: str) -> str:
-    """Where the hub records a document it delivered: by DocumentId (hashed: it contains '/'), then content."""
-    return f"documents/{hashlib.sha256(document_id.encode()).hexdigest()}/{sha256}.json"
+    """Where earlier versions wrote an index entry of a delivered document (read for revocations, never written)."""
+    return f"{_document_prefix(document_id)}{sha256}.json"
 
 
 @dataclass(frozen=True)
@@ -78,17 +111,23 @@ class Outcome:
     reason: str = ""
     records: tuple[OutboundRecord, ...] = ()
     events: tuple[LedgerEvent, ...] = ()
-    index_entry: tuple[str, bytes] | None = None  # written after ``records`` are on the broker
+    receipts: tuple[bytes, ...] = ()  # the receipts the events name, stored with them in the ledger
     recipients: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = field(default=())
+
+    def ledger_record(self) -> OutboundRecord | None:
+        """The ``lienthong.ledger`` record of the events and receipts, produced like any other output (or None)."""
+        if not self.events:
+            return None
+        return OutboundRecord(LEDGER, None, encode_ledger_record(self.events, self.receipts))
 
 
 class _NoSink:
     """The archive's events travel through ``lienthong.ledger``; the processor never appends directly."""
 
-    def append_many(self, events: Sequence[LedgerEvent]) -> object:
+    def append_many(self, events: Sequence[LedgerEvent], *, receipts: Sequence[bytes] = ()) -> object:
         """Refuse: a programming error if reached."""
-        raise AssertionError(events)
+        raise AssertionError(events, receipts)
 
 
 _NO_SINK = _NoSink()
@@ -173,12 +212,6 @@ class DocumentProcessor:
             accepted = self._intake(record)
         except DocumentRejected as exc:
             return self._reject(record, exc, received_at, sha256=_sha_of(record.value), parsed=None)
-        message = accepted.parsed.message
-        index_key = document_index_key(_document_id(message), accepted.sha256)
-        if self._store.exists(index_key):
-            return Outcome(
-                "duplicate", accepted.sha256, _document_id(message), message.sender.organ_id, reason="DUPLICATE"
-            )
         report = self._verifier.verify(accepted.data, at=received_at)
         if not report.passed:
             reason = (report.subindication or report.indication).value
@@ -188,7 +221,7 @@ class DocumentProcessor:
                 record, refusal, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report
             )
         try:
-            return self._route(accepted, report, received_at)
+            return self._route(record, accepted, report, received_at)
         except DocumentRejected as exc:
             return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
 
@@ -212,7 +245,9 @@ class DocumentProcessor:
 
     # --- routing ---------------------------------------------------------------------------------------------
 
-    def _route(self, accepted: _Accepted, report: VerificationReport, received_at: datetime) -> Outcome:
+    def _route(
+        self, record: InboundRecord, accepted: _Accepted, report: VerificationReport, received_at: datetime
+    ) -> Outcome:
         message = accepted.parsed.message
         sender = message.sender.organ_id
         doc_id = _document_id(message)
@@ -220,12 +255,6 @@ class DocumentProcessor:
         if directory.get(sender) is None:
             path = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId"
             raise DocumentRejected("UNKNOWN_SENDER", [Problem(path, f"{sender} is not in the hub's directory")])
-        headers: Headers = (
-            (H_DOC_ID, doc_id.encode()),
-            (H_SHA256, accepted.sha256.encode()),
-            (H_INDICATION, report.indication.value.encode()),
-            (H_RECEIVED_AT, received_at.isoformat().encode()),
-        )
         if isinstance(message, StatusMessage):
             targets = [message.response_for.organ_id]
             kind = EventKind.STATUS_RELAYED
@@ -241,21 +270,20 @@ class DocumentProcessor:
             raise DocumentRejected(
                 "UNKNOWN_RECIPIENT", [Problem(path, f"{t} is not in the hub's directory") for t in unknown]
             )
-        records: list[OutboundRecord] = []
-        for target in known:
-            agency = directory.get(target)
-            assert agency is not None
-            if isinstance(message, StatusMessage):
-                topic = status_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
-            else:
-                topic = inbox_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
-            key = target.encode() if topic == AXIS_OUTBOUND else sender.encode()
-            value = accepted.data
-            if len(value) > self._settings.claim_check_bytes:
-                value = ClaimCheck(original_key(accepted.sha256), accepted.sha256, len(value)).to_bytes()
-            records.append(OutboundRecord(topic, key, value, headers))
-        archived = self._archive.store(
-            accepted.data, report, sender=sender, doc_id=_subject_id(message), received_at=received_at
+        stored_key = document_key(doc_id, accepted.sha256)
+        first_received = self._claim(stored_key, record, accepted, report, received_at, sender=sender, recipients=known)
+        if first_received is None:
+            return _duplicate(accepted.sha256, doc_id, sender)
+        received_at = first_received  # on a replay, the first attempt's: headers, receipt and events agree
+        headers: Headers = (
+            (H_DOC_ID, doc_id.encode()),
+            (H_SHA256, accepted.sha256.encode()),
+            (H_INDICATION, report.indication.value.encode()),
+            (H_RECEIVED_AT, received_at.isoformat().encode()),
+        )
+        records = [self._delivery(accepted, stored_key, target, headers) for target in known]
+        archived = self._archive.receipt_for(
+            accepted.data, report, sender=sender, doc_id=_subject_id(message), received_at=received_at, key=stored_key
         )
         events = [
             *archived.events,
@@ -272,7 +300,6 @@ class DocumentProcessor:
                 _RECEIVED_STATUS if not unknown else _REJECTED_STATUS, message, note, received_at
             )
             records.append(OutboundRecord(status_topic(sender), sender.encode(), status, headers))
-        entry = {"document_id": doc_id, "sender": sender, "recipients": known, "received_at": received_at.isoformat()}
         outcome = "relayed" if isinstance(message, StatusMessage) else "delivered"
         return Outcome(
             outcome,
@@ -281,10 +308,25 @@ class DocumentProcessor:
             sender,
             records=tuple(records),
             events=tuple(events),
-            index_entry=(document_index_key(doc_id, accepted.sha256), json.dumps(entry).encode()),
+            receipts=self._archive.carried_receipts(archived),
             recipients=tuple(known),
             reason="UNKNOWN_RECIPIENT" if unknown else "",
         )
+
+    def _delivery(self, accepted: _Accepted, stored_key: str, target: str, headers: Headers) -> OutboundRecord:
+        """The record that takes the document to ``target``: its inbox, or the axis (a claim check when large)."""
+        message = accepted.parsed.message
+        agency = self._directory().get(target)
+        assert agency is not None  # routing only delivers to agencies in the directory
+        if isinstance(message, StatusMessage):
+            topic = status_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
+        else:
+            topic = inbox_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
+        key = target.encode() if topic == AXIS_OUTBOUND else message.sender.organ_id.encode()
+        value = accepted.data
+        if len(value) > self._settings.claim_check_bytes:
+            value = ClaimCheck(stored_key, accepted.sha256, len(value)).to_bytes()
+        return OutboundRecord(topic, key, value, headers)
 
     def _recipients(self, edoc: Edoc) -> list[str]:
         """To, plus for revocation/update/replacement (BussinessDocType 1–3) the original document's recipients."""
@@ -301,16 +343,57 @@ class DocumentProcessor:
                 seen.setdefault(target)
         return list(seen)
 
+    def _claim(
+        self,
+        key: str,
+        record: InboundRecord,
+        accepted: _Accepted,
+        report: VerificationReport,
+        received_at: datetime,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+    ) -> datetime | None:
+        """Store the accepted original create-only: the received-at time to use, or None for a duplicate."""
+        metadata = {
+            "sender": sender,
+            "doc-id": _subject_id(accepted.parsed.message),
+            "received-at": received_at.isoformat(),
+            "indication": report.indication.value,
+            "source": record.source,
+        }
+        if len(listed := ",".join(recipients)) <= _MAX_RECIPIENTS_METADATA:
+            metadata["recipients"] = listed
+        try:
+            self._store.put(key, accepted.data, metadata=metadata)
+        except ObjectExists:
+            stored = self._store.stat(key).metadata  # off the happy path: a duplicate or a replay
+            if stored.get("source") != record.source:
+                return None
+            with contextlib.suppress(KeyError, ValueError):
+                return datetime.fromisoformat(stored["received-at"])
+        return received_at
+
     def original_recipients(self, document_id: str, *, sender: str | None = None) -> list[str]:
-        """Who received ``document_id`` through this hub (from the index entries written at delivery)."""
-        prefix = document_index_key(document_id, "")[: -len(".json")]
+        """Who received ``document_id`` through this hub (from the stored originals, or older index entries)."""
         found: list[str] = []
-        for key in self._store.list(prefix):
+        for key in self._store.list(_document_prefix(document_id)):
             try:
-                entry = json.loads(self._store.get(key))
-                if sender is None or entry.get("sender") == sender:
-                    found += entry.get("recipients", [])
-            except (ObjectNotFound, ValueError):
+                if key.endswith(".json"):  # an index entry of an earlier version
+                    entry = json.loads(self._store.get(key))
+                    if sender is None or entry.get("sender") == sender:
+                        found += entry.get("recipients", [])
+                    continue
+                metadata = self._store.stat(key).metadata
+                if sender is not None and metadata.get("sender") != sender:
+                    continue
+                if "recipients" in metadata:
+                    found += [r for r in metadata["recipients"].split(",") if r]
+                else:
+                    message = parse(self._store.get(key), max_bytes=self._settings.max_document_bytes).message
+                    if isinstance(message, Edoc):
+                        found += [o.organ_id for o in message.recipients]
+            except (ObjectNotFound, ValueError, DocumentRejected):
                 continue
         return found
 
@@ -349,7 +432,10 @@ class DocumentProcessor:
                 status_headers = ((H_DOC_ID, doc_id.encode()), *status_headers)
             records.append(OutboundRecord(status_topic(sender), sender.encode(), status, status_headers))
         events: tuple[LedgerEvent, ...]
+        receipts: tuple[bytes, ...] = ()
         if report is not None and parsed is not None:
+            if self._store.exists(document_key(doc_id, sha256)):  # delivered before: a resend, whatever it is now
+                return _duplicate(sha256, doc_id, sender)
             # The refused original and the report that refused it are evidence too.
             archived = self._archive.store(
                 parsed.original,
@@ -359,7 +445,7 @@ class DocumentProcessor:
                 received_at=received_at,
                 reason=exc.reason,
             )
-            events = archived.events
+            events, receipts = archived.events, self._archive.carried_receipts(archived)
         else:
             events = (
                 self._event(EventKind.RECEIVED, sha256, doc_id, sender or "unknown", received_at, "received"),
@@ -373,6 +459,7 @@ class DocumentProcessor:
             reason=exc.reason,
             records=tuple(records),
             events=events,
+            receipts=receipts,
             problems=exc.problems,
         )
 
@@ -435,6 +522,10 @@ def _document_id(message: Edoc | StatusMessage) -> str:
     if isinstance(message, StatusMessage):
         return f"{message.response_for.document_id}#status-{message.status_code}-{message.sender.organ_id}"
     return message.document_id
+
+
+def _duplicate(sha256: str, doc_id: str, sender: str) -> Outcome:
+    return Outcome("duplicate", sha256, doc_id, sender, reason="DUPLICATE")
 
 
 def _sha_of(value: bytes | None) -> str:

@@ -1,23 +1,25 @@
 """The archive: original bytes, the hub's receipt for each (verification report and facts), and their ledger events.
 
-For each received document the archive stores, in this order (each write create-only, so a replay after a crash
-finds what is already there and completes the rest):
+For each received document the archive
 
-1. the original bytes under ``originals/<sha256>`` with metadata (sender, DocumentId, received-at, indication);
-2. a *receipt* under ``reports/<sha256>.json``: canonical JSON with the sender, DocumentId, times, the reject
-   reason and the full verification report, including what an offline verifier needs and ``to_json`` leaves
-   out: the DER of every chain certificate and of every CRL and OCSP response used (base64);
-3. the ledger events ``received``, ``verified`` or ``rejected`` (naming the receipt's SHA-256, so that the
-   ledger covers the report too), and ``archived``.
+1. stores the original bytes once, create-only, under the key the caller names (default ``originals/<sha256>``)
+   with metadata (sender, DocumentId, received-at, indication);
+2. makes a *receipt*: canonical JSON with the sender, DocumentId, times, the reject reason and the full
+   verification report, including what an offline verifier needs and ``to_json`` leaves out: the DER of every
+   chain certificate and of every CRL and OCSP response used (base64);
+3. derives the ledger events ``received``, ``verified`` or ``rejected`` (naming the receipt's SHA-256, so that the
+   ledger covers the report too), and ``archived`` (naming the original's key).
 
-Event times come from the receipt, never from a fresh clock reading on a replay, so re-recording the same
-document appends identical events, which the ledger recognises (``Ledger.append`` is idempotent).
+The receipt is not a separate object: it travels with its events (one ``lienthong.ledger`` record) and is stored
+in the ledger segment that holds them, so a document costs one object write. Receipts written by earlier versions
+under ``reports/<sha256>.json`` are still read (``report_key``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -31,8 +33,11 @@ from schemas.errors import HubError
 from signer.report import VerificationReport
 from storage.ledger import HUB_ACTOR, EventKind, LedgerEvent
 from storage.objectstore import ObjectExists, ObjectStore, original_key
+from storage.objectstore import original_key as _original_key
 
 __all__ = [
+    "DEFAULT_MAX_INLINE_RECEIPT",
+    "RECEIPTS_PREFIX",
     "RECEIPT_FORMAT",
     "REPORTS_PREFIX",
     "UNKNOWN_SENDER",
@@ -43,19 +48,29 @@ __all__ = [
     "ReceiptError",
     "StoredReport",
     "receipt_events",
+    "receipt_key",
     "report_key",
     "report_to_json",
 ]
 
 REPORTS_PREFIX = "reports/"
+RECEIPTS_PREFIX = "receipts/"
+#: Receipts up to this size travel inside the ledger record (Kafka's default limit is 1 MB a record); larger ones
+#: (a CA's CRL of several MB) are stored as their own object, addressed by their SHA-256.
+DEFAULT_MAX_INLINE_RECEIPT = 256 * 1024
 RECEIPT_FORMAT = "lienthong-receipt-v1"
 #: The actor recorded when the sender of unparseable input is not known.
 UNKNOWN_SENDER = "unknown"
 
 
 def report_key(sha256_hex: str) -> str:
-    """Where the receipt of an original is stored: ``reports/<sha256 hex>.json``."""
+    """Where earlier versions stored the receipt of an original: ``reports/<sha256 hex>.json`` (read, never written)."""
     return f"{REPORTS_PREFIX}{sha256_hex}.json"
+
+
+def receipt_key(receipt_sha256: str) -> str:
+    """Where a receipt too large to travel in the ledger is stored: ``receipts/<its own SHA-256>.json``."""
+    return f"{RECEIPTS_PREFIX}{receipt_sha256}.json"
 
 
 class ReceiptError(HubError):
@@ -65,8 +80,8 @@ class ReceiptError(HubError):
 class EventSink(Protocol):
     """Where events go: the ``Ledger`` itself, or a producer to the ``lienthong.ledger`` topic."""
 
-    def append_many(self, events: Sequence[LedgerEvent]) -> object:
-        """Append the events in order (idempotently)."""
+    def append_many(self, events: Sequence[LedgerEvent], *, receipts: Sequence[bytes] = ()) -> object:
+        """Append the events in order, with the receipts they name."""
         ...
 
 
@@ -230,20 +245,20 @@ def _receipt_from_json(obj: Any) -> Receipt:
 
 @dataclass(frozen=True, slots=True)
 class ArchiveRecord:
-    """What ``Archive.record`` stored: the keys, the receipt's SHA-256 and the events appended."""
+    """What ``Archive.store`` made: the original's key, the receipt (bytes and SHA-256) and the events to append."""
 
     sha256: str
     document_id: str
     original_key: str
-    report_key: str
+    receipt: bytes
     receipt_sha256: str
     events: tuple[LedgerEvent, ...]
 
 
 class Archive:
-    """Stores originals and receipts in ``store`` and records their events in ``ledger``.
+    """Stores originals in ``store``, makes their receipts, and records both in ``ledger``.
 
-    ``clock`` gives the archive time of a first recording; inject a fixed one in tests.
+    ``clock`` gives the archive time of a recording; inject a fixed one in tests.
     """
 
     def __init__(self, store: ObjectStore, ledger: EventSink, *, clock: Callable[[], datetime] = _utc_now) -> None:
@@ -261,14 +276,13 @@ class Archive:
         received_at: datetime,
         reason: str | None = None,
     ) -> ArchiveRecord:
-        """Archive one received document with the hub's verdict on it, and append its ledger events.
+        """Archive one received document with the hub's verdict on it, and append its events with the receipt.
 
         ``report`` is None when the input never reached signature verification (e.g. not edXML); ``reason``
-        is the reject reason code when the hub refused the document (status 02 text). Recording the same
-        original again (a replay) keeps the first receipt and appends identical events (a no-op in the ledger).
+        is the reject reason code when the hub refused the document (status 02 text).
         """
         stored = self.store(original, report, sender=sender, doc_id=doc_id, received_at=received_at, reason=reason)
-        self._ledger.append_many(stored.events)
+        self._ledger.append_many(stored.events, receipts=self.carried_receipts(stored))
         return stored
 
     def store(
@@ -280,25 +294,45 @@ class Archive:
         doc_id: str,
         received_at: datetime,
         reason: str | None = None,
+        key: str | None = None,
     ) -> ArchiveRecord:
-        """Store the original and its receipt and return the events to append, without appending them.
+        """Store the original under ``key`` (default ``originals/<sha256>``) and return receipt and events.
 
-        For a pipeline whose ledger writer is elsewhere (the ``lienthong.ledger`` consumer): send
-        ``ArchiveRecord.events`` there once the objects are stored.
+        The write is create-only: bytes already stored under that key stay (the same content, by its address). For
+        a pipeline whose ledger writer is elsewhere (the ``lienthong.ledger`` consumer): send
+        ``ArchiveRecord.events`` and ``receipt`` there once the original is stored.
         """
+        sha256 = hashlib.sha256(original).hexdigest()
+        key = key or original_key(sha256)
+        indication = report.indication.value if report is not None else (reason or "REJECTED")
+        metadata = {
+            "sender": sender,
+            "doc-id": doc_id,
+            "received-at": received_at.astimezone(UTC).isoformat(),
+            "indication": indication,
+        }
+        with contextlib.suppress(ObjectExists):
+            self._store.put(key, original, metadata=metadata)
+        return self.receipt_for(
+            original, report, sender=sender, doc_id=doc_id, received_at=received_at, reason=reason, key=key
+        )
+
+    def receipt_for(
+        self,
+        original: bytes,
+        report: VerificationReport | None,
+        *,
+        sender: str,
+        doc_id: str,
+        received_at: datetime,
+        reason: str | None = None,
+        key: str | None = None,
+    ) -> ArchiveRecord:
+        """The receipt and events of an original already stored under ``key`` (no I/O)."""
         if received_at.tzinfo is None:
             raise HubError("received_at must be an aware datetime")
         sha256 = hashlib.sha256(original).hexdigest()
-        indication = report.indication.value if report is not None else (reason or "REJECTED")
-        self._store.put_original(
-            original,
-            metadata={
-                "sender": sender,
-                "doc-id": doc_id,
-                "received-at": received_at.astimezone(UTC).isoformat(),
-                "indication": indication,
-            },
-        )
+        key = key or original_key(sha256)
         receipt_bytes = _canonical(
             {
                 "format": RECEIPT_FORMAT,
@@ -311,29 +345,29 @@ class Archive:
                 "report": report_to_json(report) if report is not None else None,
             }
         )
-        key = report_key(sha256)
-        try:
-            self._store.put(key, receipt_bytes, metadata={"doc-id": doc_id, "sender": sender})
-        except ObjectExists:
-            receipt_bytes = self._store.get(key)  # a replay: the first receipt stands, its events are re-derived
         receipt = Receipt.from_bytes(receipt_bytes)
-        if receipt.sha256 != sha256:
-            raise ReceiptError(f"{key} is the receipt of another original ({receipt.sha256})")
         receipt_sha256 = hashlib.sha256(receipt_bytes).hexdigest()
         return ArchiveRecord(
             sha256=sha256,
             document_id=receipt.document_id,
-            original_key=original_key(sha256),
-            report_key=key,
+            original_key=key,
+            receipt=receipt_bytes,
             receipt_sha256=receipt_sha256,
-            events=receipt_events(receipt, receipt_sha256),
+            events=receipt_events(receipt, receipt_sha256, original_key=key),
         )
 
-    def delivered(self, sha256: str, doc_id: str, recipient: str, *, at: datetime | None = None) -> LedgerEvent:
-        """Record that the document went to ``recipient`` (an OrganId, or the national axis) at ``at``.
+    def carried_receipts(
+        self, record: ArchiveRecord, *, max_inline: int = DEFAULT_MAX_INLINE_RECEIPT
+    ) -> tuple[bytes, ...]:
+        """The receipts to send with the events: the receipt itself, or none once a large one is stored apart."""
+        if len(record.receipt) <= max_inline:
+            return (record.receipt,)
+        with contextlib.suppress(ObjectExists):  # content-addressed: the same bytes are already there
+            self._store.put(receipt_key(record.receipt_sha256), record.receipt)
+        return ()
 
-        Pass the delivery record's own time as ``at`` so that a redelivery records an identical event.
-        """
+    def delivered(self, sha256: str, doc_id: str, recipient: str, *, at: datetime | None = None) -> LedgerEvent:
+        """Record that the document went to ``recipient`` (an OrganId, or the national axis) at ``at``."""
         event = LedgerEvent(
             kind=EventKind.DELIVERED,
             sha256=sha256,
@@ -373,13 +407,14 @@ class Archive:
         self._ledger.append_many([event])
         return event
 
-    def receipt(self, sha256: str) -> Receipt:
-        """The stored receipt of an original (``ObjectNotFound`` if none)."""
-        return Receipt.from_bytes(self._store.get(report_key(sha256)))
 
+def receipt_events(
+    receipt: Receipt, receipt_sha256: str, *, original_key: str | None = None
+) -> tuple[LedgerEvent, ...]:
+    """The events a receipt stands for: received, verified or rejected (naming the receipt), archived (its key).
 
-def receipt_events(receipt: Receipt, receipt_sha256: str) -> tuple[LedgerEvent, ...]:
-    """The events a receipt stands for: received, verified or rejected (naming the receipt), archived."""
+    ``original_key`` is where the original is stored (default ``originals/<sha256>``).
+    """
     detail: Mapping[str, str] = {"receipt_sha256": receipt_sha256}
     if receipt.reason is not None:
         detail = {**detail, "reason": receipt.reason}
@@ -409,6 +444,6 @@ def receipt_events(receipt: Receipt, receipt_sha256: str) -> tuple[LedgerEvent, 
             actor=HUB_ACTOR,
             time=receipt.archived_at,
             verdict="stored",
-            detail={"key": original_key(receipt.sha256), "receipt": report_key(receipt.sha256)},
+            detail={"key": original_key or _original_key(receipt.sha256)},
         ),
     )

@@ -54,13 +54,15 @@ from signer.policy import RevocationPolicy, TrustPolicy
 from signer.report import SubIndication, VerificationReport
 from signer.verify import Verifier
 from storage import merkle
-from storage.archive import Receipt, ReceiptError, report_key
+from storage.archive import Receipt, ReceiptError, receipt_key, report_key
 from storage.ledger import (
     DEFAULT_TIME_SKEW,
     EventKind,
+    Found,
     Ledger,
     LedgerError,
     LedgerEvent,
+    LogReader,
     SealError,
     SignedTreeHead,
     verify_sealed,
@@ -206,30 +208,73 @@ def _parse_time(text: object) -> datetime:
 # --- export -------------------------------------------------------------------------------------------------
 
 
-def _resolve(ledger: Ledger, doc_ref: str) -> tuple[str, str]:
-    """(SHA-256, DocumentId) of the document ``doc_ref`` names."""
+def _resolve(reader: LogReader, doc_ref: str) -> tuple[str, str, Found]:
+    """(SHA-256, DocumentId) of the document ``doc_ref`` names, and every event and receipt about it."""
     ref = doc_ref.strip()
     if _HEX64.match(ref.lower()):
-        events = ledger.events_for(ref.lower())
-        if not events:
-            raise BundleError(f"the ledger has no events for SHA-256 {ref.lower()}")
-        own = [e for _, e in events if e.kind is not EventKind.STATUS_RELAYED]
-        return ref.lower(), next((e.document_id for e in own if e.document_id), "")
-    shas = sorted(
-        {e.sha256 for _, e in ledger.events_for(ref) if e.kind is EventKind.RECEIVED and e.document_id == ref}
-    )
+        sha256 = ref.lower()
+        found = reader.find([sha256])
+        own = [e for _, e in found.events if e.sha256 == sha256 and e.kind is not EventKind.STATUS_RELAYED]
+        if not own:
+            raise BundleError(f"the ledger has no events for SHA-256 {sha256}")
+        doc_id = next((e.document_id for e in own if e.document_id), "")
+        if doc_id:  # the statuses relayed about it are filed under its DocumentId
+            found = reader.find([sha256, doc_id])
+        return sha256, doc_id, found
+    found = reader.find([ref])
+    shas = sorted({e.sha256 for _, e in found.events if e.kind is EventKind.RECEIVED and e.document_id == ref})
     if not shas:
         raise BundleError(f"the ledger has no received document with DocumentId {ref!r}")
     if len(shas) > 1:
         raise BundleError(
             f"DocumentId {ref!r} names {len(shas)} different originals; export one by SHA-256: {', '.join(shas)}"
         )
-    return shas[0], ref
+    return shas[0], ref, found
+
+
+def _reception(events: list[tuple[int, LedgerEvent]], sha256: str) -> tuple[list[tuple[int, LedgerEvent]], str]:
+    """The events of the latest reception of the document (it may have been received, and judged, more than once).
+
+    Returns them (with the statuses relayed about it) and the SHA-256 of the receipt their verdict names ("" when
+    there is none). A reception is its last ``received`` event before the last verdict, that verdict, and what
+    follows them (archived, delivered).
+    """
+    own = [(i, e) for i, e in events if e.sha256 == sha256 and e.kind is not EventKind.STATUS_RELAYED]
+    statuses = [(i, e) for i, e in events if e.kind is EventKind.STATUS_RELAYED]
+    judged = [(i, e) for i, e in own if e.kind in {EventKind.VERIFIED, EventKind.REJECTED}]
+    if not judged:
+        return sorted(own + statuses), ""
+    last_index, verdict = judged[-1]
+    receipt_sha = verdict.detail.get("receipt_sha256", "")
+    received = [i for i, e in own if e.kind is EventKind.RECEIVED and i < last_index]
+    start = received[-1] if received else last_index
+    chosen = [
+        (i, e)
+        for i, e in own
+        if i == start
+        or (
+            (e.kind is EventKind.VERIFIED or e.kind is EventKind.REJECTED)
+            and i > start
+            and e.detail.get("receipt_sha256", "") == receipt_sha
+        )
+        or (e.kind in {EventKind.ARCHIVED, EventKind.DELIVERED} and i > last_index)
+    ]
+    return sorted(chosen + statuses), receipt_sha
+
+
+def _stored_receipt(store: ObjectStore, receipt_sha: str, sha256: str) -> bytes:
+    """A receipt kept as an object: too large for the ledger (by its own hash), or written before receipts were."""
+    if receipt_sha:
+        try:
+            return store.get(receipt_key(receipt_sha))
+        except ObjectNotFound:
+            pass
+    return store.get(report_key(sha256))
 
 
 def export_bundle(
     store: ObjectStore,
-    ledger: Ledger,
+    ledger: Ledger | LogReader,
     doc_ref: str,
     *,
     seal_key: SigningKey,
@@ -237,43 +282,48 @@ def export_bundle(
 ) -> bytes:
     """The evidence bundle (zip bytes) of the document ``doc_ref``: a DocumentId or the original's SHA-256.
 
-    Uses the newest stored tree head that covers all of the document's events (``BundleError`` when the hub
-    has not sealed them yet: try again after its next seal). ``seal_key`` is the hub's seal key: it signs the
-    manifest. ``at`` is the export time written in the manifest (default: now).
+    Reads the stored log twice (once to find the document's events and receipt, once for their proofs), one
+    segment at a time. Uses the newest stored tree head, which must cover all of the document's events
+    (``BundleError`` when the hub has not sealed them yet: try again after its next seal). ``seal_key`` is the hub's
+    seal key: it signs the manifest. ``at`` is the export time written in the manifest (default: now).
     """
-    sha256, doc_id = _resolve(ledger, doc_ref)
-    indexed = dict(ledger.events_for(sha256))
-    if doc_id:
-        indexed.update((i, e) for i, e in ledger.events_for(doc_id) if e.kind is EventKind.STATUS_RELAYED)
+    reader = ledger.reader() if isinstance(ledger, Ledger) else ledger
+    sha256, doc_id, found = _resolve(reader, doc_ref)
+    chosen, receipt_sha = _reception(found.events, sha256)
+    indexed = dict(chosen)
     indices = sorted(indexed)
-    head = ledger.covering_head(indices[-1])
+    head = reader.covering_head(indices[-1])
     if head is None:
         raise BundleError(
             f"the ledger has no signed tree head covering leaf {indices[-1]} yet; retry after the hub's next seal"
         )
+    archived = [e for e in indexed.values() if e.kind is EventKind.ARCHIVED and e.sha256 == sha256]
+    key = archived[-1].detail.get("key", original_key(sha256)) if archived else original_key(sha256)
     try:
-        original = store.get(original_key(sha256))
-        receipt = store.get(report_key(sha256))
+        original = store.get(key)
+        receipt = found.receipts.get(receipt_sha) or _stored_receipt(store, receipt_sha, sha256)
     except ObjectNotFound as exc:
+        if exc.key == report_key(sha256):
+            raise BundleError(
+                f"the receipt the ledger names ({receipt_sha or 'none'}) is in no segment nor at {exc.key}: "
+                "it was changed or removed"
+            ) from exc
         raise BundleError(f"{exc.key} is missing from the store") from exc
     if hashlib.sha256(original).hexdigest() != sha256:
-        raise BundleError(f"{original_key(sha256)} does not hash to its name: the stored original was changed")
+        raise BundleError(f"{key} does not hash to the document's SHA-256: the stored original was changed")
     try:
         Receipt.from_bytes(receipt)
     except ReceiptError as exc:
         raise BundleError(
-            f"{report_key(sha256)} is not a receipt written by storage.archive.Archive ({exc}); "
+            f"the receipt of {sha256} is not one written by storage.archive.Archive ({exc}); "
             "a bundle needs the report with its evidence"
         ) from exc
+    proofs = reader.inclusion_proofs(indices, head.size)
     events = {
         "format": BUNDLE_FORMAT,
         "tree_size": head.size,
         "events": [
-            {
-                "index": index,
-                "event": indexed[index].to_json(),
-                "proof": [p.hex() for p in ledger.inclusion_proof(index, head.size)],
-            }
+            {"index": index, "event": indexed[index].to_json(), "proof": [p.hex() for p in proofs[index]]}
             for index in indices
         ],
     }

@@ -21,9 +21,9 @@ from signer import devpki
 from signer.policy import RevocationPolicy, TrustPolicy
 from signer.report import SubIndication
 from signer.verify import Verifier
-from storage.archive import Archive
+from storage.archive import Archive, Receipt
 from storage.bundle import BundleError, CheckStatus, _write_zip, export_bundle, verify_bundle
-from storage.ledger import Ledger, create_seal_identity
+from storage.ledger import Ledger, LogReader, create_seal_identity, verify_log
 from storage.objectstore import MemoryObjectStore, original_key
 from tests.support.pki_fixtures import FIXED_NOW, REVOKED_AT
 from tests.support.signing import policy_for, signed_by
@@ -268,7 +268,7 @@ def test_revoked_after_signing_but_before_receipt_fails_with_the_reason(pki, sea
     document = signed_by(pki.revoked)
     assert Verifier(policy).verify(document, at=signed_at).passed  # the signature was good when it was made
     store, ledger, record = archived(pki, seal_key, document=document, policy=policy, reason="REVOKED")
-    hub_report = Archive(store, ledger).receipt(record.sha256)
+    hub_report = Receipt.from_bytes(record.receipt)
     assert hub_report.report is not None
     assert hub_report.report.subindication == SubIndication.REVOKED
     data = export_bundle(store, ledger, DOC_ID, seal_key=seal_key, at=received_at + timedelta(days=1))
@@ -327,9 +327,51 @@ def test_every_position_flipped_once_is_caught(pki, seal_key, bundle):
         changed[position] ^= 0x01
 
 
-def test_export_refuses_a_report_that_is_not_a_receipt(pki, seal_key):
-    """A report stored by something other than the archive (no evidence, no receipt) cannot make a bundle."""
+def test_export_refuses_a_receipt_changed_in_its_segment(pki, seal_key):
+    """A receipt line changed in its segment is no longer the one the ledger names: no bundle is made of it."""
     store, ledger, record = archived(pki, seal_key)
-    store.tamper(record.report_key, json.dumps({"indication": "TOTAL_PASSED"}).encode())
-    with pytest.raises(BundleError, match="not a receipt"):
+    (key,) = store.list("ledger/segments/")
+    store.tamper(key, store.get(key).replace(record.receipt, json.dumps({"indication": "TOTAL_PASSED"}).encode()))
+    with pytest.raises(BundleError, match="receipt the ledger names"):
         export_bundle(store, ledger, record.sha256, seal_key=seal_key)
+    problem = verify_log(store, [seal_key.certificate]).problem
+    assert problem is not None
+    assert problem.where == f"{key} receipt 1"
+
+
+def test_a_receipt_too_large_for_the_ledger_record_is_stored_apart_and_still_exported(pki, seal_key):
+    """A receipt above the inline limit goes to receipts/<its SHA-256>.json; the bundle finds and verifies it."""
+    document = signed_by(pki.agency_rsa)
+    report = Verifier(policy_for(pki)).verify(document, at=FIXED_NOW)
+    store = MemoryObjectStore()
+    ledger = Ledger.open(store)
+    archive = Archive(store, ledger, clock=lambda: FIXED_NOW + timedelta(seconds=1))
+    record = archive.store(document, report, sender="000.00.00.G22", doc_id=DOC_ID, received_at=FIXED_NOW)
+    assert archive.carried_receipts(record, max_inline=100) == ()
+    ledger.append_many(record.events)
+    ledger.seal(seal_key, at=FIXED_NOW + timedelta(hours=2))
+    assert store.get(f"receipts/{record.receipt_sha256}.json") == record.receipt
+    data = export_bundle(store, ledger, record.sha256, seal_key=seal_key, at=FIXED_NOW + timedelta(days=1))
+    assert verify_bundle(data, anchors(pki, seal_key)).passed
+    assert verify_log(store, [seal_key.certificate]).ok
+
+
+def test_export_reads_a_log_written_before_receipts_were_in_segments(pki, seal_key):
+    """Old data: v1 segments (events only) with the receipt at reports/<sha256>.json still export and verify."""
+    store, ledger, record = archived(pki, seal_key)
+    old = MemoryObjectStore()
+    for key in store.list(""):
+        data = store.get(key)
+        if key.startswith("ledger/segments/"):
+            count = int(key.rsplit("-", 1)[1].removesuffix(".jsonl"))
+            data = b"".join(line + b"\n" for line in data.split(b"\n")[:count])
+        old.put(key, data)
+    old.put(f"reports/{record.sha256}.json", record.receipt)
+    data = export_bundle(old, LogReader.open(old), record.sha256, seal_key=seal_key, at=FIXED_NOW + timedelta(days=1))
+    assert verify_bundle(data, anchors(pki, seal_key)).passed
+    assert verify_log(old, [seal_key.certificate]).ok
+    assert Ledger.open(old).root() == ledger.root()  # a writer rebuilds its frontier from v1 segments
+    old.put(f"reports/{'00' * 32}.json", b"{}")  # and a v1 receipt that is not one is refused
+    old.tamper(f"reports/{record.sha256}.json", json.dumps({"indication": "TOTAL_PASSED"}).encode())
+    with pytest.raises(BundleError, match="not one written by"):
+        export_bundle(old, LogReader.open(old), record.sha256, seal_key=seal_key)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import stat
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,8 +21,10 @@ from storage.ledger import (
     LedgerCorrupt,
     LedgerError,
     LedgerEvent,
+    LogReader,
     SealError,
     SignedTreeHead,
+    SourcePosition,
     create_seal_identity,
     head_key,
     segment_key,
@@ -134,8 +137,8 @@ def test_non_canonical_or_wrong_events_are_refused():
 
 
 def test_proofs_for_every_leaf_of_logs_of_size_1_to_257():
-    """For every size 1..257, every leaf's proof from the Ledger verifies and equals storage.merkle's."""
-    ledger = Ledger.open(MemoryObjectStore())
+    """For every size 1..257, every leaf's proof (streamed from the store) verifies and equals storage.merkle's."""
+    ledger = Ledger.open(MemoryObjectStore(), segment_events=16)
     leaves: list[bytes] = []
     for n in range(1, 258):
         e = event(n - 1)
@@ -143,11 +146,11 @@ def test_proofs_for_every_leaf_of_logs_of_size_1_to_257():
         leaves.append(e.leaf_hash())
         root = ledger.root()
         assert root == merkle.root_hash(leaves)
+        proofs = ledger.reader().inclusion_proofs(range(n))
         for index in range(n):
-            proof = ledger.inclusion_proof(index)
-            merkle.verify_inclusion(leaves[index], index, n, proof, root)
+            merkle.verify_inclusion(leaves[index], index, n, proofs[index], root)
             if n <= 64 or index % 16 == 0:  # the reference recomputes whole subtrees: sample it on big trees
-                assert proof == merkle.inclusion_proof(index, leaves)
+                assert proofs[index] == merkle.inclusion_proof(index, leaves)
 
 
 @settings(max_examples=300, deadline=None)
@@ -158,14 +161,15 @@ def test_consistency_and_past_inclusion_between_any_two_sizes(sizes):
     ledger = _LEDGER_257
     proof = ledger.consistency_proof(old, new)
     merkle.verify_consistency(old, new, ledger.root(old), ledger.root(new), proof)
-    assert proof == merkle.consistency_proof(old, [ledger.leaf_hash(i) for i in range(new)])
+    assert proof == merkle.consistency_proof(old, _LEAVES_257[:new])
     if index < old:
         merkle.verify_inclusion(
             ledger.leaf_hash(index), index, old, ledger.inclusion_proof(index, old), ledger.root(old)
         )
 
 
-_LEDGER_257 = filled(257)
+_LEDGER_257 = filled(257, segment_events=32)
+_LEAVES_257 = list(_LEDGER_257.reader().leaf_hashes())
 
 
 def test_a_changed_proof_node_or_index_is_detected():
@@ -189,17 +193,47 @@ def test_a_changed_proof_node_or_index_is_detected():
 # --- appending ------------------------------------------------------------------------------------------------
 
 
-def test_append_is_idempotent_and_events_are_found_by_sha256_and_document_id():
-    """Appending an event already logged returns its index; events_for finds a document's events either way."""
-    ledger = filled(12)
-    assert ledger.append(event(5)) == 5
-    assert ledger.size == 12
-    assert ledger.contains(event(5))
-    assert not ledger.contains(event(12))
+def test_events_are_found_by_sha256_and_document_id():
+    """events_for finds a document's events (stored and buffered) by its SHA-256 or its DocumentId."""
+    ledger = filled(12, segment_events=6)
+    assert ledger.pending == 0
+    ledger.append(event(12))
     by_sha = ledger.events_for(event(5).sha256)
     assert [i for i, _ in by_sha] == [4, 5, 6, 7]
     assert by_sha == ledger.events_for(event(5).document_id)
     assert [e for _, e in by_sha] == [event(i) for i in range(4, 8)]
+    assert [i for i, _ in ledger.events_for(event(12).sha256)] == [12]
+
+
+def test_a_record_consumed_again_is_recognised_by_its_position():
+    """A batch re-read after a crash (positions at or before the last stored one) adds nothing, across reopenings."""
+    store = MemoryObjectStore()
+    ledger = Ledger.open(store, segment_events=4)
+    for offset in range(5):
+        added = ledger.append_many([event(2 * offset), event(2 * offset + 1)], position=SourcePosition("t", 0, offset))
+        assert added == [2 * offset, 2 * offset + 1]
+    ledger.flush()
+    reopened = Ledger.open(store, segment_events=4)
+    assert reopened.position == SourcePosition("t", 0, 4)
+    for offset in range(3, 5):  # the writer's crash lost its commit: offsets 3 and 4 come again
+        assert reopened.append_many([event(99)], position=SourcePosition("t", 0, offset)) == []
+    assert reopened.append_many([event(10)], position=SourcePosition("t", 0, 5)) == [10]
+    assert (reopened.size, reopened.root()) == (11, filled(11).root())
+    reopened.flush()
+    assert LogReader.open(store).size == 11
+
+
+def test_a_segment_never_splits_one_record_and_carries_its_receipts():
+    """Events appended together stay in one segment with the receipts they name, even past segment_events."""
+    store = MemoryObjectStore()
+    ledger = Ledger.open(store, segment_events=2)
+    receipt = b'{"format":"lienthong-receipt-v1","x":1}'
+    ledger.append_many([event(0), event(1), event(2)], receipts=[receipt], position=SourcePosition("t", 0, 0))
+    ledger.append_many([event(3)], position=SourcePosition("t", 0, 1))
+    ledger.flush()
+    assert list(store.list("ledger/segments/")) == [segment_key(0, 3), segment_key(3, 1)]
+    found = LogReader.open(store).find([event(0).sha256])
+    assert found.receipts == {hashlib.sha256(receipt).hexdigest(): receipt}
 
 
 def test_segments_are_written_every_n_events_and_on_flush():
@@ -212,7 +246,9 @@ def test_segments_are_written_every_n_events_and_on_flush():
     assert ledger.flush() == 2
     assert list(store.list("ledger/segments/"))[-1] == "ledger/segments/000000000008-2.jsonl"
     lines = store.get(segment_key(8, 2)).splitlines()
-    assert [LedgerEvent.from_bytes(line) for line in lines] == [event(8), event(9)]
+    assert [LedgerEvent.from_bytes(line) for line in lines[:2]] == [event(8), event(9)]
+    trailer = json.loads(lines[-1])
+    assert (trailer["format"], trailer["size"], trailer["receipts"]) == ("lienthong-segment-v2", 10, 0)
 
 
 # --- sealing ------------------------------------------------------------------------------------------------
@@ -289,8 +325,12 @@ def test_a_changed_leaf_is_detected_and_located(sealed_log, seal_key):
     assert not report.ok
     assert report.problem.where == f"{head_key(8)} / leaves 4..7"
     assert key in report.problem.message
-    with pytest.raises(LedgerCorrupt):
-        Ledger.open(sealed_log)
+    # A writer reopened on the changed store continues from its trailers, so its next head still signs the
+    # original history and the change stays exposed.
+    reopened = Ledger.open(sealed_log, segment_events=4)
+    reopened.append(event(10))
+    reopened.seal(seal_key, at=T0 + timedelta(minutes=4))
+    assert verify_log(sealed_log, [seal_key.certificate]).problem.where == f"{head_key(8)} / leaves 4..7"
 
 
 def test_a_damaged_or_missing_segment_is_named(sealed_log, seal_key):
@@ -464,3 +504,42 @@ def test_a_bad_head_before_a_bad_segment_is_reported_first(sealed_log, seal_key)
     sealed_log.tamper(head_key(4), SignedTreeHead.from_json(obj).to_bytes())
     sealed_log.tamper(segment_key(8, 2), b"garbage\n")
     assert verify_log(sealed_log, [seal_key.certificate]).problem.where == head_key(4)
+
+
+# --- memory -----------------------------------------------------------------------------------------------------
+
+
+class ForgetfulStore(MemoryObjectStore):
+    """Keeps every key but no body: what grows in the store is not the writer's memory."""
+
+    def put(self, key, data, *, metadata=None):  # noqa: ARG002 - the body is what it forgets
+        """Store an empty object under ``key`` (create-only as before)."""
+        return super().put(key, b"", metadata=metadata)
+
+
+def _append_batches(ledger: Ledger, start: int, stop: int) -> None:
+    """Events start..stop-1, ten per record and 100 records per flush, as the ledger agent appends them."""
+    for first in range(start, stop, 1000):
+        for record in range(first, min(first + 1000, stop), 10):
+            events = [event(i) for i in range(record, min(record + 10, stop))]
+            ledger.append_many(events, position=SourcePosition("lienthong.ledger", 0, record // 10))
+        ledger.flush()
+
+
+def test_writer_memory_stays_flat_over_100_000_events():
+    """Peak traced memory while appending events 10k..100k is not meaningfully above the peak over the first 10k."""
+    ledger = Ledger.open(ForgetfulStore(), segment_events=1024)
+    tracemalloc.start()
+    try:
+        _append_batches(ledger, 0, 10_000)
+        current_10k, peak_10k = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        _append_batches(ledger, 10_000, 100_000)
+        current_100k, peak_100k = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ledger.size == 100_000
+    # The frontier holds popcount(n) hashes; what else grows is one store key per segment (~100 bytes each).
+    assert peak_100k <= peak_10k * 1.25 + 64 * 1024, (peak_10k, peak_100k)
+    assert current_100k - current_10k < 64 * 1024, (current_10k, current_100k)
+    assert len(ledger._frontier.hashes) == (100_000).bit_count()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hub.app import build_policy
 from hub.demo import DEMO_AGENCIES, INVALID_KINDS, create_demo_material, demo_documents, demo_status
 from hub.directory import Directory, Route, load_directory
-from hub.process import DEFAULT_URGENT_PRIORITY, DocumentProcessor, document_index_key
+from hub.process import DEFAULT_URGENT_PRIORITY, DocumentProcessor, document_index_key, document_key
 from hub.records import (
     AXIS_OUTBOUND,
     CLAIM_CHECK_MAGIC,
@@ -32,6 +32,7 @@ from hub.records import (
     H_SHA256,
     H_SOURCE,
     INBOUND,
+    LEDGER,
     WORK_BULK,
     WORK_URGENT,
     ClaimCheck,
@@ -47,7 +48,7 @@ from signer.policy import RevocationPolicy, TrustPolicy
 from signer.sign import sign_document
 from signer.verify import Verifier
 from storage.archive import Receipt
-from storage.ledger import EventKind, create_seal_identity
+from storage.ledger import EventKind, Ledger, SourcePosition, create_seal_identity, decode_ledger_record
 from storage.objectstore import MemoryObjectStore, original_key
 
 #: The instant the demo PKI is made for; the processor's clock reads a fixed minute later.
@@ -271,14 +272,18 @@ class TestDelivery:
         other = Verifier(TrustPolicy(anchors=anchors, revocation=RevocationPolicy.NONE))
         assert other.verify(status, at=RECEIVED_AT).indication.value != "TOTAL_PASSED"
 
-    def test_original_and_receipt_are_archived_content_addressed(self, delivered):
-        """The original is kept under originals/<sha256>, its receipt (with the report) under reports/<sha256>.json."""
+    def test_original_is_archived_under_its_document_key_and_the_receipt_travels_with_the_events(self, delivered):
+        """The original is kept under documents/<h(DocumentId)>/<sha256>.xml; its receipt is in the ledger record."""
         store, results = delivered
         for document, outcome in results:
             sha = hashlib.sha256(document.data).hexdigest()
             assert outcome.sha256 == sha
-            assert store.get(f"originals/{sha}") == document.data
-            receipt = Receipt.from_bytes(store.get(f"reports/{sha}.json"))
+            assert store.get(document_key(outcome.document_id, sha)) == document.data
+            assert not store.exists(f"reports/{sha}.json")
+            events, receipts = decode_ledger_record(outcome.ledger_record().value)
+            assert (events, receipts) == (list(outcome.events), list(outcome.receipts))
+            receipt = Receipt.from_bytes(receipts[0])
+            assert outcome.events[1].detail["receipt_sha256"] == hashlib.sha256(receipts[0]).hexdigest()
             assert receipt.sha256 == sha
             assert receipt.passed
             assert receipt.sender == document.sender
@@ -299,24 +304,23 @@ class TestDelivery:
             received, verified, archived = outcome.events[:3]
             assert (received.actor, received.time) == (document.sender, RECEIVED_AT)
             assert "TOTAL_PASSED" in verified.verdict
-            assert original_key(sha) in (archived.verdict, *archived.detail.values())
+            assert archived.detail["key"] == document_key(outcome.document_id, sha)
 
-    def test_index_entry_names_the_document_and_its_recipients(self, delivered):
-        """The index entry is keyed by DocumentId + SHA-256 and lists the recipients (for dedup and revocations)."""
-        _, results = delivered
+    def test_stored_original_names_its_sender_recipients_and_input(self, delivered):
+        """The accepted original's metadata keeps sender, recipients and the input record (dedup and revocations)."""
+        store, results = delivered
         for document, outcome in results:
-            key, body = outcome.index_entry
-            assert key == document_index_key(outcome.document_id, outcome.sha256)
-            entry = json.loads(body)
-            assert entry["document_id"] == outcome.document_id
-            assert entry["sender"] == document.sender
-            assert set(entry["recipients"]) == set(document.recipients)
+            metadata = store.stat(document_key(outcome.document_id, outcome.sha256)).metadata
+            assert metadata["sender"] == document.sender
+            assert set(metadata["recipients"].split(",")) == set(document.recipients)
+            assert metadata["source"] == InboundRecord(b"", b"").source
 
-    def test_document_index_key_hashes_the_document_id(self):
-        """The index key hides the DocumentId's '/' behind its SHA-256 and ends with the content hash."""
-        key = document_index_key("000.00.00.G22,2026/05/16,74/VPCP-TTĐT", "ab" * 32)
+    def test_document_key_hashes_the_document_id(self):
+        """The document key hides the DocumentId's '/' behind its SHA-256 and ends with the content hash."""
+        key = document_key("000.00.00.G22,2026/05/16,74/VPCP-TTĐT", "ab" * 32)
         digest = hashlib.sha256("000.00.00.G22,2026/05/16,74/VPCP-TTĐT".encode()).hexdigest()
-        assert key == f"documents/{digest}/{'ab' * 32}.json"
+        assert key == f"documents/{digest}/{'ab' * 32}.xml"
+        assert document_index_key("x", "ab" * 32).endswith(f"/{'ab' * 32}.json")
 
     def test_partly_unknown_recipients_deliver_to_the_known_and_answer_02(self, hub, material):
         """A document to one known and one unknown agency reaches the known one; the sender gets 02 naming the other."""
@@ -342,7 +346,7 @@ class TestRejection:
         for document, _, outcome in rejected:
             assert outcome.outcome == "rejected"
             assert outcome.reason == document.expect, outcome.problems
-            assert outcome.index_entry is None
+            assert outcome.recipients == ()
 
     def test_dead_letter_carries_reason_error_and_source(self, rejected):
         """The dead letter keeps the original value and key, with lienthong-reason, -error (naming where), -source."""
@@ -492,7 +496,7 @@ class TestClaimCheck:
         assert outcome.sha256 == sha
         assert {r.topic for r in delivery_records(outcome)} == {inbox_topic(A), inbox_topic(B)}
         assert all(r.value == data for r in delivery_records(outcome))
-        assert store.get(original_key(sha)) == data
+        assert store.get(document_key(outcome.document_id, sha)) == data
 
     def test_claim_check_with_a_wrong_sha256_is_refused(self, hub, material):
         """A claim check whose object does not hash to the named SHA-256 is BAD_CLAIM_CHECK."""
@@ -541,7 +545,7 @@ class TestClaimCheck:
         assert (outcome.outcome, outcome.reason) == ("rejected", "BAD_CLAIM_CHECK")
 
     def test_large_document_leaves_as_a_claim_check_to_its_archived_original(self, make_processor, material):
-        """A document above claim_check_bytes goes out as a claim check to originals/<sha> (Kafka's ~1 MB limit)."""
+        """A document above claim_check_bytes goes out as a claim check to its stored original (Kafka's ~1 MB limit)."""
         processor, store = make_processor(claim_check_bytes=2000)
         data = signed_edoc(material)
         assert len(data) > 2000
@@ -561,54 +565,101 @@ class TestClaimCheck:
 # --- dedup ------------------------------------------------------------------------------------------------------
 
 
-class TestDedup:
-    """DocumentId + SHA-256 identify a delivery; the index entry written after producing makes a replay a duplicate."""
+def resend(record, n):
+    """The same bytes in another input record (a sender's resend, or a second copy in flight)."""
+    return dataclasses.replace(record, offset=record.offset + n)
 
-    def test_replay_after_the_index_entry_is_a_duplicate(self, hub, material):
-        """The same record again, once its index entry is written, is a duplicate with nothing to produce."""
-        processor, store = hub
-        record = InboundRecord(SENDER.encode(), signed_edoc(material))
+
+class TestDedup:
+    """The create-only write of the accepted original is the dedup check: no read on the happy path."""
+
+    def test_a_resend_is_a_duplicate_with_nothing_to_produce(self, hub, material):
+        """The same document in another input record is a duplicate: no records, no events."""
+        processor, _ = hub
+        record = InboundRecord(SENDER.encode(), signed_edoc(material), offset=10)
         first = processor.process(record)
         assert first.outcome == "delivered"
-        store.put(*first.index_entry)
-        again = processor.process(record)
+        again = processor.process(resend(record, 1))
         assert again.outcome == "duplicate"
         assert again.records == ()
         assert again.events == ()
-        assert again.index_entry is None
+        assert again.ledger_record() is None
         assert (again.document_id, again.sha256) == (first.document_id, first.sha256)
 
-    def test_replay_before_the_index_entry_is_processed_again(self, hub, material):
-        """Without the index entry (a crash before it was written) the record is processed again: at-least-once."""
-        processor, _ = hub
-        record = InboundRecord(SENDER.encode(), signed_edoc(material))
+    def test_a_resend_is_a_duplicate_for_another_processor_on_the_same_store(self, make_processor, material):
+        """Dedup lives in the store, not in a worker: a restarted or second worker answers DUPLICATE too."""
+        first_worker, store = make_processor()
+        record = InboundRecord(SENDER.encode(), signed_edoc(material), offset=20)
+        assert first_worker.process(record).outcome == "delivered"
+        second_worker, _ = make_processor()
+        second_worker._store = store
+        assert second_worker.process(resend(record, 1)).outcome == "duplicate"
+
+    def test_a_replay_of_the_same_input_record_is_processed_again_with_its_first_time(self, make_processor, material):
+        """The same input record again (a crash before its commit) is processed again, with the first received-at."""
+        times = iter([RECEIVED_AT, RECEIVED_AT + timedelta(minutes=5)])
+        processor, _ = make_processor()
+        processor._clock = lambda: next(times)
+        record = InboundRecord(SENDER.encode(), signed_edoc(material), offset=30)
         first = processor.process(record)
         again = processor.process(record)
         assert again.outcome == "delivered"
-        assert [(r.topic, r.value) for r in delivery_records(again)] == [
-            (r.topic, r.value) for r in delivery_records(first)
+        assert [(r.topic, r.value, r.headers) for r in again.records if r.topic != status_topic(SENDER)] == [
+            (r.topic, r.value, r.headers) for r in first.records if r.topic != status_topic(SENDER)
         ]
-        assert again.index_entry == first.index_entry
+        assert again.events[0] == first.events[0]  # received at the first attempt's time
+        delivered = [e for e in first.events if e.kind is EventKind.DELIVERED]
+        assert delivered == [e for e in again.events if e.kind is EventKind.DELIVERED]
 
     def test_same_document_id_with_other_bytes_is_not_a_duplicate(self, hub, material):
         """Dedup is on DocumentId and content: other bytes under the same DocumentId are processed."""
-        processor, store = hub
-        first = processor.process(InboundRecord(SENDER.encode(), signed_edoc(material)))
-        store.put(*first.index_entry)
+        processor, _ = hub
+        first = processor.process(InboundRecord(SENDER.encode(), signed_edoc(material), offset=40))
         other = signed_edoc(material, subject="V/v một nội dung khác")
-        outcome = processor.process(InboundRecord(SENDER.encode(), other))
+        outcome = processor.process(InboundRecord(SENDER.encode(), other, offset=41))
         assert outcome.document_id == first.document_id
         assert outcome.outcome == "delivered"
 
-    def test_a_rejected_document_is_never_marked_delivered(self, hub, material):
-        """A rejection writes no index entry: the same bytes are judged again next time."""
-        processor, _ = hub
+    def test_a_rejected_document_is_judged_again_when_resent(self, hub, material):
+        """A refusal never marks the document delivered: the same bytes are judged again next time."""
+        processor, store = hub
         data = sign_document(
             build_document(example_edoc(sender=SENDER, recipients=(A,), number=7, day=NOW.date())), material.unpinned
         )
-        first = processor.process(InboundRecord(SENDER.encode(), data))
-        assert first.index_entry is None
-        assert processor.process(InboundRecord(SENDER.encode(), data)).outcome == "rejected"
+        record = InboundRecord(SENDER.encode(), data, offset=50)
+        first = processor.process(record)
+        assert first.outcome == "rejected"
+        assert store.exists(original_key(first.sha256))  # the refused original is evidence
+        assert not store.exists(document_key(first.document_id, first.sha256))
+        assert processor.process(resend(record, 1)).outcome == "rejected"
+
+    def test_a_delivered_document_resent_is_a_duplicate_even_if_it_would_now_be_refused(self, make_processor, material):
+        """Once delivered, a resend is DUPLICATE (as before verification moved ahead of the dedup write)."""
+        processor, store = make_processor()
+        record = InboundRecord(SENDER.encode(), signed_edoc(material, recipients=(A,)), offset=60)
+        assert processor.process(record).outcome == "delivered"
+        later, _ = make_processor()
+        later._store = store
+        later._directory = Directory  # nobody is known any more: the sender would be UNKNOWN_SENDER
+        assert later.process(resend(record, 1)).outcome == "duplicate"
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(copies=st.integers(2, 6), offset=st.integers(0, 10**6))
+    def test_copies_at_once_on_several_workers_deliver_once(self, make_processor, material, copies, offset):
+        """Any number of copies of one document, processed concurrently by workers sharing a store: one delivers."""
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - only this test runs threads
+
+        _, store = make_processor()
+        workers = []
+        for _ in range(copies):
+            worker, _ = make_processor()
+            worker._store = store
+            workers.append(worker)
+        data = signed_edoc(material, number=1000 + offset % 1000)
+        records = [InboundRecord(SENDER.encode(), data, offset=offset + n) for n in range(copies)]
+        with ThreadPoolExecutor(copies) as pool:
+            outcomes = list(pool.map(lambda wr: wr[0].process(wr[1]), zip(workers, records, strict=True)))
+        assert sorted(o.outcome for o in outcomes) == ["delivered"] + ["duplicate"] * (copies - 1)
 
 
 # --- statuses and revocations -----------------------------------------------------------------------------------
@@ -636,13 +687,13 @@ class TestStatusesAndRevocations:
         assert [e.kind for e in outcome.events][-1] is EventKind.STATUS_RELAYED
 
     def test_relayed_status_is_deduplicated_like_a_document(self, hub, material):
-        """The same status twice, after its index entry, is a duplicate."""
-        processor, store = hub
+        """The same status in another input record is a duplicate."""
+        processor, _ = hub
         document = signed_edoc(material, recipients=(A,))
         status = demo_status(material, document, by=A, code="05")
-        first = processor.process(InboundRecord(A.encode(), status))
-        store.put(*first.index_entry)
-        assert processor.process(InboundRecord(A.encode(), status)).outcome == "duplicate"
+        first = processor.process(InboundRecord(A.encode(), status, offset=1))
+        assert first.outcome == "relayed"
+        assert processor.process(InboundRecord(A.encode(), status, offset=2)).outcome == "duplicate"
 
     def test_every_status_code_is_relayed(self, hub, material):
         """Statuses 01–06, 13, 15 and 16 are all relayed to the original sender."""
@@ -654,10 +705,9 @@ class TestStatusesAndRevocations:
 
     def test_revocation_reaches_the_original_recipients(self, hub, material):
         """A revocation (BussinessDocType 1) naming only A in To still reaches B, who received the original."""
-        processor, store = hub
+        processor, _ = hub
         original = processor.process(InboundRecord(SENDER.encode(), signed_edoc(material, recipients=(A, B))))
         assert original.outcome == "delivered"
-        store.put(*original.index_entry)
         revocation = signed_edoc(material, recipients=(A,), business_doc_type=1)
         message = parse(revocation).message
         assert message.business.bussiness_doc_type == 1
@@ -677,9 +727,8 @@ class TestStatusesAndRevocations:
 
     def test_revocation_naming_another_senders_document_does_not_reach_its_recipients(self, hub, material):
         """Agency C cannot pull another sender's recipients (B) into its "revocation" of that sender's document."""
-        processor, store = hub
+        processor, _ = hub
         original = processor.process(InboundRecord(SENDER.encode(), signed_edoc(material, recipients=(A, B))))
-        store.put(*original.index_entry)
         edoc = example_edoc(sender=C, recipients=(A,), number=77, notation="LT-X", day=NOW.date(), business_doc_type=1)
         edoc = dataclasses.replace(edoc, business=dataclasses.replace(edoc.business, document_id=original.document_id))
         forged = sign_document(build_document(edoc), material.keys[C])
@@ -813,3 +862,91 @@ class TestAnyInput:
         else:
             assert all(r.value == bytes(data) for r in delivery_records(outcome))
             assert isinstance(parse(bytes(data)).message, Edoc)
+
+
+# --- what a document costs in object-store requests ------------------------------------------------------------
+
+
+class CountingStore(MemoryObjectStore):
+    """The in-memory store, counting requests by kind: writes (put), reads (get/open/stat/exists) and listings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+        self.reads: list[str] = []
+        self.lists: list[str] = []
+        self._inside_put = False
+
+    def put(self, key, data, *, metadata=None):
+        """Count a write (also a refused one: the server answered a request)."""
+        self.writes.append(key)
+        self._inside_put = True  # the stand-in's put answers with its own stat; S3's PUT needs no HEAD
+        try:
+            return super().put(key, data, metadata=metadata)
+        finally:
+            self._inside_put = False
+
+    def get(self, key):
+        """Count a read."""
+        self.reads.append(key)
+        return super().get(key)
+
+    def stat(self, key):
+        """Count a HEAD."""
+        if not self._inside_put:
+            self.reads.append(key)
+        return super().stat(key)
+
+    def exists(self, key):
+        """Count a HEAD."""
+        self.reads.append(key)
+        return super().exists(key)
+
+    def list(self, prefix):
+        """Count a listing."""
+        self.lists.append(prefix)
+        return super().list(prefix)
+
+
+class TestRequestsPerDocument:
+    """Archive, dedup and ledger together cost at most two writes and no read per document on the happy path."""
+
+    def test_happy_path_costs_one_write_and_no_read_per_document_with_the_ledger_amortised(
+        self, make_processor, material, seal
+    ):
+        """90 documents, their ledger records appended as the ledger agent does, one seal: ≤ 2 writes, 0 reads each."""
+        processor, _ = make_processor()
+        store = CountingStore()
+        processor._store = store
+        processor._archive._store = store
+        documents = [d for d in demo_documents(material, 100) if d.expect == "delivered"]
+        outcomes = [
+            processor.process(InboundRecord(d.sender.encode(), d.data, topic=WORK_BULK, offset=n))
+            for n, d in enumerate(documents)
+        ]
+        assert all(o.outcome == "delivered" for o in outcomes)
+        processing_writes, processing_reads = len(store.writes), len(store.reads)
+        ledger = Ledger.open(store)
+        for offset, outcome in enumerate(outcomes):  # what hub.app's ledger agent does with one batch
+            events, receipts = decode_ledger_record(outcome.ledger_record().value)
+            ledger.append_many(events, receipts=receipts, position=SourcePosition(LEDGER, 0, offset))
+        ledger.flush()
+        ledger.seal(seal, at=RECEIVED_AT + timedelta(minutes=1))
+        n = len(outcomes)
+        assert processing_writes == n  # one create-only write of each original, nothing else
+        assert processing_reads == 0, store.reads[:3]  # no HEAD, no GET: the write is the dedup check
+        assert store.reads == []  # the ledger writer reads nothing either (an empty log: one listing at open)
+        assert (len(store.writes) - processing_writes) / n < 0.1  # one segment and one head for the whole batch
+        assert len(store.writes) / n <= 2
+
+    def test_a_resend_costs_one_refused_write_and_one_head(self, make_processor, material):
+        """A duplicate is one write answered "already there" and one HEAD that finds another input record."""
+        processor, _ = make_processor()
+        store = CountingStore()
+        processor._store = store
+        processor._archive._store = store
+        record = InboundRecord(SENDER.encode(), signed_edoc(material, recipients=(A,)), offset=1)
+        processor.process(record)
+        store.writes.clear()
+        assert processor.process(dataclasses.replace(record, offset=2)).outcome == "duplicate"
+        assert (len(store.writes), len(store.reads)) == (1, 1)

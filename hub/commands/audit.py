@@ -33,7 +33,7 @@ from signer.keys import PemKey, SigningKeyError
 from storage.bundle import DEFAULT_MAX_BUNDLE_BYTES, BundleCheck, BundleError, BundleReport, CheckStatus
 from storage.bundle import export_bundle as build_bundle
 from storage.bundle import verify_bundle as check_bundle
-from storage.ledger import SEAL_CERT_FILE, SEAL_KEY_FILE, Ledger, LedgerCorrupt
+from storage.ledger import SEAL_CERT_FILE, SEAL_KEY_FILE, LedgerCorrupt, LogReader
 from storage.objectstore import ObjectStore, StoreUnavailable
 
 __all__ = [
@@ -212,8 +212,7 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         seal_key = _seal_key(args)
         with opened_store(args) as store:
-            ledger = Ledger.open(store)
-            data = build_bundle(store, ledger, args.doc, seal_key=seal_key)
+            data = build_bundle(store, LogReader.open(store), args.doc, seal_key=seal_key)
     except (BundleError, LedgerCorrupt) as exc:
         print(f"lienthong audit export: {exc}", file=sys.stderr)
         return 1
