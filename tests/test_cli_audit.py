@@ -100,7 +100,8 @@ def test_export_by_document_id_while_the_hub_runs(hub_data, tmp_path, capsys):
     shutil.copytree(hub_data[0], data_dir)
     out = tmp_path / "bundle.zip"
     with _server(data_dir) as server:
-        settings = {"s3_endpoint": server.endpoint, "s3_access_key": server.access_key, "s3_secret_key": server.secret_key}
+        keys = {"s3_access_key": server.access_key, "s3_secret_key": server.secret_key}
+        settings = {"s3_endpoint": server.endpoint, **keys}
         (data_dir / "settings.yaml").write_text(yaml.safe_dump(settings))  # as `lienthong up` writes
         assert main(["audit", "export", DOC_ID, "--out", str(out), "--data", str(data_dir)]) == 0
     capsys.readouterr()

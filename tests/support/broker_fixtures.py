@@ -3,7 +3,8 @@
 ``kafka_broker`` is one single-node KRaft broker for the session: tests share it, so each uses its own topics
 (``unique_topic``) and consumer groups, and authenticates as its super user (``kafka_broker.connection``).
 ``kafka_cluster`` is a 3-node cluster (replication factor 3, ``min.insync.replicas=2``) for a module of cluster
-tests, stopped after it: three idle JVMs cost a 2-core machine a third of a core. Missing jars or Java skip the test locally and fail it in CI, as ``tests.support.require_tool`` does.
+tests, stopped after it: three idle JVMs cost a 2-core machine a third of a core. Missing jars or Java skip the
+test locally and fail it in CI, as ``tests.support.require_tool`` does.
 """
 
 from __future__ import annotations
