@@ -72,6 +72,7 @@ _RETRY_MAX = 5.0  # the longest wait between retries
 _LEDGER_BATCH = 2000  # events per ledger batch (one segment write per batch)
 _LEDGER_WITHIN = 0.5  # seconds a ledger batch waits to fill
 _INTAKE_CONCURRENCY = 8  # records forwarded at once: a forward waits for the broker's ack
+_STAGE_THREADS = 16  # documents processed at once off the event loop (they wait on S3 most of the time)
 _LAG_INTERVAL = 2.0  # seconds between consumer-lag readings
 
 
@@ -103,6 +104,7 @@ def open_store(settings: HubSettings) -> S3ObjectStore:
         secure=settings.s3_tls,
         ca_file=settings.s3_ca_file,
         retention_days=settings.s3_retention_days,
+        max_connections=_STAGE_THREADS + 2,  # every stage thread and the ledger's may hold one at once
     )
 
 
@@ -132,7 +134,8 @@ class HubWorker:
         self.ledger: Ledger | None = None
         self._stopping = False  # set when the worker stops: every later ledger batch is sealed at once
         self._in_flight: dict[str, asyncio.Lock] = {}
-        self._threads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lienthong-stage")
+        self._topics: dict[str, faust.TopicT] = {}
+        self._threads = ThreadPoolExecutor(max_workers=_STAGE_THREADS, thread_name_prefix="lienthong-stage")
         # The ledger is not thread-safe and has one writer: every ledger call runs on this one thread.
         self._ledger_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lienthong-ledger")
         self.app = self._build_app()
@@ -273,7 +276,9 @@ class HubWorker:
             log.info("skipping the output of %s to %s: produced before a restart", cause, out.topic)
             return
         headers = [*out.headers, (H_INPUT, cause.encode())]
-        topic = _raw_topic(self.app, out.topic)
+        topic = self._topics.get(out.topic)
+        if topic is None:  # one faust Topic per output topic: building one costs more than the send
+            topic = self._topics[out.topic] = _raw_topic(self.app, out.topic)
         await self._retry("deliver", lambda: _sent(topic.send(key=out.key, value=out.value, headers=headers)))
         self.guard.note_delivered(out.topic, cause)
 

@@ -49,7 +49,7 @@ from hub.records import (
     status_topic,
 )
 from hub.settings import HubSettings
-from schemas import build_status, document_id_for, parse
+from schemas import build_status, document_id_for, parse, priority_of
 from schemas._checks import VIETNAM_TZ
 from schemas.errors import DocumentRejected, Problem
 from schemas.model import Edoc, Organization, ParsedDocument, ResponseFor, StatusMessage
@@ -196,12 +196,10 @@ class DocumentProcessor:
     def lane(self, record: InboundRecord) -> str:
         """The work topic: urgent (Priority ≥ 3) or bulk; anything unreadable goes bulk (and fails there)."""
         try:
-            parsed = parse(self.read_value(record), max_bytes=self._settings.max_document_bytes)
+            priority = priority_of(self.read_value(record), max_bytes=self._settings.max_document_bytes)
         except DocumentRejected:
             return WORK_BULK
-        message = parsed.message
-        urgent = isinstance(message, Edoc) and message.priority >= DEFAULT_URGENT_PRIORITY
-        return WORK_URGENT if urgent else WORK_BULK
+        return WORK_URGENT if priority >= DEFAULT_URGENT_PRIORITY else WORK_BULK
 
     # --- the whole path --------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@
 from schemas._builder import build_document, build_status
 from schemas._checks import document_id_for
 from schemas._names import DSIG_NS, EDXML_NS, LGSP_NS, Dialect
-from schemas._parse import parse
+from schemas._parse import parse, priority_of
 from schemas._safe import DEFAULT_MAX_BYTES, parse_xml
 from schemas.errors import DocumentRejected, HubError, InvalidDocument, Problem
 from schemas.model import (
@@ -66,4 +66,5 @@ __all__ = [
     "document_id_for",
     "parse",
     "parse_xml",
+    "priority_of",
 ]

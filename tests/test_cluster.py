@@ -17,7 +17,7 @@ from tests.support.hub_fixtures import Outputs, Stack
 from tests.test_hub_e2e import _delivered, _expected, _send
 from tests.test_hub_faults import assert_each_delivered_once
 
-pytestmark = pytest.mark.servers
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # thousands of documents through the whole hub
 
 
 def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(kafka_cluster: EmbeddedKafka, tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from hub.demo import demo_documents
 from hub.up import wait_until
 from storage.ledger import Ledger
 from tests.support.hub_fixtures import Outputs, Stack, start_stack
-from tests.test_hub_e2e import _delivered, _expected, _ledger_consistent, _send, _store
+from tests.test_hub_e2e import _delivered, _expected, _ledger_consistent, _metrics, _send, _store
 
-pytestmark = pytest.mark.servers
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # thousands of documents through the whole hub
 
 
 def assert_each_delivered_once(stack: Stack, outputs: Outputs, expected: Counter[tuple[str, str]]) -> None:
@@ -31,7 +31,7 @@ def assert_each_delivered_once(stack: Stack, outputs: Outputs, expected: Counter
 
 def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
     """A worker SIGKILLed mid-stream is restarted by `up`: each delivery exactly once, the ledger consistent."""
-    documents = [d for d in demo_documents(stack.material, 5000, start_number=10_000) if d.expect == "delivered"]
+    documents = [d for d in demo_documents(stack.material, 2500, start_number=10_000) if d.expect == "delivered"]
     expected = _expected(documents)
     outputs = Outputs(stack.connection)
     _send(stack, documents)
@@ -135,3 +135,5 @@ def test_kill_9_of_the_broker_or_the_store_mid_run_loses_and_duplicates_nothing(
         s3.kill()
         assert wait_until(lambda: s3.running, timeout=60)
     assert_each_delivered_once(stack, outputs, expected)
+    process = "broker" if server == "kafka" else "object store"
+    assert _metrics(stack)[f'lienthong_restarts_total{{process="{process}"}}'] == 1  # counted, as systemd would log

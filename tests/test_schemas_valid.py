@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas import Dialect, Edoc, StatusMessage, build_document, build_status, parse
+from schemas import Dialect, Edoc, StatusMessage, build_document, build_status, parse, priority_of
 from schemas.examples import example_edoc, example_status
 
 SAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "samples"
@@ -111,3 +111,21 @@ def test_status_model_fields() -> None:
     assert isinstance(doc.message, StatusMessage)
     assert doc.message.response_for.document_id == edoc.document_id
     assert doc.message.description == "Sai thể thức"
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES.glob("*.xml")), ids=lambda p: p.name)
+def test_the_lane_reader_agrees_with_parse_on_priority(sample: Path) -> None:
+    """``priority_of`` (the intake's cheap read) gives the Priority ``parse`` reads, and 0 for a status."""
+    data = sample.read_bytes()
+    message = parse(data).message
+    assert priority_of(data) == (message.priority if isinstance(message, Edoc) else 0)
+
+
+@pytest.mark.parametrize("priority", [0, 1, 2, 3, 4])
+def test_the_lane_reader_reads_every_priority(priority: int) -> None:
+    """Every Priority 0–4 of a built document reads back through ``priority_of``."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    edoc = example_edoc()
+    edoc = replace(edoc, other=replace(edoc.other, priority=priority))
+    assert priority_of(build_document(edoc)) == priority
