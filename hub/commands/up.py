@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
             if args.demo:
-                run_demo(settings, args.docs)
+                run_demo(hub.settings, args.docs)  # with the secrets the start generated
             if args.exit_when_done:
                 return 0
             while True:
