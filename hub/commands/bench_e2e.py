@@ -22,6 +22,7 @@ fraction of a pure-Python client's CPU, so the bench does not measure itself as 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -36,7 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from adapters.kafka import KafkaConnection
 from hub.demo import DemoDocument, create_demo_material, demo_documents
@@ -125,30 +126,81 @@ def _deliveries(document: DemoDocument) -> list[str]:
 # --- the measurements -----------------------------------------------------------------------------------------
 
 
+def _librdkafka() -> ModuleType:
+    """``confluent_kafka``, imported when a bench runs (every ``lienthong`` command imports this module)."""
+    try:
+        import confluent_kafka  # noqa: PLC0415 - only the bench needs it; the hub itself does not
+    except ImportError as exc:
+        raise HubError("bench e2e measures with librdkafka: pip install confluent-kafka") from exc
+    return confluent_kafka
+
+
+def _client_config(connection: KafkaConnection) -> dict[str, str | int | bool]:
+    """Librdkafka properties every client of the bench shares."""
+    # The broker closes idle connections (the bootstrap one, for instance); librdkafka reconnects on its own.
+    return {**connection.librdkafka(), "log.connection.close": False}
+
+
 class _Watcher:
-    """Reads the inboxes and the axis topic; records when each document's last delivery reached the broker."""
+    """Reads the inboxes and the axis topic; records when each document's last delivery reached the broker.
+
+    Only the deliveries it was told to expect count: a document's own topics, once each.
+    """
 
     def __init__(self, connection: KafkaConnection) -> None:
-        self._consumer = KafkaConsumer(auto_offset_reset="latest", group_id=None, **connection.options())
-        self._consumer.subscribe(pattern=_OUTPUTS)
-        self._consumer.poll(timeout_ms=3000)  # join and take positions before anything is sent
-        self.remaining: dict[str, int] = {}
+        kafka = _librdkafka()
+        self._tp: Callable[[str, int, int], TopicPartition] = kafka.TopicPartition
+        self._consumer: Consumer = kafka.Consumer(
+            {
+                **_client_config(connection),
+                "group.id": f"lienthong-bench-e2e-{uuid.uuid4().hex}",  # alone in its group: no committed offsets
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": False,
+            }
+        )
+        self._next: dict[tuple[str, int], int] = {}  # where each partition continues, across rebalances
+        self._consumer.subscribe(_OUTPUTS, on_assign=self._on_assign)
+        deadline = time.monotonic() + 60
+        while not self._next and time.monotonic() < deadline:  # assigned and positioned before anything is sent
+            self._consumer.poll(0.1)
+        if not self._next:
+            self._consumer.close()
+            raise HubError("the bench's watcher was not assigned the inbox partitions within 60 s")
+        self.remaining: dict[str, Counter[str]] = {}  # document SHA-256 → its deliveries still to come, by topic
         self.done_ms: dict[str, int] = {}
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start each new partition at its end now (not when a lazy ``latest`` lookup lands), others where they were."""
+        positioned = []
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            if key not in self._next:
+                self._next[key] = consumer.get_watermark_offsets(tp, timeout=10)[1]
+            positioned.append(self._tp(tp.topic, tp.partition, self._next[key]))
+        consumer.assign(positioned)
 
     def expect(self, documents: Sequence[DemoDocument]) -> None:
         """Count each document's deliveries from now on."""
         for document in documents:
-            self.remaining[_sha(document.data)] = len(_deliveries(document))
+            self.remaining[_sha(document.data)] = Counter(_deliveries(document))
 
     def poll(self, timeout_ms: int = 200) -> None:
-        for records in self._consumer.poll(timeout_ms=timeout_ms, max_records=5000).values():
-            for record in records:
-                sha = dict(record.headers or ()).get(H_SHA256, b"").decode()
-                if sha in self.remaining:
-                    self.remaining[sha] -= 1
-                    self.done_ms[sha] = max(self.done_ms.get(sha, 0), record.timestamp)
-                    if self.remaining[sha] == 0:
-                        del self.remaining[sha]
+        """Take what arrived within ``timeout_ms``; note each expected delivery's broker timestamp."""
+        for message in self._consumer.consume(num_messages=5000, timeout=timeout_ms / 1000):
+            error = message.error()
+            if error is not None:
+                _raise_if_fatal(error)
+                continue
+            topic, partition, offset = message.topic() or "", message.partition() or 0, message.offset() or 0
+            self._next[topic, partition] = offset + 1
+            sha = _header(message, H_SHA256)
+            waiting = self.remaining.get(sha)
+            if waiting is None or waiting[topic] == 0:
+                continue  # not a document (or not a delivery) this run expects
+            waiting[topic] -= 1
+            self.done_ms[sha] = max(self.done_ms.get(sha, 0), message.timestamp()[1])
+            if waiting.total() == 0:
+                del self.remaining[sha]
 
     def wait(self, timeout: float, on_tick: Callable[[], None] | None = None) -> bool:
         """Poll until every expected delivery arrived (True) or ``timeout`` seconds passed (False)."""
@@ -160,55 +212,173 @@ class _Watcher:
         return not self.remaining
 
     def close(self) -> None:
+        """Leave the group."""
         self._consumer.close()
+
+
+def _header(message: Message, name: str) -> str:
+    """A header's value as text ('' when absent)."""
+    headers = message.headers() or []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    value = next((v for k, v in pairs if k == name), None)
+    return value.decode() if isinstance(value, bytes) else value or ""
+
+
+def _raise_if_fatal(error: KafkaError) -> None:
+    """Transient client errors are librdkafka's to retry; a fatal one ends the bench."""
+    if error.fatal():
+        raise HubError(f"the bench's Kafka client failed: {error.str()}")
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _publish(producer: KafkaProducer, documents: Sequence[DemoDocument]) -> dict[str, int]:
+class _Publisher:
+    """Publishes documents as their senders would: ``acks=all``, idempotent, a few ms of linger."""
+
+    def __init__(self, connection: KafkaConnection) -> None:
+        self._producer: Producer | None = _librdkafka().Producer(
+            {
+                **_client_config(connection),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": PRODUCER_LINGER_MS,
+                "batch.size": PRODUCER_BATCH_BYTES,
+            }
+        )
+        self._failed: list[str] = []
+
+    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self._failed.append(error.str())
+
+    @property
+    def _open(self) -> Producer:
+        if self._producer is None:
+            raise HubError("the bench's producer is closed")
+        return self._producer
+
+    def send(self, topic: str, document: DemoDocument, timestamp_ms: int = 0) -> None:
+        """Queue one record (waiting for room when librdkafka's queue is full)."""
+        producer = self._open
+        while True:
+            try:
+                producer.produce(
+                    topic,
+                    value=document.data,
+                    key=document.sender.encode(),
+                    timestamp=timestamp_ms,
+                    on_delivery=self._delivered,
+                )
+            except BufferError:
+                producer.poll(0.05)
+            else:
+                producer.poll(0)  # serve delivery reports as they come
+                return
+
+    def flush(self) -> None:
+        """Wait until every queued record is acknowledged; ``HubError`` if any was not."""
+        if self._open.flush(120) > 0:
+            raise HubError("the broker did not acknowledge every record within 120 s")
+        if self._failed:
+            raise HubError(f"{len(self._failed)} records were not delivered: {self._failed[0]}")
+
+    def close(self) -> None:
+        """Deliver what is queued, then let librdkafka go (before the hub's broker stops, or it keeps dialling)."""
+        if self._producer is not None:
+            self._producer.flush(30)
+            self._producer = None  # confluent-kafka destroys the client with its last reference
+
+
+def _publish(producer: _Publisher, documents: Sequence[DemoDocument]) -> dict[str, int]:
     """Publish ``documents``; return each one's publish time (ms, the record's timestamp)."""
     sent = dict(_send(producer, document) for document in documents)
     producer.flush()
     return sent
 
 
-def _send(producer: KafkaProducer, document: DemoDocument) -> tuple[str, int]:
+def _send(producer: _Publisher, document: DemoDocument) -> tuple[str, int]:
     """Publish one document as its sender would; its SHA-256 and publish time (ms, the record's timestamp)."""
     now = int(time.time() * 1000)
-    producer.send(INBOUND, key=document.sender.encode(), value=document.data, timestamp_ms=now)
+    producer.send(INBOUND, document, timestamp_ms=now)
     return _sha(document.data), now
-
-
-def _producer(connection: KafkaConnection) -> KafkaProducer:
-    return KafkaProducer(
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=PRODUCER_LINGER_MS,
-        batch_size=PRODUCER_BATCH_BYTES,
-        **connection.options(),
-    )
 
 
 def _baseline(connection: KafkaConnection, documents: Sequence[DemoDocument]) -> float:
     """Documents/s through the broker alone: produce to a scratch topic, consume them back."""
-    create_topics(connection, {_BASELINE_TOPIC: 4})
-    consumer = KafkaConsumer(_BASELINE_TOPIC, auto_offset_reset="earliest", group_id=None, **connection.options())
-    consumer.poll(timeout_ms=2000)
-    producer = _producer(connection)
+    kafka = _librdkafka()
+    partitions = 4
+    create_topics(connection, {_BASELINE_TOPIC: partitions})
+    consumer: Consumer = kafka.Consumer(
+        {**_client_config(connection), "group.id": f"lienthong-bench-baseline-{uuid.uuid4().hex}"}
+    )
+    consumer.assign([kafka.TopicPartition(_BASELINE_TOPIC, p, kafka.OFFSET_BEGINNING) for p in range(partitions)])
+    consumer.consume(num_messages=1, timeout=1.0)  # connected and fetching before the clock starts
+    producer = _Publisher(connection)
     started = time.monotonic()
     for document in documents:
-        producer.send(_BASELINE_TOPIC, key=document.sender.encode(), value=document.data)
+        producer.send(_BASELINE_TOPIC, document)
     producer.flush()
     got = 0
     deadline = time.monotonic() + 120
     while got < len(documents) and time.monotonic() < deadline:
-        got += sum(len(r) for r in consumer.poll(timeout_ms=200, max_records=5000).values())
+        for message in consumer.consume(num_messages=5000, timeout=0.2):
+            error = message.error()
+            if error is None:
+                got += 1
+            else:
+                _raise_if_fatal(error)
     elapsed = time.monotonic() - started
     producer.close()
     consumer.close()
     return got / elapsed
+
+
+# --- CPU of each process ----------------------------------------------------------------------------------------
+
+_BENCH_CLIENT = "bench client"
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of process ``pid`` (all its threads) from ``/proc`` (Linux), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14 and 15)
+
+
+def _processes(hub: Hub) -> dict[str, list[int]]:
+    """The pids of each part of the running hub, and of this bench (whose threads include librdkafka's)."""
+    kafka = hub.kafka.process(0).pid if hub.kafka is not None else None
+    store = hub.s3.pid if hub.s3 is not None else None
+    groups: dict[str, list[int | None]] = {
+        "workers": [w.pid for w in hub.worker_processes],
+        "kafka": [kafka],
+        "seaweedfs": [store],
+        _BENCH_CLIENT: [os.getpid()],
+    }
+    return {name: [p for p in pids if p is not None] for name, pids in groups.items()}
+
+
+def _cpu_snapshot(processes: Mapping[str, Sequence[int]]) -> dict[tuple[str, int], float]:
+    """Each process's CPU seconds so far, keyed by (group, pid); processes that are gone are left out."""
+    readings = {(name, pid): _cpu_seconds(pid) for name, pids in processes.items() for pid in pids}
+    return {key: seconds for key, seconds in readings.items() if seconds is not None}
+
+
+def _cpu_ms_per_doc(
+    before: Mapping[tuple[str, int], float], after: Mapping[tuple[str, int], float], documents: int
+) -> dict[str, float]:
+    """CPU ms per document of each group between two snapshots, and their ``total``."""
+    spent: dict[str, float] = {}
+    for key, seconds in after.items():
+        if key in before:
+            spent[key[0]] = spent.get(key[0], 0.0) + seconds - before[key]
+    per_doc = {name: 1000 * seconds / documents for name, seconds in spent.items()}
+    per_doc["total"] = sum(per_doc.values())
+    return {name: round(ms, 3) for name, ms in per_doc.items()}
 
 
 def _rss_mb(hub: Hub) -> float:
@@ -233,20 +403,24 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def _measure(root: Path, workers: int, args: argparse.Namespace, pool: Iterator[DemoDocument]) -> _Run:
     data = root / f"hub-{workers}"
     hub = Hub(demo_settings_on_free_ports(data), workers=workers, progress=lambda line: _progress(f"  {line}"))
-    with running(hub):  # stopped on the way out, also on Ctrl-C and SIGTERM
+    # The hub is stopped on the way out, also on Ctrl-C and SIGTERM; the bench's clients are closed before it.
+    with running(hub), contextlib.ExitStack() as clients:
         connection = hub.settings.kafka  # with the secrets generated at start
         throughput_docs = [next(pool) for _ in range(args.docs)]
         _progress(f"[{workers} worker(s)] baseline: {len(throughput_docs):,} documents through the broker alone")
         baseline = _baseline(connection, throughput_docs)
-        watcher = _Watcher(connection)
-        producer = _producer(connection)
+        watcher = clients.enter_context(contextlib.closing(_Watcher(connection)))
+        producer = clients.enter_context(contextlib.closing(_Publisher(connection)))
         _warm(producer, watcher, [next(pool) for _ in range(20)])
         rss_before = _rss_mb(hub)
         _progress(f"[{workers} worker(s)] throughput: publishing {len(throughput_docs):,} documents at once")
         watcher.expect(throughput_docs)
+        processes = _processes(hub)
+        cpu_before = _cpu_snapshot(processes)
         first = time.time()
         sent = _publish(producer, throughput_docs)
         ok = watcher.wait(max(300.0, len(throughput_docs) / 5), on_tick=_ticker(watcher, len(throughput_docs)))
+        cpu = _cpu_ms_per_doc(cpu_before, _cpu_snapshot(processes), len(throughput_docs))
         if not ok:
             raise HubError(f"{len(watcher.remaining)} documents were not delivered in time")
         last = max(watcher.done_ms[s] for s in sent) / 1000
@@ -254,8 +428,6 @@ def _measure(root: Path, workers: int, args: argparse.Namespace, pool: Iterator[
         latencies = _paced(producer, watcher, pool, rate=args.rate, seconds=args.rate_seconds, workers=workers)
         samples = _long_run(producer, watcher, pool, args.long, hub) if args.long else []
         rss_after = _rss_mb(hub)
-        producer.close()
-        watcher.close()
         return _Run(
             workers=workers,
             baseline_docs_per_s=round(baseline, 1),
@@ -269,11 +441,13 @@ def _measure(root: Path, workers: int, args: argparse.Namespace, pool: Iterator[
             p99_ms=round(_percentile(latencies, 0.99), 1),
             rss_mb_before=round(rss_before, 1),
             rss_mb_after=round(rss_after, 1),
+            cpu_ms_per_doc=cpu,
+            cpu_bound_docs_per_s=round(1000 * (os.cpu_count() or 1) / cpu["total"], 1) if cpu["total"] else 0.0,
             memory_samples=samples,
         )
 
 
-def _warm(producer: KafkaProducer, watcher: _Watcher, documents: Sequence[DemoDocument]) -> None:
+def _warm(producer: _Publisher, watcher: _Watcher, documents: Sequence[DemoDocument]) -> None:
     """A few documents first, so that group joins and connections are not measured."""
     watcher.expect(documents)
     _publish(producer, documents)
@@ -293,7 +467,7 @@ def _ticker(watcher: _Watcher, total: int) -> Callable[[], None]:
 
 
 def _paced(
-    producer: KafkaProducer,
+    producer: _Publisher,
     watcher: _Watcher,
     pool: Iterator[DemoDocument],
     *,
@@ -324,7 +498,7 @@ def _paced(
 
 
 def _long_run(
-    producer: KafkaProducer, watcher: _Watcher, pool: Iterator[DemoDocument], count: int, hub: Hub
+    producer: _Publisher, watcher: _Watcher, pool: Iterator[DemoDocument], count: int, hub: Hub
 ) -> list[tuple[int, float]]:
     """Stream ``count`` documents in slices, sampling the workers' memory after each slice."""
     step = max(1000, count // 20)
@@ -404,6 +578,11 @@ def _print(runs: Sequence[_Run]) -> None:
             f"{r.offered_per_s:>9g}  {r.p50_ms:>7,.0f}  {r.p95_ms:>7,.0f}  {r.p99_ms:>7,.0f}  "
             f"{f'{r.rss_mb_before:.0f} → {r.rss_mb_after:.0f}':>20}"
         )
+    cores = os.cpu_count() or 1
+    print(f"\nCPU ms per document in the throughput run (user + system, from /proc; {cores} core(s))")
+    for r in runs:
+        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in r.cpu_ms_per_doc.items())
+        print(f"  {r.workers} worker(s): {parts}  →  CPU alone allows {r.cpu_bound_docs_per_s:,.0f} docs/s")
     for r in runs:
         if r.memory_samples:
             print(f"\nworkers' memory over the long run ({r.workers} worker(s)): documents → MB")
