@@ -232,14 +232,15 @@ class HubWorker:
         """Intake: put the record, untouched, on its lane; a record a dead worker already forwarded is not repeated."""
         lane = self.processor.lane(record)
         cause = record.source
-        if self.guard.in_doubt(record.topic, record.partition, record.offset) and await self.guard.already_delivered(
-            lane, cause, since_ms=record.timestamp_ms, topics=list(lanes)
-        ):
+        in_doubt = self.guard.in_doubt(record.topic, record.partition, record.offset)
+        since_ms = record.timestamp_ms
+        if in_doubt and await self.guard.already_delivered(lane, cause, since_ms=since_ms, topics=list(lanes)):
             return
         headers = [*record.headers, (H_INPUT, cause.encode())]
         send = functools.partial(lanes[lane].send, key=record.key, value=record.value, headers=headers)
         await self._retry("intake", lambda: _sent(send()))
-        self.guard.note_delivered(lane, cause)
+        if in_doubt:
+            self.guard.note_delivered(lane, cause)
 
     # --- one document ----------------------------------------------------------------------------------------
 
@@ -280,7 +281,8 @@ class HubWorker:
         if topic is None:  # one faust Topic per output topic: building one costs more than the send
             topic = self._topics[out.topic] = _raw_topic(self.app, out.topic)
         await self._retry("deliver", lambda: _sent(topic.send(key=out.key, value=out.value, headers=headers)))
-        self.guard.note_delivered(out.topic, cause)
+        if in_doubt:
+            self.guard.note_delivered(out.topic, cause)
 
     def _process(self, record: InboundRecord) -> Outcome:
         try:

@@ -85,15 +85,10 @@ class DeliveryGuard:
 
     def in_doubt(self, topic: str, partition: int, offset: int) -> bool:
         """Whether a previous owner may already have delivered this record."""
+        # The window stays for the whole assignment: an agent's actors take one partition's records out of order,
+        # so a record past the window's end says nothing about the in-doubt records still in flight.
         window = self.windows.get((topic, partition))
-        if window is None:
-            return False
-        if offset >= window.end:
-            del self.windows[(topic, partition)]  # past the window: never in doubt again for this assignment
-            if not self.windows:
-                self._seen.clear()
-            return False
-        return offset >= window.start
+        return window is not None and window.start <= offset < window.end
 
     async def already_delivered(self, topic: str, cause: str, *, since_ms: int, topics: Iterable[str]) -> bool:
         """Whether an output of ``cause`` (an input position) is on ``topic``; reads output topics once per window."""
@@ -106,9 +101,8 @@ class DeliveryGuard:
         return (topic, cause) in self._seen
 
     def note_delivered(self, topic: str, cause: str) -> None:
-        """Remember a delivery made by this worker while a doubt window is open."""
-        if self.windows:
-            self._seen.add((topic, cause))
+        """Remember a delivery this worker made for an in-doubt record (the scan may have run before it)."""
+        self._seen.add((topic, cause))
 
     async def _scan(self, topics: list[str], since_ms: int) -> None:
         consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **self.connection.options())
