@@ -232,7 +232,7 @@ class HubWorker:
         """Intake: put the record, untouched, on its lane; a record a dead worker already forwarded is not repeated."""
         lane = self.processor.lane(record)
         cause = record.source
-        in_doubt = self.guard.in_doubt(record.topic, record.partition, record.offset)
+        in_doubt = await self.guard.in_doubt(record.topic, record.partition, record.offset)
         since_ms = record.timestamp_ms
         if in_doubt and await self.guard.already_delivered(lane, cause, since_ms=since_ms, topics=list(lanes)):
             return
@@ -259,7 +259,7 @@ class HubWorker:
         started = time.perf_counter()
         outcome = await self._retry("process", lambda: self._run(self._process, record))
         self.metrics.stage_seconds.labels("process").observe(time.perf_counter() - started)
-        in_doubt = self.guard.in_doubt(record.topic, record.partition, record.offset)
+        in_doubt = await self.guard.in_doubt(record.topic, record.partition, record.offset)
         # All outputs of the document at once (different topics): they share producer batches and one wait.
         # The ledger record (events and receipt) is an output like the others: once per input record, so that a
         # replay after a crash does not record the document twice (the ledger no longer remembers every event).
@@ -378,7 +378,11 @@ class HubWorker:
     async def _note_assignment(self, assigned: set[Any]) -> None:
         work = [(tp.topic, tp.partition) for tp in assigned if tp.topic in (INBOUND, WORK_URGENT, WORK_BULK)]
         if work:
-            await self.guard.assigned(self.settings.consumer_group, work)
+            ready = self.guard.expect(work)  # first, before any await: records of these partitions wait for it
+            try:
+                await self._retry("in-doubt look-up", lambda: self.guard.assigned(self.settings.consumer_group, work))
+            finally:
+                self.guard.looked_up(ready)
 
     # --- plumbing --------------------------------------------------------------------------------------------
 

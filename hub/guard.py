@@ -50,6 +50,25 @@ class DeliveryGuard:
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _scanned_from_ms: dict[tuple[str, ...], int] = field(default_factory=dict)  # per set of output topics
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _pending: dict[tuple[str, int], asyncio.Event] = field(default_factory=dict)
+
+    def expect(self, partitions: Iterable[tuple[str, int]]) -> asyncio.Event:
+        """Mark newly assigned partitions as not yet looked up: ``in_doubt`` waits until ``assigned`` is done.
+
+        faust hands out a new assignment's records while its assignment handler still runs; without this wait the
+        first records of an in-doubt range were checked against no window and delivered a second time.
+        """
+        ready = asyncio.Event()
+        for partition in partitions:
+            self._pending[partition] = ready
+        return ready
+
+    def looked_up(self, ready: asyncio.Event) -> None:
+        """Release the records ``expect`` held (after ``assigned``, or after it failed for good)."""
+        for partition, event in list(self._pending.items()):
+            if event is ready:
+                del self._pending[partition]
+        ready.set()
 
     def assign(self, topic: str, partition: int, committed: int, end: int) -> None:
         """Record a newly assigned input partition: offsets in [committed, end) are in doubt."""
@@ -83,8 +102,11 @@ class DeliveryGuard:
         """Forget a partition that moved to another worker."""
         self.windows.pop((topic, partition), None)
 
-    def in_doubt(self, topic: str, partition: int, offset: int) -> bool:
-        """Whether a previous owner may already have delivered this record."""
+    async def in_doubt(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether a previous owner may already have delivered this record (waits for a pending look-up)."""
+        pending = self._pending.get((topic, partition))
+        if pending is not None:
+            await pending.wait()
         # The window stays for the whole assignment: an agent's actors take one partition's records out of order,
         # so a record past the window's end says nothing about the in-doubt records still in flight.
         window = self.windows.get((topic, partition))
