@@ -338,8 +338,6 @@ def _plain(settings: HubSettings) -> dict[str, Any]:
             out[name] = [str(v) for v in value]
         elif hasattr(value, "value"):
             out[name] = value.value
-        elif isinstance(value, dict):
-            out[name] = dict(value)
         else:
             out[name] = value
     return out
