@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -64,6 +65,7 @@ DIGEST_METHODS: dict[str, str] = {
 C14N_METHODS = frozenset({EXC_C14N, C14N})
 
 _DS = "{" + DSIG_NS + "}"
+_XML_NS = "{http://www.w3.org/XML/1998/namespace}"
 SIGNATURE_TAG = _DS + "Signature"
 
 # Where the header sits, per dialect: (root tag, path of element tags from the root to the header).
@@ -190,13 +192,26 @@ def canonical_document(root: etree._Element, *, exclusive: bool, prefixes: tuple
 
 def canonical_element(element: etree._Element, *, exclusive: bool, prefixes: tuple[str, ...] = ()) -> bytes:
     """C14N 1.0 of ``element`` in its document context (inherited namespaces count in inclusive mode)."""
-    return etree.tostring(
-        element,
-        method="c14n",
-        exclusive=exclusive,
-        with_comments=False,
-        inclusive_ns_prefixes=list(prefixes) if prefixes else None,
-    )
+    if exclusive:
+        return etree.tostring(
+            element,
+            method="c14n",
+            exclusive=True,
+            with_comments=False,
+            inclusive_ns_prefixes=list(prefixes) if prefixes else None,
+        )
+    # lxml's inclusive c14n of a subtree writes xmlns="" on the grandchildren of a default-namespace apex (lxml 6.1,
+    # libxml2 2.14), so SignedInfo as xmlsec1 signs it never verified. Canonicalise a standalone copy instead, its
+    # apex declaring every namespace in scope and carrying the xml:* attributes it inherits, as C14N 1.0 asks.
+    nsmap: Any = element.nsmap  # lxml takes None as the default namespace's prefix; its stubs say str only
+    apex = etree.Element(element.tag, nsmap=nsmap)
+    for node in (element, *element.iterancestors()):
+        for name, value in node.attrib.items():
+            if (node is element or str(name).startswith(_XML_NS)) and name not in apex.attrib:
+                apex.set(name, value)
+    apex.text = element.text
+    apex.extend(copy.deepcopy(child) for child in element)
+    return etree.tostring(apex, method="c14n", exclusive=False, with_comments=False)
 
 
 def digest(name: str, data: bytes) -> bytes:

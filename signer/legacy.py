@@ -50,6 +50,6 @@ def legacy_reason(signature_method: str, digest_method: str) -> str | None:
     parts = [f"{what} {uri}" for _, what, uri in hashes]
     worst = "md5" if any(name == "md5" for name, _, _ in hashes) else "sha1"
     return (
-        f"legacy {_NAMES[worst]} ({'; '.join(parts)}): collisions are practical, "
+        f"legacy {_NAMES[worst]} ({'; '.join(parts)}) is not allowed: collisions are practical, "
         "so the signature cannot be relied on; ask the sender to re-sign with SHA-256"
     )

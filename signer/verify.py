@@ -239,8 +239,12 @@ class Verifier:
 
     def _crypto_constraints(self, sig_method: str, digest_method: str, state: _State) -> None:
         reason = legacy.legacy_reason(sig_method, digest_method)
-        if reason is not None:
-            state.add(Indication.INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE, reason)
+        if reason is not None:  # reached only when the digest and the signature value did verify: say so
+            state.add(
+                Indication.INDETERMINATE,
+                SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                f"the digest and the signature value are mathematically valid, but {reason}",
+            )
         for uri, allowed, what in (
             (sig_method, self._policy.signature_algorithms, "signature"),
             (digest_method, self._policy.digest_algorithms, "digest"),
