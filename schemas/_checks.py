@@ -1,4 +1,4 @@
-"""Value rules that the XSD cannot say well: codes, OrganId formats, DocumentId consistency, dates."""
+"""Value rules: codes, OrganId formats, DocumentId consistency, dates (the structure is ``schemas._structure``'s)."""
 
 from __future__ import annotations
 

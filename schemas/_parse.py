@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from functools import cache
-from importlib import resources
-from typing import cast
-
 from lxml import etree
 
 from schemas._names import DSIG_NS, EDXML_NS, LGSP_NS, Dialect
 from schemas._reader import read_message, signature_summary
 from schemas._safe import DEFAULT_MAX_BYTES, parse_xml
+from schemas._structure import structure_problems
 from schemas.errors import InvalidDocument, Problem
 from schemas.model import ParsedDocument
 
 __all__ = ["parse", "priority_of"]
-
-_PREFIXED_STEP = re.compile(r"/[A-Za-z_][\w.-]*:")
-_NS_IN_MESSAGE = re.compile(r"\{[^}]*\}")
-
-
-@cache
-def _schema(name: str) -> etree.XMLSchema:
-    """The XSD shipped in ``schemas/xsd`` (parsed once per process; the files are ours, not untrusted)."""
-    data = resources.files("schemas").joinpath("xsd", name).read_bytes()
-    return etree.XMLSchema(etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True)))
 
 
 def _dialect(root: etree._Element) -> Dialect:
@@ -48,23 +33,6 @@ def _dialect(root: etree._Element) -> Dialect:
     )
 
 
-def _is_status(root: etree._Element) -> bool:
-    return root.find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader/{{{EDXML_NS}}}MessageHeader/"
-                     f"{{{EDXML_NS}}}StatusCode") is not None
-
-
-def _xsd_problems(root: etree._Element, schema: etree.XMLSchema) -> list[Problem]:
-    if schema.validate(root):
-        return []
-    problems = []
-    entries = cast("Iterable[etree._LogEntry]", schema.error_log)  # noqa: SLF001 - lxml-stubs omit __iter__
-    for error in entries:
-        path = _PREFIXED_STEP.sub("/", error.path or "")
-        message = _NS_IN_MESSAGE.sub("", error.message)
-        problems.append(Problem(path, message))
-    return problems
-
-
 def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedDocument:
     """Parse and check an edXML document or status message of either dialect.
 
@@ -74,11 +42,8 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedDocument:
     """
     root = parse_xml(data, max_bytes=max_bytes)
     dialect = _dialect(root)
-    if dialect is Dialect.QCVN102:
-        schema = _schema("status.xsd" if _is_status(root) else "edxml.xsd")
-        problems = _xsd_problems(root, schema)
-        if problems:
-            raise InvalidDocument(problems, reason="SCHEMA_INVALID")
+    if problems := structure_problems(root, dialect):
+        raise InvalidDocument(problems, reason="SCHEMA_INVALID")
     message, problems = read_message(root, dialect)
     if signatures := list(root.iter(f"{{{DSIG_NS}}}Signature"))[1:]:
         problems.append(Problem("", f"{len(signatures) + 1} signatures found; edXML carries exactly one"))

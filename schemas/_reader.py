@@ -1,8 +1,8 @@
 """Turn a safely parsed lxml tree of either dialect into the model, collecting every problem with its path.
 
 Elements are matched by local name (case-insensitively in the LGSP dialect), because AttachmentEncoded and its
-children are written with and without the edXML namespace in the field; the QCVN 102 structure itself is
-enforced by the XSD before this runs.
+children are written with and without the edXML namespace in the field; the structure itself (which elements,
+how many, in any order) is checked by ``schemas._structure`` before this runs.
 """
 
 from __future__ import annotations

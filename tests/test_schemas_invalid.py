@@ -75,7 +75,7 @@ def test_business_doc_type_out_of_range() -> None:
 
 
 def test_unexpected_element_is_named_by_the_schema() -> None:
-    """An element the XSD does not allow is named with its path and what was expected instead."""
+    """An element the structure does not allow is named with its path and what was expected instead."""
     data = edit(edit(DOC, "<edXML:Subject>", "<edXML:Topic>"), "</edXML:Subject>", "</edXML:Topic>")
     found = problems_of(data)
     assert any(p == f"{HEADER}/Topic" and "Expected is ( Subject )" in m for p, m in found), found
@@ -98,7 +98,7 @@ def test_two_signatures_are_refused() -> None:
 
 
 def test_lgsp_missing_subject_names_path() -> None:
-    """In the LGSP dialect (no XSD) a missing required field is still named by path."""
+    """In the LGSP dialect a missing required field is still named by path."""
     data = (
         b'<EdXMLEnvelope xmlns="http://www.go.vn/eDoc"><EdXMLHeader><MessageHeader>'
         b"<From><OrganId>000.00.00.H41</OrganId></From><To><OrganId>000.00.00.H13</OrganId></To>"

@@ -1,7 +1,7 @@
 """``lienthong bench parse``: edXML parse-and-check throughput at 5 KB and 1 MB.
 
 The baseline, measured in the same run, is a bare ``lxml.etree.fromstring`` of the same bytes: the ratio says
-what the safety checks, the XSD, the model and the value rules cost on top of reading the XML at all.
+what the safety checks, the structure checks, the model and the value rules cost on top of reading the XML at all.
 """
 
 from __future__ import annotations

@@ -1,0 +1,210 @@
+"""edXML as the field writes it: siblings in the orders DMS libraries use are valid, signed and verified."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from schemas import EDXML_NS, InvalidDocument, ResponseFor, build_document, build_status, parse
+from schemas.examples import example_edoc, example_status
+from signer.report import Indication
+from signer.sign import sign_document
+from tests.support.pki_fixtures import AGENCY_RSA_ORGAN_ID, FIXED_NOW
+from tests.support.signing import key_of
+
+E = "{" + EDXML_NS + "}"
+HEADER = f"{E}edXMLEnvelope/{E}edXMLHeader"
+MESSAGE = f"{HEADER}/{E}MessageHeader"
+#: The QCVN 102 prefix of MessageHeader, before the part the EdXML102 library orders its own way.
+QCVN_START = ("From", "To", "DocumentId", "Code", "PromulgationInfo", "DocumentType", "Subject", "Content")
+#: Each group the issue names, where it sits, and the order the field writes it in.
+FIELD_ORDERS = {
+    "MessageHeader": (
+        MESSAGE,
+        (
+            *QCVN_START,
+            "SignerInfo",
+            "DueDate",
+            "OtherInfo",
+            "ResponseFor",
+            "SteeringType",
+            "ResponseForTask",
+            "ApplicationType",
+            "ToPlaces",
+        ),
+    ),
+    "ResponseFor": (f"{MESSAGE}/{E}ResponseFor", ("OrganId", "Code", "DocumentId", "PromulgationDate")),
+    "TraceHeaderList": (f"{HEADER}/{E}TraceHeaderList", ("Paper", "Bussiness", "TraceHeader")),
+    "Bussiness/StaffInfo": (
+        f"{HEADER}/{E}TraceHeaderList/{E}Bussiness/{E}StaffInfo",
+        ("Department", "DepartmentId", "Staff", "StaffId", "Email", "Mobile"),
+    ),
+}
+STATUS_ORDERS = {
+    "status MessageHeader": (MESSAGE, ("From", "ResponseFor", "StaffInfo", "StatusCode", "Description", "Timestamp")),
+    "status StaffInfo": (
+        f"{MESSAGE}/{E}StaffInfo",
+        ("Department", "DepartmentId", "Staff", "StaffId", "Email", "Mobile"),
+    ),
+}
+
+
+def _field_edoc(sender: str = AGENCY_RSA_ORGAN_ID) -> etree._Element:
+    """A document with every group the field reorders, plus the elements only the field writes."""
+    edoc = example_edoc(sender=sender, business_doc_type=0, attachment_bytes=100)
+    answered = ResponseFor("000.00.00.H41", "12/UBND-VX", date(2026, 5, 2), "000.00.00.H41,2026/05/02,12/UBND-VX")
+    root = etree.fromstring(build_document(dataclasses.replace(edoc, response_for=(answered,))))
+    message = root.find(MESSAGE)
+    assert message is not None
+    etree.SubElement(message, f"{E}ResponseForTask").text = "0"
+    etree.SubElement(message, f"{E}ApplicationType").text = "1"
+    trace = root.find(f"{HEADER}/{E}TraceHeaderList")
+    assert trace is not None
+    etree.SubElement(trace, f"{E}Paper").text = "1"
+    _add_staff_ids(root)
+    return root
+
+
+def _field_status() -> etree._Element:
+    """A status from the RSA test agency, its StaffInfo with the field's DepartmentId and StaffId."""
+    edoc = example_edoc(sender="000.00.00.H41", recipients=(AGENCY_RSA_ORGAN_ID,))
+    root = etree.fromstring(build_status(example_status(edoc, by=AGENCY_RSA_ORGAN_ID)))
+    _add_staff_ids(root)
+    return root
+
+
+def _add_staff_ids(root: etree._Element) -> None:
+    for staff in root.iter(f"{E}StaffInfo"):
+        etree.SubElement(staff, f"{E}DepartmentId").text = "000.00.00.G22.01"
+        etree.SubElement(staff, f"{E}StaffId").text = "VT-0042"
+
+
+def _order(root: etree._Element, path: str, names: tuple[str, ...]) -> None:
+    """Put the children of every element at ``path`` in the order of ``names`` (repeats stay together)."""
+    for parent in root.iterfind(path):
+        children = sorted(parent, key=lambda child: names.index(etree.QName(child).localname))
+        parent[:] = children
+
+
+def _shuffle(root: etree._Element, path: str, rng: random.Random) -> None:
+    """Shuffle the children of every element at ``path``; repeated elements keep their order among themselves."""
+    for parent in root.iterfind(path):
+        children = list(parent)
+        slots = children[:]
+        rng.shuffle(slots)
+        queues = {name: iter([c for c in children if c.tag == name]) for name in {c.tag for c in children}}
+        parent[:] = [next(queues[slot.tag]) for slot in slots]
+
+
+def _signed(root: etree._Element, pki) -> bytes:
+    return sign_document(
+        etree.tostring(root, xml_declaration=True, encoding="UTF-8"), key_of(pki.agency_rsa), chain=pki.agency_rsa.chain
+    )
+
+
+def _assert_valid_and_verified(root: etree._Element, pki, verifier) -> None:
+    data = _signed(root, pki)
+    parsed = parse(data)
+    assert parsed.message
+    report = verifier.verify(data, at=FIXED_NOW)
+    assert report.indication is Indication.TOTAL_PASSED, report.errors
+
+
+def test_the_qcvn_order_validates_and_verifies(pki, verifier):
+    """A document and a status in the QCVN 102 order, with the field's extra elements, validate and verify."""
+    for root in (_field_edoc(), _field_status()):
+        _assert_valid_and_verified(root, pki, verifier)
+
+
+@pytest.mark.parametrize("group", list(FIELD_ORDERS))
+def test_documents_in_the_field_orders_validate_and_verify(pki, verifier, group):
+    """A document whose group is in the order the EdXML102 library writes validates, reads the same, verifies."""
+    root = _field_edoc()
+    expected = parse(etree.tostring(root)).message
+    _order(root, *FIELD_ORDERS[group])
+    assert parse(etree.tostring(root)).message == expected
+    _assert_valid_and_verified(root, pki, verifier)
+
+
+@pytest.mark.parametrize("group", list(STATUS_ORDERS))
+def test_statuses_in_the_field_orders_validate_and_verify(pki, verifier, group):
+    """A status whose group is in the order the EdXML102 library writes validates, reads the same, verifies."""
+    root = _field_status()
+    expected = parse(etree.tostring(root)).message
+    _order(root, *STATUS_ORDERS[group])
+    assert parse(etree.tostring(root)).message == expected
+    _assert_valid_and_verified(root, pki, verifier)
+
+
+def test_every_field_order_at_once_validates_and_verifies(pki, verifier):
+    """A document and a status with every group in the field's order at once validate and verify."""
+    for root, orders in ((_field_edoc(), FIELD_ORDERS), (_field_status(), STATUS_ORDERS)):
+        for path, names in orders.values():
+            _order(root, path, names)
+        _assert_valid_and_verified(root, pki, verifier)
+
+
+_EDOC = etree.tostring(_field_edoc(), encoding="UTF-8")
+_STATUS = etree.tostring(_field_status(), encoding="UTF-8")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False), st.booleans())
+def test_any_sibling_order_keeps_validity(rng: random.Random, status: bool) -> None:
+    """Shuffling the siblings inside each group (documents and statuses) keeps the document valid and its model."""
+    data, orders = (_STATUS, STATUS_ORDERS) if status else (_EDOC, FIELD_ORDERS)
+    root = etree.fromstring(data)
+    for path, _ in orders.values():
+        _shuffle(root, path, rng)
+    assert parse(etree.tostring(root)).message == parse(data).message
+
+
+LGSP = (Path(__file__).resolve().parent.parent / "schemas" / "samples" / "lgsp-dialect.xml").read_bytes()
+FIELD_EDOC_PATH = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader"
+LGSP_PATH = "/EdXMLEnvelope/EdXMLHeader/MessageHeader"
+
+
+@pytest.mark.parametrize(
+    ("data", "old", "new", "path", "words"),
+    [
+        (_EDOC, b"<edXML:ToPlaces>", b"<edXML:Topic/><edXML:ToPlaces>", f"{FIELD_EDOC_PATH}/Topic", "not expected"),
+        (LGSP, b"<OtherInfo>", b"<Topic/><OtherInfo>", f"{LGSP_PATH}/Topic", "not expected"),
+        (
+            _EDOC,
+            b"<edXML:Subject>",
+            b"<edXML:Subject>x</edXML:Subject><edXML:Subject>",
+            f"{FIELD_EDOC_PATH}/Subject[2]",
+            "only once",
+        ),
+        (LGSP, b"<Subject>", b"<Subject>x</Subject><Subject>", f"{LGSP_PATH}/Subject[2]", "only once"),
+        (
+            _EDOC,
+            b"<edXML:CodeNotation>VPCP-TT\xc4\x90T</edXML:CodeNotation>",
+            b"",
+            f"{FIELD_EDOC_PATH}/Code/CodeNotation",
+            "required",
+        ),
+        (LGSP, b"<Place>Ngh\xe1\xbb\x87 An</Place>", b"", f"{LGSP_PATH}/PromulgationInfo/Place", "required"),
+        (
+            LGSP,
+            b"<Priority>2</Priority>",
+            b"<Priority>2<b/></Priority>",
+            f"{LGSP_PATH}/OtherInfo/Priority",
+            "text only",
+        ),
+    ],
+    ids=["unknown", "lgsp unknown", "repeated", "lgsp repeated", "missing", "lgsp missing", "lgsp element in text"],
+)
+def test_structure_faults_are_errors_in_both_dialects(data: bytes, old: bytes, new: bytes, path: str, words: str):
+    """Unknown, repeated and missing elements are still refused at their path, in field-ordered and LGSP documents."""
+    assert old in data
+    with pytest.raises(InvalidDocument) as caught:
+        parse(data.replace(old, new, 1))
+    assert any(p.path == path and words in p.message for p in caught.value.problems), caught.value.problems
