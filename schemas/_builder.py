@@ -10,6 +10,7 @@ from datetime import date, datetime
 
 from lxml import etree
 
+from schemas._checks import VIETNAM_TZ
 from schemas._names import EDXML_NS
 from schemas.model import Business, Edoc, Organization, ResponseFor, StaffInfo, StatusMessage
 
@@ -31,12 +32,15 @@ def _opt(parent: etree._Element, name: str, text: str | int | None) -> None:
         _el(parent, name, str(text))
 
 
+# DMS libraries read dates only as yyyy/MM/dd and times only as yyyy/MM/dd HH:mm:ss in local time; any other form
+# (ISO 8601 included) silently reads as empty on their side.
 def _day(value: date) -> str:
-    return value.isoformat()
+    return f"{value:%Y/%m/%d}"
 
 
 def _time(value: datetime) -> str:
-    return value.isoformat(timespec="seconds")
+    """Vietnam local time (a naive ``value`` is taken as Vietnam time already, as the reader takes it)."""
+    return f"{value.astimezone(VIETNAM_TZ) if value.tzinfo else value:%Y/%m/%d %H:%M:%S}"
 
 
 def _organization(parent: etree._Element, name: str, org: Organization) -> None:

@@ -46,7 +46,7 @@ CASES = [
      "/edXML/edXMLEnvelope/edXMLBody/edXMLManifest/Reference", "has no Attachment"),
     ("attachment not in manifest", DOC, "<edXML:ContentId>1<", "<edXML:ContentId>8<",
      "/edXML/AttachmentEncoded/Attachment", "not in the manifest"),
-    ("promulgation date unreadable", DOC, "<edXML:PromulgationDate>2026-05-16<",
+    ("promulgation date unreadable", DOC, "<edXML:PromulgationDate>2026/05/16<",
      "<edXML:PromulgationDate>16.5.2026<", f"{HEADER}/PromulgationInfo/PromulgationDate", "not a date"),
     ("unknown StatusCode", STATUS, "<edXML:StatusCode>03<", "<edXML:StatusCode>07<",
      f"{HEADER}/StatusCode", "not a known StatusCode"),

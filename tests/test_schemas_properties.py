@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from schemas import (
+    EDXML_NS,
     Attachment,
     Business,
     Code,
@@ -131,6 +134,31 @@ def test_document_round_trip(edoc: Edoc) -> None:
 def test_status_round_trip(status: StatusMessage) -> None:
     """Any status message is written and read back unchanged."""
     assert parse(build_status(status, check=False)).message == status
+
+
+_FIELD_DAY = re.compile(r"\d{4}/\d{2}/\d{2}")
+_FIELD_TIME = re.compile(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}")
+_FIELD_FORMATS = {"PromulgationDate": _FIELD_DAY, "DueDate": _FIELD_DAY, "Timestamp": _FIELD_TIME}
+
+
+def _field_dates(data: bytes) -> int:
+    """Assert that every date and time in ``data`` has the field's form; return how many there are."""
+    root = etree.fromstring(data)
+    found = 0
+    for name, form in _FIELD_FORMATS.items():
+        for element in root.iter(f"{{{EDXML_NS}}}{name}"):
+            assert form.fullmatch(element.text or ""), (name, element.text)
+            found += 1
+    return found
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edocs(), statuses)
+def test_written_dates_have_the_field_format(edoc: Edoc, status: StatusMessage) -> None:
+    """Every date and time the builder writes is yyyy/MM/dd or yyyy/MM/dd HH:mm:ss, and reads back unchanged."""
+    for message, data in ((edoc, build_document(edoc, check=False)), (status, build_status(status, check=False))):
+        assert _field_dates(data) >= 1
+        assert parse(data).message == message
 
 
 def _model_or_documented_error(data: bytes) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -124,8 +126,15 @@ def test_the_lane_reader_agrees_with_parse_on_priority(sample: Path) -> None:
 @pytest.mark.parametrize("priority", [0, 1, 2, 3, 4])
 def test_the_lane_reader_reads_every_priority(priority: int) -> None:
     """Every Priority 0–4 of a built document reads back through ``priority_of``."""
-    from dataclasses import replace  # noqa: PLC0415
-
     edoc = example_edoc()
     edoc = replace(edoc, other=replace(edoc.other, priority=priority))
     assert priority_of(build_document(edoc)) == priority
+
+
+def test_times_are_written_in_vietnam_time() -> None:
+    """A UTC time is written as Vietnam local time (UTC+7), yyyy/MM/dd HH:mm:ss, and reads back as the same instant."""
+    status = replace(example_status(example_edoc()), timestamp=datetime(2026, 11, 19, 20, 20, tzinfo=UTC))
+    data = build_status(status)
+    assert b"<edXML:Timestamp>2026/11/20 03:20:00</edXML:Timestamp>" in data
+    assert b"<edXML:PromulgationDate>2026/05/16</edXML:PromulgationDate>" in data
+    assert parse(data).message == status
