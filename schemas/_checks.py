@@ -8,8 +8,11 @@ from datetime import date, datetime, timedelta, timezone
 __all__ = [
     "PRIORITIES",
     "STATUS_CODES",
+    "STEERING_TYPE_0",
+    "UUID_DOCUMENT_ID",
     "VIETNAM_TZ",
     "document_id_for",
+    "is_uuid",
     "organ_id_problem",
     "parse_date",
     "parse_datetime",
@@ -21,6 +24,11 @@ VIETNAM_TZ = timezone(timedelta(hours=7))
 STATUS_CODES = frozenset({"01", "02", "03", "04", "05", "06", "13", "15", "16"})
 PRIORITIES = range(5)  # 0 normal … 4 timed express (hỏa tốc hẹn giờ)
 STEERING_TYPES = range(1, 4)
+# Field quirks: what DMS libraries left to their defaults write (a random UUID as DocumentId, SteeringType 0).
+# Accepted with a warning carrying the code, or refused in strict mode (README, "Field quirks").
+UUID_DOCUMENT_ID = "UUID_DOCUMENT_ID"
+STEERING_TYPE_0 = "STEERING_TYPE_0"
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 BUSINESS_DOC_TYPES = range(4)
 RECEIVER_TYPES = range(2)
 
@@ -42,6 +50,11 @@ def organ_id_problem(value: str) -> str | None:
     if not _NEW_ORGAN_ID.fullmatch(value):
         return f"{value!r} is not an OrganId: letters and digits in dot-separated groups (e.g. 000.00.00.G22)"
     return None
+
+
+def is_uuid(value: str) -> bool:
+    """Whether ``value`` is a UUID in its usual text form (e.g. 0f8fad5b-d9cb-469f-a165-70867728950e)."""
+    return _UUID.fullmatch(value) is not None
 
 
 def parse_date(value: str) -> date:

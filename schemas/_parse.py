@@ -33,23 +33,32 @@ def _dialect(root: etree._Element) -> Dialect:
     )
 
 
-def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedDocument:
+def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, strict: bool = False) -> ParsedDocument:
     """Parse and check an edXML document or status message of either dialect.
 
     Keeps ``data`` byte for byte in ``ParsedDocument.original`` (the signature covers those bytes). Raises
     ``InvalidDocument`` listing every problem found, each with its element path; never anything else for
-    bad input.
+    bad input. Field quirks (a UUID DocumentId, SteeringType 0) are ``ParsedDocument.warnings``, or problems
+    when ``strict``.
     """
     root = parse_xml(data, max_bytes=max_bytes)
     dialect = _dialect(root)
     if problems := structure_problems(root, dialect):
         raise InvalidDocument(problems, reason="SCHEMA_INVALID")
-    message, problems = read_message(root, dialect)
+    message, problems, warnings = read_message(root, dialect)
+    if strict:
+        problems, warnings = problems + warnings, []
     if signatures := list(root.iter(f"{{{DSIG_NS}}}Signature"))[1:]:
         problems.append(Problem("", f"{len(signatures) + 1} signatures found; edXML carries exactly one"))
     if message is None or problems:
-        raise InvalidDocument(problems or [Problem("", "no MessageHeader found")])
-    return ParsedDocument(message=message, original=bytes(data), dialect=dialect, signature=signature_summary(root))
+        raise InvalidDocument(problems or [Problem("", "no MessageHeader found")], warnings=warnings)
+    return ParsedDocument(
+        message=message,
+        original=bytes(data),
+        dialect=dialect,
+        signature=signature_summary(root),
+        warnings=tuple(warnings),
+    )
 
 
 def priority_of(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> int:

@@ -72,6 +72,7 @@ class _Reader:
 
     def __init__(self, dialect: Dialect) -> None:
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
         self._fold = dialect is Dialect.LGSP
         self._index: dict[_Element, dict[str, list[_Element]]] = {}
 
@@ -100,6 +101,11 @@ class _Reader:
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
+
+    def quirk(self, parent: _Element, name: str, code: str, message: str) -> None:
+        """Record a field quirk of ``parent``'s child ``name``: a warning with ``code``, not a problem."""
+        element = self.one(parent, name)
+        self.warnings.append(Problem(element_path(element) if element is not None else name, message, code))
 
     def text(self, parent: _Element | None, name: str, *, required: bool = False) -> str:
         if parent is None:
@@ -368,7 +374,15 @@ def _read_edoc(reader: _Reader, root: _Element, envelope: _Element, header: _Ele
         expected = checks.document_id_for(
             sender.organ_id, promulgation.promulgation_date, code.code_number, code.code_notation
         )
-        if document_id != expected:
+        if checks.is_uuid(document_id):
+            reader.quirk(
+                message,
+                "DocumentId",
+                checks.UUID_DOCUMENT_ID,
+                f"{document_id!r} is a random UUID, not <OrganId>,<yyyy/MM/dd>,<Number/Notation> "
+                f"({expected!r}); accepted as a field quirk",
+            )
+        elif document_id != expected:
             element = reader.one(message, "DocumentId")
             reader.fail(
                 element_path(element) if element is not None else "DocumentId",
@@ -408,12 +422,7 @@ def _read_edoc(reader: _Reader, root: _Element, envelope: _Element, header: _Ele
         else (),
         other=reader.other_info(reader.one(message, "OtherInfo", required=False)),
         response_for=tuple(reader.response_for(r) for r in reader.all(message, "ResponseFor")),
-        steering_type=reader.code_in(
-            message,
-            "SteeringType",
-            checks.STEERING_TYPES,
-            "SteeringType is 1 not a directive, 2 directive or 3 report on a directive",
-        ),
+        steering_type=_steering_type(reader, message),
         trace=reader.trace(trace_list),
         business=reader.business(
             reader.one(trace_list, "Bussiness", required=False) if trace_list is not None else None
@@ -421,6 +430,19 @@ def _read_edoc(reader: _Reader, root: _Element, envelope: _Element, header: _Ele
         manifest=tuple(r for r, _ in refs),
         attachments=tuple(a for a, _ in files),
     )
+
+
+def _steering_type(reader: _Reader, message: _Element) -> int | None:
+    meaning = "SteeringType is 1 not a directive, 2 directive or 3 report on a directive"
+    value = reader.code_in(message, "SteeringType", range(checks.STEERING_TYPES.stop), meaning)
+    if value == 0:
+        reader.quirk(
+            message,
+            "SteeringType",
+            checks.STEERING_TYPE_0,
+            f"0 is not a QCVN 102 code ({meaning}) but what DMS libraries write by default; accepted as a field quirk",
+        )
+    return value
 
 
 def _read_status(reader: _Reader, message: _Element) -> StatusMessage:
@@ -445,21 +467,21 @@ def _read_status(reader: _Reader, message: _Element) -> StatusMessage:
     )
 
 
-def read_message(root: _Element, dialect: Dialect) -> tuple[Edoc | StatusMessage | None, list[Problem]]:
-    """Read ``root`` (already known to be of ``dialect``) into a model; return it with every problem found.
+def read_message(root: _Element, dialect: Dialect) -> tuple[Edoc | StatusMessage | None, list[Problem], list[Problem]]:
+    """Read ``root`` (already known to be of ``dialect``) into a model; return it with every problem and warning.
 
     The model is ``None`` only when the envelope itself is missing; otherwise it is returned even with
-    problems, so that callers can report all of them at once.
+    problems, so that callers can report all of them at once. Warnings are the field quirks accepted.
     """
     reader = _Reader(dialect)
     envelope = root if dialect is Dialect.LGSP else reader.one(root, "edXMLEnvelope")
     header = reader.one(envelope, "edXMLHeader") if envelope is not None else None
     message = reader.one(header, "MessageHeader") if header is not None else None
     if envelope is None or header is None or message is None:
-        return None, reader.problems
+        return None, reader.problems, reader.warnings
     if reader.all(message, "StatusCode"):
-        return _read_status(reader, message), reader.problems
-    return _read_edoc(reader, root, envelope, header, message), reader.problems
+        return _read_status(reader, message), reader.problems, reader.warnings
+    return _read_edoc(reader, root, envelope, header, message), reader.problems, reader.warnings
 
 
 def signature_summary(root: _Element) -> SignatureSummary | None:

@@ -20,11 +20,13 @@ class HubError(Exception):
 class Problem:
     """One thing wrong with a document: where, and what in plain words.
 
-    ``path`` is an element path such as ``/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId``.
+    ``path`` is an element path such as ``/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId``;
+    ``code`` a stable name for the faults that have one (the field quirks: ``UUID_DOCUMENT_ID``, ``STEERING_TYPE_0``).
     """
 
     path: str
     message: str
+    code: str = ""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -42,8 +44,15 @@ class DocumentRejected(HubError):
 class InvalidDocument(DocumentRejected):
     """The bytes are not a well-formed, safe, schema-valid edXML document or status.
 
-    Raised by ``schemas.parse`` and friends; ``problems`` lists each fault with its element path.
+    Raised by ``schemas.parse`` and friends; ``problems`` lists each fault with its element path, ``warnings`` the
+    field quirks found besides (see ``ParsedDocument.warnings``).
     """
 
-    def __init__(self, problems: tuple[Problem, ...] | list[Problem], reason: str = "INVALID_EDXML") -> None:
+    def __init__(
+        self,
+        problems: tuple[Problem, ...] | list[Problem],
+        reason: str = "INVALID_EDXML",
+        warnings: tuple[Problem, ...] | list[Problem] = (),
+    ) -> None:
         super().__init__(reason, problems)
+        self.warnings = tuple(warnings)

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from schemas._names import Dialect
+from schemas.errors import Problem
 
 __all__ = [
     "Appendix",
@@ -238,12 +239,16 @@ class SignatureSummary:
 
 @dataclass(frozen=True, slots=True)
 class ParsedDocument:
-    """A parsed document or status with its original bytes kept byte for byte."""
+    """A parsed document or status with its original bytes kept byte for byte.
+
+    ``warnings`` lists the field quirks accepted in it (each with its path and code; README, "Field quirks").
+    """
 
     message: Edoc | StatusMessage
     original: bytes = field(repr=False)
     dialect: Dialect
     signature: SignatureSummary | None
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def kind(self) -> Literal["edoc", "status"]:

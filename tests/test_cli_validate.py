@@ -23,14 +23,14 @@ def test_validate_exit_zero_when_all_valid(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_validate_json_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--json prints {file, valid, kind, errors[{path, message}]} per file; one invalid file makes exit 1."""
+    """--json prints {file, valid, kind, errors[{path, message}], warnings} per file; one invalid file: exit 1."""
     good = tmp_path / "good.xml"
     good.write_bytes(build_status(example_status(example_edoc())))
     bad = tmp_path / "bad.xml"
     bad.write_bytes(build_document(example_edoc()).replace(b">0</edXML:Priority>", b">8</edXML:Priority>"))
     assert main(["validate", "--json", str(good), str(bad)]) == 1
     first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
-    assert first == {"file": str(good), "valid": True, "kind": "status", "errors": []}
+    assert first == {"file": str(good), "valid": True, "kind": "status", "errors": [], "warnings": []}
     assert second["valid"] is False
     assert second["kind"] is None
     assert second["errors"][0]["path"].endswith("/OtherInfo/Priority")

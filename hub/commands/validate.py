@@ -1,11 +1,11 @@
-"""``lienthong validate FILE... [--json]``: checks that each file is a valid edXML document or status."""
+"""``lienthong validate FILE... [--json] [--strict]``: checks that each file is a valid edXML document or status."""
 
 from __future__ import annotations
 
 import argparse
 
 from hub.commands._common import emit_json, expand_files, warn
-from schemas import DEFAULT_MAX_BYTES, InvalidDocument, parse
+from schemas import DEFAULT_MAX_BYTES, InvalidDocument, Problem, parse
 
 __all__ = ["register", "run"]
 
@@ -20,32 +20,44 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("files", nargs="+", metavar="FILE", help="edXML files or directories")
     parser.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files before parsing")
+    parser.add_argument(
+        "--strict", action="store_true", help="refuse field quirks (UUID DocumentId, SteeringType 0) instead of warning"
+    )
     parser.set_defaults(func=run)
 
 
+def _where(path: str) -> str:
+    return f"{path}: " if path else ""
+
+
 def run(args: argparse.Namespace) -> int:
-    """Validate every file; print a verdict each; return 0 only when all are valid."""
+    """Validate every file; print a verdict each, and its warnings; return 0 only when all are valid."""
     all_valid = True
     for path in expand_files(args.files):
         kind: str | None = None
         errors: list[dict[str, str]] = []
+        warnings: tuple[Problem, ...] = ()
         try:
             data = path.read_bytes()
         except OSError as exc:
             errors.append({"path": "", "message": f"cannot read file: {exc.strerror or exc}"})
         else:
             try:
-                kind = parse(data, max_bytes=args.max_bytes).kind
+                parsed = parse(data, max_bytes=args.max_bytes, strict=args.strict)
+                kind, warnings = parsed.kind, parsed.warnings
             except InvalidDocument as exc:
                 errors = [{"path": p.path, "message": p.message} for p in exc.problems]
+                warnings = exc.warnings
         valid = not errors
         all_valid &= valid
         if args.json:
-            emit_json({"file": str(path), "valid": valid, "kind": kind, "errors": errors})
-        elif valid:
+            quirks = [{"path": w.path, "code": w.code, "message": w.message} for w in warnings]
+            emit_json({"file": str(path), "valid": valid, "kind": kind, "errors": errors, "warnings": quirks})
+            continue
+        if valid:
             print(f"{path}: valid {kind}")
-        else:
-            for error in errors:
-                where = f"{error['path']}: " if error["path"] else ""
-                warn(f"{path}: {where}{error['message']}")
+        for error in errors:
+            warn(f"{path}: {_where(error['path'])}{error['message']}")
+        for quirk in warnings:
+            warn(f"{path}: warning {quirk.code}: {_where(quirk.path)}{quirk.message}")
     return 0 if all_valid else 1

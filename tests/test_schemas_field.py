@@ -1,8 +1,9 @@
-"""edXML as the field writes it: siblings in the orders DMS libraries use are valid, signed and verified."""
+"""edXML as the field writes it: the orders DMS libraries use, their extra elements and their quirks."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from schemas import EDXML_NS, InvalidDocument, ResponseFor, build_document, build_status, parse
+from hub.cli import main
+from schemas import EDXML_NS, Edoc, InvalidDocument, ResponseFor, build_document, build_status, parse
 from schemas.examples import example_edoc, example_status
 from signer.report import Indication
 from signer.sign import sign_document
@@ -112,7 +114,7 @@ def _signed(root: etree._Element, pki) -> bytes:
 def _assert_valid_and_verified(root: etree._Element, pki, verifier) -> None:
     data = _signed(root, pki)
     parsed = parse(data)
-    assert parsed.message
+    assert parsed.warnings == ()
     report = verifier.verify(data, at=FIXED_NOW)
     assert report.indication is Indication.TOTAL_PASSED, report.errors
 
@@ -208,3 +210,80 @@ def test_structure_faults_are_errors_in_both_dialects(data: bytes, old: bytes, n
     with pytest.raises(InvalidDocument) as caught:
         parse(data.replace(old, new, 1))
     assert any(p.path == path and words in p.message for p in caught.value.problems), caught.value.problems
+
+
+# --- field quirks ----------------------------------------------------------------------------------------------
+
+RANDOM_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+def _with_defaults(root: etree._Element) -> etree._Element:
+    """``root`` as EdXML102 writes it when left to its defaults: a random UUID DocumentId, SteeringType 0."""
+    for name, value in (("DocumentId", RANDOM_ID), ("SteeringType", "0")):
+        element = root.find(f"{MESSAGE}/{E}{name}")
+        assert element is not None
+        element.text = value
+    return root
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "code"),
+    [("DocumentId", RANDOM_ID, "UUID_DOCUMENT_ID"), ("SteeringType", "0", "STEERING_TYPE_0")],
+)
+def test_a_field_quirk_is_a_warning_or_in_strict_mode_an_error(name: str, value: str, code: str):
+    """A UUID DocumentId or SteeringType 0 is accepted with a warning at its path; strict parsing refuses it there."""
+    root = _field_edoc()
+    element = root.find(f"{MESSAGE}/{E}{name}")
+    assert element is not None
+    element.text = value
+    data = etree.tostring(root)
+    path = f"{FIELD_EDOC_PATH}/{name}"
+    parsed = parse(data)
+    assert [(w.path, w.code) for w in parsed.warnings] == [(path, code)]
+    with pytest.raises(InvalidDocument) as caught:
+        parse(data, strict=True)
+    assert [(p.path, p.code) for p in caught.value.problems] == [(path, code)]
+    assert caught.value.warnings == ()
+
+
+def test_a_document_with_the_library_defaults_is_valid_and_verifies(pki, verifier):
+    """A field-ordered document with a UUID DocumentId and SteeringType 0 is valid (two warnings) and verifies."""
+    root = _with_defaults(_field_edoc())
+    for path, names in FIELD_ORDERS.values():
+        _order(root, path, names)
+    data = _signed(root, pki)
+    parsed = parse(data)
+    assert {w.code for w in parsed.warnings} == {"UUID_DOCUMENT_ID", "STEERING_TYPE_0"}
+    assert isinstance(parsed.message, Edoc)
+    assert (parsed.message.document_id, parsed.message.steering_type) == (RANDOM_ID, 0)
+    assert verifier.verify(data, at=FIXED_NOW).indication is Indication.TOTAL_PASSED
+
+
+def test_an_invalid_document_still_lists_its_warnings():
+    """A document refused for a real fault still reports its field quirks, apart from its errors."""
+    data = etree.tostring(_with_defaults(_field_edoc())).replace(b">0</edXML:Priority>", b">9</edXML:Priority>")
+    with pytest.raises(InvalidDocument) as caught:
+        parse(data)
+    assert [p.path for p in caught.value.problems] == [f"{FIELD_EDOC_PATH}/OtherInfo/Priority"]
+    assert {w.code for w in caught.value.warnings} == {"UUID_DOCUMENT_ID", "STEERING_TYPE_0"}
+
+
+def test_validate_prints_warnings_and_strict_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """``lienthong validate`` passes a quirky document and names each warning; with --strict it fails on them."""
+    document = tmp_path / "defaults.xml"
+    document.write_bytes(etree.tostring(_with_defaults(_field_edoc())))
+    assert main(["validate", str(document)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{document}: valid edoc\n"
+    assert f"{document}: warning UUID_DOCUMENT_ID: {FIELD_EDOC_PATH}/DocumentId: " in err
+    assert f"{document}: warning STEERING_TYPE_0: {FIELD_EDOC_PATH}/SteeringType: " in err
+    assert main(["validate", "--json", str(document)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert [(w["path"], w["code"]) for w in line["warnings"]] == [
+        (f"{FIELD_EDOC_PATH}/DocumentId", "UUID_DOCUMENT_ID"),
+        (f"{FIELD_EDOC_PATH}/SteeringType", "STEERING_TYPE_0"),
+    ]
+    assert main(["validate", "--strict", "--json", str(document)]) == 1
+    line = json.loads(capsys.readouterr().out)
+    assert (line["valid"], line["warnings"]) == (False, [])
+    assert {e["path"] for e in line["errors"]} == {f"{FIELD_EDOC_PATH}/DocumentId", f"{FIELD_EDOC_PATH}/SteeringType"}
