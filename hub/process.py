@@ -185,7 +185,7 @@ class DocumentProcessor:
 
     def _intake(self, record: InboundRecord) -> _Accepted:
         data = self.read_value(record)
-        parsed = parse(data, max_bytes=self._settings.max_document_bytes)
+        parsed = parse(data, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml)
         sender = parsed.message.sender.organ_id
         key = (record.key or b"").decode("utf-8", "replace")
         if key and key != sender:

@@ -81,6 +81,8 @@ class HubSettings:
     partitions: int = DEFAULT_PARTITIONS
     claim_check_bytes: int = DEFAULT_CLAIM_CHECK_BYTES
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    # Field quirks (a UUID DocumentId, SteeringType 0; README, "Field quirks"): refused when true, else warned about.
+    strict_edxml: bool = False
     seal_interval_seconds: float = 5.0  # how often the ledger writer signs a tree head (when the log grew)
     consumer_group: str = "lienthong-hub"
 

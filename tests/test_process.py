@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,6 +44,7 @@ from hub.records import (
 from hub.settings import HubSettings
 from hub.trust import load_certificates
 from schemas import Edoc, StatusMessage, build_document, parse
+from schemas._checks import VIETNAM_TZ
 from schemas.examples import example_edoc
 from signer.policy import RevocationPolicy, TrustPolicy
 from signer.sign import sign_document
@@ -737,6 +739,62 @@ class TestStatusesAndRevocations:
         assert inbox_topic(B) not in {r.topic for r in outcome.records}
         status = parse(by_topic(outcome, status_topic(C))[0].value).message
         assert B not in status.description  # nor learns who received it
+
+
+# --- edXML as the field writes it -------------------------------------------------------------------------------
+
+RANDOM_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+FIELD_DAY = re.compile(rb"<edXML:PromulgationDate>\d{4}/\d{2}/\d{2}</edXML:PromulgationDate>")
+
+
+def signed_with_random_id(material, number=950):
+    """A signed document whose DocumentId is a random UUID, as DMS libraries left to their defaults write it."""
+    edoc = example_edoc(sender=SENDER, recipients=(A, B), number=number, notation="LT-TEST", day=NOW.date())
+    return sign_document(build_document(dataclasses.replace(edoc, document_id=RANDOM_ID)), material.keys[SENDER])
+
+
+class TestFieldEdxml:
+    """Routing and dedup never depend on a well-formed DocumentId; strict_edxml refuses field quirks."""
+
+    def test_a_uuid_document_id_is_routed_and_deduplicated(self, hub, material):
+        """A document with a UUID DocumentId reaches its recipients, is filed under it, and a resend is a duplicate."""
+        processor, store = hub
+        data = signed_with_random_id(material)
+        record = InboundRecord(SENDER.encode(), data, offset=30)
+        outcome = processor.process(record)
+        assert outcome.outcome == "delivered", outcome.problems
+        assert (outcome.document_id, set(outcome.recipients)) == (RANDOM_ID, {A, B})
+        assert all(dict(r.headers)[H_DOC_ID] == RANDOM_ID.encode() for r in delivery_records(outcome))
+        assert store.get(document_key(RANDOM_ID, hashlib.sha256(data).hexdigest())) == data
+        assert processor.process(resend(record, 1)).outcome == "duplicate"
+
+    def test_strict_edxml_refuses_a_uuid_document_id(self, make_processor, material):
+        """With strict_edxml, the same document is refused, naming the DocumentId and the quirk, with a status 02."""
+        processor, _ = make_processor(strict_edxml=True)
+        outcome = processor.process(InboundRecord(SENDER.encode(), signed_with_random_id(material)))
+        assert (outcome.outcome, outcome.reason) == ("rejected", "INVALID_EDXML")
+        assert [(p.path, p.code) for p in outcome.problems] == [
+            ("/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/DocumentId", "UUID_DOCUMENT_ID")
+        ]
+        status = parse(by_topic(outcome, status_topic(SENDER))[0].value).message
+        assert status.status_code == "02"
+
+    def test_strict_edxml_is_a_setting(self, tmp_path):
+        """strict_edxml is off by default and read from the settings file or LIENTHONG_STRICT_EDXML."""
+        assert HubSettings().strict_edxml is False
+        assert HubSettings.load(env={"LIENTHONG_STRICT_EDXML": "true"}).strict_edxml is True
+        (tmp_path / "settings.yaml").write_text("strict_edxml: true\n", encoding="utf-8")
+        assert HubSettings.load(tmp_path / "settings.yaml", env={}).strict_edxml is True
+
+    def test_hub_statuses_carry_dates_in_the_field_format(self, delivered, rejected):
+        """Every status the hub sends writes dates as yyyy/MM/dd and its time as yyyy/MM/dd HH:mm:ss in Vietnam time."""
+        outcomes = [o for _, o in delivered[1]] + [o for _, _, o in rejected]
+        statuses = [r.value for o in outcomes for r in o.records if r.topic.startswith("lienthong.status.")]
+        timestamp = f"<edXML:Timestamp>{RECEIVED_AT.astimezone(VIETNAM_TZ):%Y/%m/%d %H:%M:%S}</edXML:Timestamp>"
+        assert statuses
+        for status in statuses:
+            assert FIELD_DAY.search(status), status
+            assert timestamp.encode() in status, status
 
 
 # --- lanes ------------------------------------------------------------------------------------------------------
