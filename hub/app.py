@@ -306,6 +306,8 @@ class HubWorker:
         self.metrics.bytes_in.inc(len(record.value or b""))
         if outcome.outcome == "rejected":
             self.metrics.dead_letters.labels(outcome.reason).inc()
+        for warning in outcome.warnings:
+            self.metrics.edxml_warnings.labels(outcome.sender, warning.code).inc()
         if record.timestamp_ms:
             self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - record.timestamp_ms / 1000))
 

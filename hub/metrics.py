@@ -30,6 +30,7 @@ class HubMetrics:
     dead_letters: Counter
     consumer_lag: Gauge
     ledger_size: Gauge
+    edxml_warnings: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> HubMetrics:
@@ -69,6 +70,12 @@ class HubMetrics:
             ),
             ledger_size=Gauge(
                 "lienthong_ledger_size", "Events in the Merkle ledger", registry=registry, multiprocess_mode="max"
+            ),
+            edxml_warnings=Counter(
+                "lienthong_edxml_warnings_total",
+                "Field quirks accepted with a warning (README, 'Field quirks'), by sending agency and code",
+                ["agency", "code"],
+                registry=registry,
             ),
         )
 

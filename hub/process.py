@@ -114,6 +114,7 @@ class Outcome:
     receipts: tuple[bytes, ...] = ()  # the receipts the events name, stored with them in the ledger
     recipients: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = field(default=())
+    warnings: tuple[Problem, ...] = ()  # field quirks of an accepted document (README, "Field quirks")
 
     def ledger_record(self) -> OutboundRecord | None:
         """The ``lienthong.ledger`` record of the events and receipts, produced like any other output (or None)."""
@@ -309,6 +310,7 @@ class DocumentProcessor:
             receipts=self._archive.carried_receipts(archived),
             recipients=tuple(known),
             reason="UNKNOWN_RECIPIENT" if unknown else "",
+            warnings=accepted.parsed.warnings,
         )
 
     def _delivery(self, accepted: _Accepted, stored_key: str, target: str, headers: Headers) -> OutboundRecord:

@@ -201,3 +201,26 @@ def test_dead_letters_are_listed_and_a_replay_after_a_fix_delivers_once(
     replayed = [h for h, v in outputs.records["lienthong.axis.outbound"] if v == document.data]
     assert replayed[0]["lienthong-indication"] == b"TOTAL_PASSED"
     outputs.close()
+
+
+def test_field_quirks_are_delivered_and_counted_per_agency(stack: Stack) -> None:
+    """A document with a UUID DocumentId is delivered and counted in lienthong_edxml_warnings_total for its sender."""
+    import dataclasses  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from schemas import build_document  # noqa: PLC0415
+    from schemas.examples import example_edoc  # noqa: PLC0415
+    from signer.sign import sign_document  # noqa: PLC0415
+
+    sender, recipient = "000.01.00.H41", "000.02.00.H41"
+    edoc = example_edoc(sender=sender, recipients=(recipient,), number=7701, day=datetime.now(UTC).date())
+    edoc = dataclasses.replace(edoc, document_id="0f8fad5b-d9cb-469f-a165-70867728950e")
+    data = sign_document(build_document(edoc), stack.material.keys[sender])
+    outputs = Outputs(stack.connection)
+    client = HubClient(stack.connection, organ_id=sender)
+    client.send(data)
+    client.close()
+    assert outputs.wait_for(lambda o: any(v == data for _, v in o.records[f"lienthong.inbox.{recipient}"]), 120)
+    outputs.close()
+    warning = f'lienthong_edxml_warnings_total{{agency="{sender}",code="UUID_DOCUMENT_ID"}}'
+    assert _metrics(stack).get(warning) == 1

@@ -764,6 +764,7 @@ class TestFieldEdxml:
         outcome = processor.process(record)
         assert outcome.outcome == "delivered", outcome.problems
         assert (outcome.document_id, set(outcome.recipients)) == (RANDOM_ID, {A, B})
+        assert [w.code for w in outcome.warnings] == ["UUID_DOCUMENT_ID"]  # counted per agency by the worker
         assert all(dict(r.headers)[H_DOC_ID] == RANDOM_ID.encode() for r in delivery_records(outcome))
         assert store.get(document_key(RANDOM_ID, hashlib.sha256(data).hexdigest())) == data
         assert processor.process(resend(record, 1)).outcome == "duplicate"

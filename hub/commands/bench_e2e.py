@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from adapters.kafka import KafkaConnection
-from hub.demo import DemoDocument, create_demo_material, demo_documents
+from hub.demo import DemoDocument, DemoMaterial, create_demo_material, demo_documents
 from hub.embedded.kafka import create_topics
 from hub.records import H_SHA256, INBOUND, PRODUCER_BATCH_BYTES, PRODUCER_LINGER_MS
 from hub.up import Hub, demo_settings_on_free_ports, running
@@ -102,8 +103,14 @@ def _progress(message: str) -> None:
 # --- documents ------------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _material(folder: str) -> DemoMaterial:
+    """The demo PKI the parent created, loaded once per pool process (loading costs twice a chunk's signing)."""
+    return create_demo_material(Path(folder))
+
+
 def _generate_chunk(folder: str, start: int, count: int) -> list[DemoDocument]:
-    material = create_demo_material(Path(folder))  # loads what the parent created
+    material = _material(folder)
     return [d for d in demo_documents(material, count, start_number=start, invalid_every=10**9) if d.expect]
 
 

@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"lienthong worker: {exc}", file=sys.stderr)
         return 2
+    runner = faust.Worker(worker.app, loglevel=args.loglevel, quiet=True)
+    # faust's terminal spinner lowers the root logger to DEBUG (to spin on every record): every library's debug
+    # call then builds a record the handler drops, a few % of the worker's CPU. No spinner: the level stays as set.
+    runner.spinner = None
     # execute_from_commandline runs until the worker stops, then exits the process itself.
-    faust.Worker(worker.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    runner.execute_from_commandline()
     return 0  # type: ignore[unreachable]  # faust annotates it NoReturn
