@@ -47,7 +47,7 @@ class SealError(HubError):
 
 
 class EventKind(enum.StrEnum):
-    """What happened to a document at the hub."""
+    """What happened to a document at the hub (or, for ``DIRECTORY_CHANGED``, to the directory)."""
 
     RECEIVED = "received"
     VERIFIED = "verified"
@@ -55,6 +55,7 @@ class EventKind(enum.StrEnum):
     ARCHIVED = "archived"
     DELIVERED = "delivered"
     STATUS_RELAYED = "status_relayed"
+    DIRECTORY_CHANGED = "directory_changed"  # sha256: the signed directory record's; detail: what changed
 
 
 def _format_time(when: datetime) -> str:

@@ -310,22 +310,35 @@ def verify_tree_head(
 def create_seal_identity(directory: Path, *, now: datetime | None = None) -> PemKey:
     """Load the hub's seal key and certificate from ``directory``, creating them on first use.
 
-    Creates ``hub-key.pem`` (P-256, PKCS#8, mode 0600) and a self-signed ``hub-cert.pem`` valid for
-    ``DEFAULT_SEAL_VALIDITY`` from ``now``. The certificate is what auditors trust (``--trust hub-cert.pem``).
-    Refuses to continue when only one of the two files exists (never overwrites a key).
+    Creates ``hub-key.pem`` and a self-signed ``hub-cert.pem`` (``create_self_signed_identity``). The certificate
+    is what auditors trust (``--trust hub-cert.pem``).
     """
-    key_path, cert_path = directory / SEAL_KEY_FILE, directory / SEAL_CERT_FILE
+    return create_self_signed_identity(
+        directory / SEAL_KEY_FILE, directory / SEAL_CERT_FILE, common_name="lienthong hub seal", now=now
+    )
+
+
+def create_self_signed_identity(
+    key_path: Path, cert_path: Path, *, common_name: str, now: datetime | None = None
+) -> PemKey:
+    """Load a key and its self-signed certificate from ``key_path``/``cert_path``, creating them on first use.
+
+    Creates the key (P-256, PKCS#8, mode 0600) and a certificate named ``common_name`` plus a random suffix, valid
+    for ``DEFAULT_SEAL_VALIDITY`` from ``now``. Refuses to continue when only one of the two files exists (never
+    overwrites a key).
+    """
     if key_path.exists() and cert_path.exists():
         return PemKey.load(key_path.read_bytes(), cert_path.read_bytes())
     if key_path.exists() or cert_path.exists():
-        raise LedgerError(f"{directory}: one of {SEAL_KEY_FILE}/{SEAL_CERT_FILE} is missing; restore it from backup")
-    directory.mkdir(parents=True, exist_ok=True)
+        raise LedgerError(f"one of {key_path}/{cert_path.name} is missing; restore it from backup")
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
     when = now or datetime.now(UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "lienthong"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"lienthong hub seal {secrets.token_hex(4)}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} {secrets.token_hex(4)}"),
         ]
     )
     public = key.public_key()
@@ -358,7 +371,7 @@ def create_seal_identity(directory: Path, *, now: datetime | None = None) -> Pem
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    # O_EXCL: two hubs starting on one folder must not both write a key; 0600: the key is a secret.
+    # O_EXCL: two processes starting on one folder must not both write a key; 0600: the key is a secret.
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(key_pem)
