@@ -9,7 +9,10 @@ Agents, in the order a document meets them:
   offset may be committed (at-least-once), with the in-doubt check (``hub.guard``) making each delivery exactly
   once; the ledger events of the document go to ``lienthong.ledger`` as one record;
 - ``ledger`` (``lienthong.ledger``, one partition, so one writer): appends events to the Merkle ledger, writes a
-  segment per batch before the batch's offsets are committed, and seals a tree head every few seconds.
+  segment per batch before the batch's offsets are committed, and seals a tree head every few seconds;
+- ``directory`` (``lienthong.directory``, one partition, so one worker): one ledger event per applied signed
+  directory record, and the refused ones counted. Every worker also follows the topic itself (``_follow_directory``)
+  and applies the records that verify; no document is processed before it has read the topic to its end.
 
 Failures of our own (object store or broker unavailable) are retried with backoff, never skipped: the record is
 not acknowledged until its work is done.
@@ -28,10 +31,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import faust
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from hub.directory import Directory, Route, load_directory
+from hub.directory import Directory, Route
 from hub.guard import DeliveryGuard
 from hub.metrics import HubMetrics
 from hub.process import DocumentProcessor, Outcome
@@ -52,12 +55,13 @@ from hub.records import (
     status_topic,
 )
 from hub.settings import HubSettings
+from hub.signed_directory import Change, DirectoryState, RecordRefused, load_admin_certificates
 from hub.transport import broker_url
 from hub.trust import trust_policy
 from schemas.errors import HubError
 from signer.policy import TrustPolicy
 from signer.verify import Verifier
-from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_ledger_record
+from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_ledger_record, encode_ledger_record
 from storage.objectstore import ObjectStore
 from storage.s3 import S3ObjectStore
 
@@ -127,7 +131,13 @@ class HubWorker:
         self.settings = settings
         self.metrics = metrics or HubMetrics.create()
         self.store: ObjectStore = open_store(settings)
-        self.directory = load_directory(settings.directory_file) if settings.directory_file else Directory()
+        # Workers start from lienthong.directory (the YAML file only seeds it, on the first ``lienthong up``).
+        self.directory_state = DirectoryState(load_admin_certificates(settings))
+        self.directory = self.directory_state.directory
+        self._directory_ready = asyncio.Event()  # set once the topic was read to its end offsets at start
+        self._directory_read = 0  # the next offset the follower reads
+        self._directory_verdicts: dict[int, Change | RecordRefused] = {}  # by offset, for the ``directory`` agent
+        self._directory_progress = asyncio.Condition()
         self.seal = create_seal_identity(settings.data_dir)
         self._use_directory(self.directory)
         self.guard = DeliveryGuard(settings.kafka)
@@ -198,6 +208,11 @@ class HubWorker:
                 ]
                 await self._retry("ledger", functools.partial(self._on_ledger_thread, self._append_ledger, records))
 
+        @app.agent(_raw_topic(app, DIRECTORY), name="directory")
+        async def directory_changes(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await self._record_directory_change(_record(event))
+
         @app.timer(interval=settings.seal_interval_seconds)  # type: ignore[untyped-decorator]
         async def seal() -> None:
             if self.ledger is not None:  # only the worker that owns the ledger partition seals
@@ -245,6 +260,7 @@ class HubWorker:
     # --- one document ----------------------------------------------------------------------------------------
 
     async def _handle(self, record: InboundRecord) -> None:
+        await self._directory_ready.wait()  # documents read before the directory would all be UNKNOWN_SENDER
         # Two copies of one document in flight at once (a sender's resend) must not both pass the dedup check.
         sha = hashlib.sha256(record.value or b"").hexdigest()
         lock = self._in_flight.setdefault(sha, asyncio.Lock())
@@ -357,28 +373,69 @@ class HubWorker:
         )
 
     async def _follow_directory(self) -> None:
-        """Read ``lienthong.directory`` from the start, then keep up: later records replace earlier ones."""
-        consumer = AIOKafkaConsumer(
-            DIRECTORY, group_id=None, auto_offset_reset="earliest", **self.settings.kafka.options()
-        )
+        """Read ``lienthong.directory`` from the start, then keep up, applying only the records that verify.
+
+        Each record's verdict is kept for the ``directory`` agent (``_record_directory_change``). Documents wait
+        (``_directory_ready``) until the records on the topic at start are read. A lost broker connection resumes
+        where the reading stopped.
+        """
+        while True:
+            await self._retry("directory", self._read_directory)
+
+    async def _read_directory(self) -> None:
+        partition = TopicPartition(DIRECTORY, 0)
+        consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **self.settings.kafka.options())
         await consumer.start()
         try:
+            consumer.assign([partition])
+            consumer.seek(partition, self._directory_read)
+            end = (await consumer.end_offsets([partition]))[partition]
             while True:
+                if self._directory_read >= end and not self._directory_ready.is_set():
+                    log.info("directory read: %d agencies", len(self.directory_state.directory))
+                    self._directory_ready.set()
                 batches = await consumer.getmany(timeout_ms=1000)
-                updated = self.directory
                 for message in (m for messages in batches.values() for m in messages):
-                    key = (message.key or b"").decode()
-                    try:
-                        updated = updated.with_record(key, message.value)
-                    except HubError as exc:
-                        log.warning("ignoring directory record %r: %s", key, exc)
-                if updated is not self.directory:  # one new verifier per batch of records, not per record
-                    self._use_directory(updated)
+                    self._directory_verdicts[message.offset] = self._apply_directory_record(
+                        (message.key or b"").decode(), message.value
+                    )
+                    self._directory_read = message.offset + 1
+                if self.directory_state.directory is not self.directory:  # one new verifier per batch of records
+                    self._use_directory(self.directory_state.directory)
+                async with self._directory_progress:
+                    self._directory_progress.notify_all()
         finally:
             await consumer.stop()
 
+    def _apply_directory_record(self, organ_id: str, value: bytes | None) -> Change | RecordRefused:
+        try:
+            return self.directory_state.apply(organ_id, value)
+        except RecordRefused as exc:
+            return exc
+
+    async def _record_directory_change(self, record: InboundRecord) -> None:
+        """The ``directory`` agent: one ledger event per applied record; a refused one is logged and counted."""
+        async with self._directory_progress:  # the follower decides: it read the records before this one
+            await self._directory_progress.wait_for(lambda: self._directory_read > record.offset)
+        organ_id = (record.key or b"").decode()
+        verdict = self._directory_verdicts.pop(record.offset, None)
+        if verdict is None:  # compacted away before this worker's follower read it: a later record replaced it
+            log.info("directory record %r at offset %d was superseded before it was read", organ_id, record.offset)
+            return
+        if isinstance(verdict, RecordRefused):
+            log.warning(
+                "refused directory record %r at offset %d (%s): %s", organ_id, record.offset, verdict.reason, verdict
+            )
+            self.metrics.directory_refused.labels(verdict.reason).inc()
+            return
+        log.info("directory: %s %s (issued %s)", verdict.action.value, organ_id, verdict.issued_at.isoformat())
+        event = verdict.ledger_event(datetime.now(UTC))
+        in_doubt = await self.guard.in_doubt(record.topic, record.partition, record.offset)
+        await self._deliver(OutboundRecord(LEDGER, None, encode_ledger_record([event])), record, in_doubt=in_doubt)
+
     async def _note_assignment(self, assigned: set[Any]) -> None:
-        work = [(tp.topic, tp.partition) for tp in assigned if tp.topic in (INBOUND, WORK_URGENT, WORK_BULK)]
+        inputs = (INBOUND, WORK_URGENT, WORK_BULK, DIRECTORY)
+        work = [(tp.topic, tp.partition) for tp in assigned if tp.topic in inputs]
         if work:
             ready = self.guard.expect(work)  # first, before any await: records of these partitions wait for it
             try:

@@ -34,7 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _register_agency(subparsers)
     return parser
+
+
+def _register_agency(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``lienthong agency ACTION``: one group for every module adding agency actions."""
+    from hub.commands.agency_directory import register_directory_commands  # noqa: PLC0415
+
+    parser = subparsers.add_parser("agency", help="the agencies the hub serves: the signed directory")
+    group = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    register_directory_commands(group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

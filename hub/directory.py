@@ -1,14 +1,13 @@
 """The agency directory: who is served locally, who through the national axis, and which keys sign for whom.
 
-Loaded from the YAML file of DESIGN.md (``agencies: [{id, name, route: local|axis, cert_spki_sha256: [hex]}]``) and
-carried in the compacted topic ``lienthong.directory`` (key: OrganId, value: the entry as JSON; an empty value
-removes the agency). The directory gives the signer its pins: a document is accepted only if its signing
-certificate's SPKI SHA-256 is listed for its ``From/OrganId``.
+The YAML file of DESIGN.md (``agencies: [{id, name, route: local|axis, cert_spki_sha256: [hex]}]``) seeds the
+compacted topic ``lienthong.directory`` on the hub's first start; afterwards every change is a record there signed
+by an administrator (``hub.signed_directory``). The directory gives the signer its pins: a document is accepted only
+if its signing certificate's SPKI SHA-256 is listed for its ``From/OrganId``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -46,10 +45,10 @@ class Agency:
     route: Route
     cert_spki_sha256: frozenset[str] = field(default_factory=frozenset)
 
-    def to_json(self) -> bytes:
-        """The record value in ``lienthong.directory``."""
+    def to_mapping(self) -> dict[str, Any]:
+        """The entry as the YAML file and the signed directory records write it (``from_mapping`` reads it)."""
         entry = {"id": self.id, "name": self.name, "route": self.route.value}
-        return json.dumps({**entry, "cert_spki_sha256": sorted(self.cert_spki_sha256)}, ensure_ascii=False).encode()
+        return {**entry, "cert_spki_sha256": sorted(self.cert_spki_sha256)}
 
     @classmethod
     def from_mapping(cls, entry: Mapping[str, Any], where: str) -> Agency:
@@ -76,17 +75,6 @@ class Agency:
                 raise DirectoryError(f"{where} ({organ_id}): {original!r} is not a SHA-256 hex digest")
         return cls(organ_id.strip(), str(entry.get("name", "")), Route(route), frozenset(digests))
 
-    @classmethod
-    def from_json(cls, organ_id: str, value: bytes) -> Agency:
-        """Read a ``lienthong.directory`` record."""
-        try:
-            entry = json.loads(value)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DirectoryError(f"directory record {organ_id!r} is not JSON: {exc}") from exc
-        if not isinstance(entry, dict):
-            raise DirectoryError(f"directory record {organ_id!r} is not an object")
-        return cls.from_mapping(entry, f"directory record {organ_id!r}")
-
 
 class Directory:
     """Agencies by OrganId. Immutable once built; an update builds a new one (``with_record``)."""
@@ -108,19 +96,13 @@ class Directory:
         """OrganId → allowed signing-key SPKI SHA-256s, for ``signer.policy.TrustPolicy.pins``."""
         return {a.id: a.cert_spki_sha256 for a in self._agencies.values()}
 
-    def with_record(self, organ_id: str, value: bytes | None) -> Directory:
-        """Apply one compacted-topic record: a JSON entry replaces, an empty value (tombstone) removes."""
-        agencies = dict(self._agencies)
-        if not value:
-            agencies.pop(organ_id, None)
-        else:
-            agency = Agency.from_json(organ_id, value)
-            if agency.id != organ_id:
-                raise DirectoryError(
-                    f"directory record {organ_id!r} describes {agency.id!r}: its key and id must match"
-                )
-            agencies[agency.id] = agency
-        return Directory(agencies.values())
+    def with_agency(self, agency: Agency) -> Directory:
+        """A directory where ``agency`` replaces any entry with its OrganId."""
+        return Directory([*(a for a in self._agencies.values() if a.id != agency.id), agency])
+
+    def without(self, organ_id: str) -> Directory:
+        """A directory without ``organ_id`` (the same one if it was not there)."""
+        return Directory(a for a in self._agencies.values() if a.id != organ_id)
 
 
 def load_directory(path: Path) -> Directory:

@@ -31,6 +31,7 @@ class HubMetrics:
     consumer_lag: Gauge
     ledger_size: Gauge
     edxml_warnings: Counter
+    directory_refused: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> HubMetrics:
@@ -75,6 +76,12 @@ class HubMetrics:
                 "lienthong_edxml_warnings_total",
                 "Field quirks accepted with a warning (README, 'Field quirks'), by sending agency and code",
                 ["agency", "code"],
+                registry=registry,
+            ),
+            directory_refused=Counter(
+                "lienthong_directory_refused_total",
+                "Directory records not applied (unsigned, malformed, unknown_key, bad_signature, stale)",
+                ["reason"],
                 registry=registry,
             ),
         )

@@ -71,7 +71,11 @@ class HubSettings:
     s3_bucket: str = "lienthong"
     s3_retention_days: int = DEFAULT_RETENTION_DAYS
     http_port: int = 6066
-    directory_file: Path | None = None
+    directory_file: Path | None = None  # seeds lienthong.directory on the first start only
+    # Whose signed directory records workers apply (PEM files); empty: the administrator certificate in DATA/admin.
+    admin_certs: tuple[Path, ...] = ()
+    # The administrator's key on a PKCS#11 token (RFC 7512 URI); unset: DATA/admin/key.pem, created on first start.
+    admin_pkcs11_uri: str | None = None
     trust: tuple[Path, ...] = ()
     intermediates: tuple[Path, ...] = ()
     crls: tuple[Path, ...] = ()
@@ -109,6 +113,21 @@ class HubSettings:
     def seal_cert_path(self) -> Path:
         """The hub's seal certificate: what an auditor trusts for the hub."""
         return self.data_dir / "hub-cert.pem"
+
+    @property
+    def admin_key_path(self) -> Path:
+        """The administrator's signing key for directory records (created on first start unless on a token)."""
+        return self.data_dir / "admin" / "key.pem"
+
+    @property
+    def admin_cert_path(self) -> Path:
+        """The administrator's self-signed certificate, next to its key."""
+        return self.data_dir / "admin" / "cert.pem"
+
+    @property
+    def trusted_admin_certs(self) -> tuple[Path, ...]:
+        """The certificates whose directory records workers apply: ``admin_certs``, else the generated one."""
+        return self.admin_certs or (self.admin_cert_path,)
 
     @classmethod
     def load(cls, file: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> HubSettings:

@@ -1,7 +1,8 @@
 """``lienthong up``: the whole hub on one machine — object store, broker, workers, metrics, and an optional demo.
 
 Start order: SeaweedFS (``weed mini``) over ``DATA/s3`` → Apache Kafka (KRaft) with its log in ``DATA/kafka`` →
-topics (explicit partitions) and the directory topic → the hub's seal identity → worker processes → the HTTP
+topics (explicit partitions) → the administrator identity (``DATA/admin``) and, on the first start only, the YAML
+directory published as signed records on ``lienthong.directory`` → the hub's seal identity → worker processes → the HTTP
 endpoint (``/metrics``, ``/``). Either server may be external instead (``s3_external``, ``kafka_external``). A
 supervisor restarts any child that dies, as systemd would, and counts it (``lienthong_restarts_total``). Stop order
 is the reverse; Ctrl-C (SIGINT) or SIGTERM stop it cleanly. Everything listens on 127.0.0.1. ``DATA`` survives a
@@ -21,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,13 @@ from hub.embedded.s3 import EmbeddedS3
 from hub.metrics import collecting_registry
 from hub.records import DIRECTORY
 from hub.settings import HubSettings
+from hub.signed_directory import (
+    admin_signing_key,
+    create_admin_identity,
+    publish_records,
+    read_directory_topic,
+    sign_record,
+)
 from storage.ledger import create_seal_identity
 
 __all__ = ["Hub", "HubAddresses", "with_secrets"]
@@ -174,10 +183,10 @@ class Hub:
         from hub.app import open_store  # noqa: PLC0415 - faust is heavy; import it once we need it
 
         open_store(settings)  # the archive bucket, with object lock and its retention, before any worker races for it
-        directory = load_directory(settings.directory_file) if settings.directory_file else None
-        if directory is not None:
-            self._create_topics(directory)
-            self._publish_directory(directory)
+        directory = load_directory(settings.directory_file) if settings.directory_file else Directory()
+        self._create_topics(directory)
+        create_admin_identity(settings)
+        self._publish_directory(directory)
         create_seal_identity(self.data)
         self.progress(f"hub seal certificate: {settings.seal_cert_path} (what auditors trust for this hub)")
         metrics_dir = self.data / "metrics"
@@ -249,16 +258,21 @@ class Hub:
         """The worker processes started so far."""
         return list(self._workers)
 
-    def _publish_directory(self, directory: Any) -> None:
-        from kafka import KafkaProducer  # noqa: PLC0415
+    def _publish_directory(self, directory: Directory) -> None:
+        """Seed ``lienthong.directory`` with the YAML file's agencies, signed, if it is empty (the first start only).
 
-        producer = KafkaProducer(acks="all", **self.settings.kafka.options())
-        try:
-            for agency in directory:
-                producer.send(DIRECTORY, key=agency.id.encode(), value=agency.to_json())
-            producer.flush()
-        finally:
-            producer.close()
+        Later starts leave the topic alone: what administrators changed since (``lienthong agency``) stays.
+        """
+        if not len(directory):
+            return
+        if read_directory_topic(self.settings.kafka):
+            self.progress(f"directory: {DIRECTORY} kept as administrators left it (the YAML seeds a first start)")
+            return
+        issued_at = datetime.now(UTC)
+        with admin_signing_key(self.settings) as key:
+            records = [(agency.id, sign_record(key, agency.id, agency, issued_at)) for agency in directory]
+        publish_records(self.settings.kafka, records)
+        self.progress(f"directory: {len(records)} agencies seeded on {DIRECTORY}, signed by the administrator key")
 
     def _start_http(self) -> None:
         hub = self
