@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from pathlib import Path
@@ -26,11 +25,6 @@ def write(tmp_path: Path, text: str, name: str = "directory.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def agency_json(organ_id: str, *, route: str = "local", pins: tuple[str, ...] = (PIN_A,), name: str = "X") -> bytes:
-    """A ``lienthong.directory`` record value."""
-    return json.dumps({"id": organ_id, "name": name, "route": route, "cert_spki_sha256": list(pins)}).encode()
 
 
 # --- directory --------------------------------------------------------------------------------------------------
@@ -138,61 +132,29 @@ agencies:
             load_directory(path)
 
 
-class TestDirectoryRecords:
-    """The compacted topic lienthong.directory: key OrganId, value the entry as JSON, empty value removes."""
+class TestDirectoryUpdates:
+    """Applying a change builds a new directory (signed records are tested in test_signed_directory)."""
 
-    def test_json_round_trip(self):
-        """An agency's record value reads back as the same agency."""
+    def test_mapping_round_trip(self):
+        """An agency's mapping (what a signed record carries) reads back as the same agency."""
         agency = Agency("000.00.00.G22", "Văn phòng Chính phủ", Route.AXIS, frozenset({PIN_A, PIN_B}))
-        assert Agency.from_json(agency.id, agency.to_json()) == agency
+        assert Agency.from_mapping(agency.to_mapping(), "test") == agency
 
-    def test_record_adds_an_agency(self):
-        """A record for a new OrganId adds it, leaving the original directory unchanged."""
+    def test_with_agency_adds_or_replaces(self):
+        """A new OrganId is added, a known one replaced, and the original directory is unchanged."""
         before = Directory([Agency("A1", "one", Route.LOCAL, frozenset({PIN_A}))])
-        after = before.with_record("A2", agency_json("A2", route="axis"))
-        assert {a.id for a in after} == {"A1", "A2"}
-        assert after.get("A2").route is Route.AXIS
+        added = before.with_agency(Agency("A2", "two", Route.AXIS))
+        assert {a.id for a in added} == {"A1", "A2"}
         assert before.get("A2") is None
+        replaced = added.with_agency(Agency("A1", "new", Route.AXIS, frozenset({PIN_B})))
+        assert replaced.get("A1") == Agency("A1", "new", Route.AXIS, frozenset({PIN_B}))
+        assert replaced.pins() == {"A1": frozenset({PIN_B}), "A2": frozenset()}
 
-    def test_record_replaces_an_agency(self):
-        """A later record for the same OrganId replaces its route and pins."""
-        directory = Directory([Agency("A1", "one", Route.LOCAL, frozenset({PIN_A}))])
-        updated = directory.with_record("A1", agency_json("A1", route="axis", pins=(PIN_B_COLONS_UPPER,), name="new"))
-        assert updated.get("A1") == Agency("A1", "new", Route.AXIS, frozenset({PIN_B}))
-        assert len(updated) == 1
-        assert updated.pins() == {"A1": frozenset({PIN_B})}
-
-    @pytest.mark.parametrize("tombstone", [None, b""])
-    def test_tombstone_removes_an_agency(self, tombstone):
-        """An empty or missing value removes the agency; removing an unknown one is harmless."""
+    def test_without_removes(self):
+        """Removing an agency drops it; removing an unknown one is harmless."""
         directory = Directory([Agency("A1", "", Route.LOCAL), Agency("A2", "", Route.LOCAL)])
-        assert {a.id for a in directory.with_record("A1", tombstone)} == {"A2"}
-        assert len(directory.with_record("A9", tombstone)) == 2
-
-    @pytest.mark.parametrize(
-        ("value", "names"),
-        [
-            (b"{not json", ["A1", "not JSON"]),
-            (b"[1, 2]", ["A1", "not an object"]),
-            (b"\xff\xfe", ["A1", "not JSON"]),
-            (json.dumps({"id": "A1", "route": "moon"}).encode(), ["A1", "'route'"]),
-            (json.dumps({"id": "A1", "cert_spki_sha256": ["xyz"]}).encode(), ["A1", "'xyz'"]),
-            (json.dumps({"name": "no id"}).encode(), ["A1", "'id'"]),
-        ],
-    )
-    def test_bad_records_are_refused_naming_the_key(self, value, names):
-        """A malformed directory record is a DirectoryError naming its key and the field."""
-        directory = Directory([Agency("A1", "", Route.LOCAL)])
-        with pytest.raises(DirectoryError) as caught:
-            directory.with_record("A1", value)
-        for name in names:
-            assert name in str(caught.value)
-
-    def test_record_whose_id_differs_from_its_key_is_refused(self):
-        """A record keyed A1 whose entry says A2 is refused: a tombstone for A1 could never remove what it added."""
-        directory = Directory([Agency("A1", "", Route.LOCAL)])
-        with pytest.raises(DirectoryError, match="A1"):
-            directory.with_record("A1", agency_json("A2"))
+        assert {a.id for a in directory.without("A1")} == {"A2"}
+        assert len(directory.without("A9")) == 2
 
 
 # --- settings ---------------------------------------------------------------------------------------------------
