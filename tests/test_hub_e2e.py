@@ -169,10 +169,7 @@ def test_dead_letters_are_listed_and_a_replay_after_a_fix_delivers_once(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A document refused for an unknown recipient is delivered once when replayed after the directory learns it."""
-    from kafka import KafkaProducer  # noqa: PLC0415
-
     from hub.cli import main  # noqa: PLC0415
-    from hub.directory import Agency, Route  # noqa: PLC0415
 
     document = next(
         d for d in demo_documents(stack.material, 200, start_number=6000) if d.expect == "UNKNOWN_RECIPIENT"
@@ -185,12 +182,9 @@ def test_dead_letters_are_listed_and_a_replay_after_a_fix_delivers_once(
     assert main(["deadletter", "list", "--data", str(stack.settings.data_dir), "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(e["reason"], e["sha256"], e["sender"]) for e in listed] == [("UNKNOWN_RECIPIENT", sha, document.sender)]
-    # The operator adds the missing agency (served through the axis) and replays.
-    producer = KafkaProducer(**stack.connection.options(), acks="all")
-    unknown = "000.99.00.H99"
-    producer.send("lienthong.directory", key=unknown.encode(), value=Agency(unknown, "Late", Route.AXIS).to_json())
-    producer.flush()
-    producer.close()
+    # The operator adds the missing agency (served through the axis, a signed directory record) and replays.
+    data = str(stack.settings.data_dir)
+    assert main(["agency", "add", "000.99.00.H99", "--name", "Late", "--route", "axis", "--data", data]) == 0
     time.sleep(3)  # the workers follow the directory topic
     for _ in range(2):  # the second replay must not deliver again
         replay = ["deadletter", "replay", "--reason", "UNKNOWN_RECIPIENT", "--data", str(stack.settings.data_dir)]
