@@ -22,6 +22,8 @@ _COMMAND_MODULES = (
     "hub.commands.dms",
     "hub.commands.deadletter",
     "hub.commands.up",
+    "hub.commands.agency",
+    "hub.commands.acl",
 )
 
 
