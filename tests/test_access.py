@@ -150,7 +150,7 @@ def test_an_agency_configured_from_its_credentials_sends_and_receives(
 
 @pytest.mark.servers
 def test_an_agency_cannot_write_or_read_what_is_not_its_own(stack: Stack, issued: dict[str, dict[str, Any]]) -> None:
-    """Another agency's outbox, any inbox, the ledger, the directory and a work lane refuse its writes; nothing lands."""
+    """Another agency's outbox, any inbox, the ledger, the directory, a work lane refuse its writes; nothing lands."""
     kafka = _kafka()
     config = {**issued[SENDER]["kafka"], "acks": "all"}
     denied = kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED
@@ -303,3 +303,48 @@ def test_the_credentials_command_prints_the_design_json(
     assert main(["agency", "credentials", agency, "--data", data, "--rotate", "--out", str(out)]) == 0
     assert out.stat().st_mode & 0o777 == 0o600
     assert json.loads(out.read_text())["kafka"]["sasl.password"] != issued["kafka"]["sasl.password"]
+
+
+@pytest.mark.servers
+def test_send_and_receive_take_an_agencys_credentials_file(
+    stack: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`send --credentials FILE` publishes to that agency's outbox; `receive --credentials` reads its inbox."""
+    from hub.cli import main  # noqa: PLC0415
+
+    document = _document(stack, SENDER, 43_000)
+    recipient = next(r for r in document.recipients if r != "000.00.00.G22")
+    files = {}
+    for agency in (SENDER, recipient):
+        files[agency] = tmp_path / f"{agency}.json"
+        assert (
+            main(
+                [
+                    "agency",
+                    "credentials",
+                    agency,
+                    "--rotate",
+                    "--data",
+                    str(stack.settings.data_dir),
+                    "--out",
+                    str(files[agency]),
+                ]
+            )
+            == 0
+        )
+    sent = tmp_path / "doc.xml"
+    sent.write_bytes(document.data)
+    capsys.readouterr()
+    assert main(["send", str(sent), "--credentials", str(files[SENDER]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["topic"] == f"lienthong.outbox.{SENDER}"
+    assert main(["send", str(sent), "--credentials", str(files[SENDER]), "--as", OTHER]) == 2
+    assert "not " + OTHER in capsys.readouterr().err
+    sha = hashlib.sha256(document.data).hexdigest()
+    receive = ["receive", "--credentials", str(files[recipient]), "--from-beginning", "--timeout", "30", "--json"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert main(receive) == 0
+        if sha in capsys.readouterr().out:
+            break
+    else:
+        pytest.fail(f"{recipient} never received {sha}")
