@@ -3,7 +3,7 @@
 The topic contract of DESIGN.md is the interface; this SDK is one client of it (any Kafka client works):
 
 >>> client = HubClient(KafkaConnection("127.0.0.1:9092", user, password), organ_id="000.01.00.H41")
->>> receipt = client.send(signed_bytes)                       # to lienthong.inbound, key = our OrganId
+>>> receipt = client.send(signed_bytes)                       # to lienthong.outbox.<our OrganId>
 >>> for item in client.receive(timeout=5): print(item.kind, item.document_id)
 >>> client.send_status(item.data, "03", key=my_key)            # build, sign and send status 03
 
@@ -25,11 +25,11 @@ from hub.records import (
     H_DOC_ID,
     H_REASON,
     H_SHA256,
-    INBOUND,
     PRODUCER_BATCH_BYTES,
     PRODUCER_LINGER_MS,
     ClaimCheck,
     inbox_topic,
+    outbox_topic,
     status_topic,
 )
 from hub.settings import DEFAULT_CLAIM_CHECK_BYTES
@@ -93,6 +93,11 @@ class HubClient:
         self._claim_check_bytes = claim_check_bytes
         self._producer: KafkaProducer | None = None
 
+    @property
+    def outbox(self) -> str:
+        """Our outbox, the one topic we may write: ``lienthong.outbox.<OrganId>``."""
+        return outbox_topic(self.organ_id)
+
     def _producer_ready(self) -> KafkaProducer:
         if self._producer is None:
             try:
@@ -109,7 +114,7 @@ class HubClient:
         return self._producer
 
     def send(self, data: bytes) -> SendReceipt:
-        """Publish one signed document (or status) to ``lienthong.inbound`` and wait for the broker's ack."""
+        """Publish one signed document (or status) to our outbox and wait for the broker's ack."""
         return self.send_many([data])[0]
 
     def send_many(self, documents: Sequence[bytes]) -> list[SendReceipt]:
@@ -121,7 +126,7 @@ class HubClient:
             value, claimed = data, False
             if len(data) > self._claim_check_bytes:
                 value, claimed = self._claim_check(data, sha), True
-            pending.append((sha, claimed, producer.send(INBOUND, key=self.organ_id.encode(), value=value)))
+            pending.append((sha, claimed, producer.send(self.outbox, key=self.organ_id.encode(), value=value)))
         producer.flush()
         receipts = []
         for sha, claimed, future in pending:
@@ -146,13 +151,13 @@ class HubClient:
     ) -> Iterator[Received]:
         """Documents from our inbox and statuses about what we sent, as they arrive.
 
-        With ``group`` (default ``dms-<OrganId>``) the position is remembered between runs; ``timeout`` ends the
-        iteration after that many seconds without a record.
+        With ``group`` (default ``dms.<OrganId>.default``; an agency may use groups ``dms.<OrganId>.*`` only) the
+        position is remembered between runs; ``timeout`` ends the iteration after that many seconds without a record.
         """
         consumer = KafkaConsumer(
             inbox_topic(self.organ_id),
             status_topic(self.organ_id),
-            group_id=group or f"dms-{self.organ_id}",
+            group_id=group or f"dms.{self.organ_id}.default",
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=True,
             consumer_timeout_ms=int(timeout * 1000) if timeout is not None else float("inf"),

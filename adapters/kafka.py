@@ -8,6 +8,7 @@ and the ``agency credentials --json`` format that any Kafka client can be config
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -77,6 +78,43 @@ class KafkaConnection:
         context = self.ssl_context()
         return faust.SSLCredentials(context) if context is not None else None
 
+    @classmethod
+    def from_credentials(cls, credentials: Mapping[str, Any]) -> KafkaConnection:
+        """The connection of a credentials object (``lienthong agency credentials --json``; its ``kafka`` section)."""
+        kafka = credentials.get("kafka")
+        if not isinstance(kafka, Mapping) or not kafka.get("bootstrap.servers"):
+            raise ValueError("not a lienthong credentials file: no 'kafka' section with 'bootstrap.servers'")
+        ca_file = kafka.get("ssl.ca.location")
+        return cls(
+            str(kafka["bootstrap.servers"]),
+            str(kafka.get("sasl.username", "")),
+            str(kafka.get("sasl.password", "")),
+            mechanism=str(kafka.get("sasl.mechanism", DEFAULT_SASL_MECHANISM)),
+            tls=str(kafka.get("security.protocol", "")).endswith("SSL"),
+            ca_file=Path(ca_file) if ca_file else None,
+        )
+
+    def kafka_python(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients, as JSON values (``options`` without the TLS context)."""
+        options = {k: v for k, v in self.options().items() if k != "ssl_context"}
+        if self.tls and self.ca_file is not None:
+            options["ssl_cafile"] = str(self.ca_file)
+        return options
+
+    def java_properties(self) -> dict[str, str]:
+        """Java client properties (the JAAS line carries the SCRAM login)."""
+        properties = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
+        if self.username:
+            user, password = (_jaas_quoted(v) for v in (self.username, self.password))
+            properties |= {
+                "sasl.mechanism": self.mechanism,
+                "sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{user}" password="{password}";',
+            }
+        if self.tls and self.ca_file is not None:
+            properties |= {"ssl.truststore.type": "PEM", "ssl.truststore.location": str(self.ca_file)}
+        return properties
+
     def librdkafka(self) -> dict[str, str]:
         """Librdkafka client properties (confluent-kafka, kcat, and the credentials JSON)."""
         properties = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
@@ -89,3 +127,8 @@ class KafkaConnection:
         if self.tls and self.ca_file is not None:
             properties["ssl.ca.location"] = str(self.ca_file)
         return properties
+
+
+def _jaas_quoted(value: str) -> str:
+    """``value`` inside a JAAS double-quoted string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -2,8 +2,10 @@
 
 Agents, in the order a document meets them:
 
-- ``intake`` (``lienthong.inbound``): reads the priority and forwards the record, untouched, to the urgent or the
-  bulk work lane, so Priority 3–4 documents never queue behind bulk traffic;
+- ``intake`` (every ``lienthong.outbox.<OrganId>``): reads the priority and forwards the record's value to the urgent
+  or the bulk work lane, so Priority 3–4 documents never queue behind bulk traffic. The lane record's key is the
+  outbox's owner: the sender as Kafka authenticated it (only that agency may write its outbox), whatever key the
+  agency gave; headers only the hub may write are dropped;
 - ``urgent`` / ``bulk`` (``lienthong.work.*``): the ``DocumentProcessor`` stages (dedup, verify, archive, route)
   in a thread, then the deliveries, statuses and dead letters are produced and acknowledged before the input
   offset may be committed (at-least-once), with the in-doubt check (``hub.guard``) making each delivery exactly
@@ -34,7 +36,9 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from hub.directory import Directory, Route
+from hub.access import topic_plan
+from hub.deadletter import H_REPLAY_OF
+from hub.directory import Directory
 from hub.guard import DeliveryGuard
 from hub.metrics import HubMetrics
 from hub.process import DocumentProcessor, Outcome
@@ -43,16 +47,17 @@ from hub.records import (
     DEADLETTER,
     DIRECTORY,
     H_INPUT,
-    INBOUND,
     LEDGER,
+    OUTBOX_PREFIX,
     PRODUCER_BATCH_BYTES,
     PRODUCER_LINGER_MS,
     WORK_BULK,
     WORK_URGENT,
     InboundRecord,
     OutboundRecord,
-    inbox_topic,
-    status_topic,
+    outbox_owner,
+    outbox_topic,
+    without_hub_headers,
 )
 from hub.settings import HubSettings
 from hub.signed_directory import Change, DirectoryState, RecordRefused, load_admin_certificates
@@ -65,11 +70,13 @@ from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_
 from storage.objectstore import ObjectStore
 from storage.s3 import S3ObjectStore
 
-__all__ = ["HubWorker", "topic_plan"]
+__all__ = ["HubWorker"]
 
 log = logging.getLogger("lienthong")
 
 T = TypeVar("T")
+
+_REPLAY_HEADERS = frozenset({H_REPLAY_OF})  # the one hub header an outbox record may carry (an operator's replay)
 
 _RETRY_FIRST = 0.2  # seconds before the first retry of our own failure
 _RETRY_MAX = 5.0  # the longest wait between retries
@@ -78,24 +85,8 @@ _LEDGER_WITHIN = 0.5  # seconds a ledger batch waits to fill
 _INTAKE_CONCURRENCY = 8  # records forwarded at once: a forward waits for the broker's ack
 _STAGE_THREADS = 16  # documents processed at once off the event loop (they wait on S3 most of the time)
 _LAG_INTERVAL = 2.0  # seconds between consumer-lag readings
-
-
-def topic_plan(settings: HubSettings, directory: Directory) -> tuple[dict[str, int], set[str]]:
-    """Every topic the hub uses with its partition count, and which are compacted."""
-    topics = {
-        INBOUND: settings.partitions,
-        WORK_URGENT: settings.partitions,
-        WORK_BULK: settings.partitions,
-        AXIS_OUTBOUND: 1,
-        DEADLETTER: 1,
-        LEDGER: 1,
-        DIRECTORY: 1,
-    }
-    for agency in directory:
-        topics[status_topic(agency.id)] = 1
-        if agency.route is Route.LOCAL:
-            topics[inbox_topic(agency.id)] = 1
-    return topics, {DIRECTORY}
+_RESUBSCRIBE_AFTER = 3.0  # seconds faust waits before subscribing to new outboxes (its default is 45)
+_OUTBOXES = OUTBOX_PREFIX + "*"  # the lag metric's label for all outboxes together
 
 
 def open_store(settings: HubSettings) -> S3ObjectStore:
@@ -175,13 +166,16 @@ class HubWorker:
             producer_linger_ms=PRODUCER_LINGER_MS,
             producer_max_batch_size=PRODUCER_BATCH_BYTES,
         )
-        inbound = _raw_topic(app, INBOUND)
+        # Every agency's outbox; faust cannot subscribe by pattern, so outboxes of agencies added later are added
+        # to this topic's list (``_subscribe_outboxes``) and faust resubscribes.
+        self._outboxes = outboxes = _raw_topic(app, *(outbox_topic(a.id) for a in self.directory))
+        app.topics._resubscribe_sleep_lock_seconds = _RESUBSCRIBE_AFTER  # type: ignore[attr-defined]  # noqa: SLF001
         urgent = _raw_topic(app, WORK_URGENT)
         bulk = _raw_topic(app, WORK_BULK)
         ledger = _raw_topic(app, LEDGER)
         lanes = {WORK_URGENT: urgent, WORK_BULK: bulk}
 
-        @app.agent(inbound, name="intake", concurrency=_INTAKE_CONCURRENCY)
+        @app.agent(outboxes, name="intake", concurrency=_INTAKE_CONCURRENCY)
         async def intake(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 await self._forward(_record(event), lanes)
@@ -244,15 +238,20 @@ class HubWorker:
         return app
 
     async def _forward(self, record: InboundRecord, lanes: dict[str, faust.TopicT]) -> None:
-        """Intake: put the record, untouched, on its lane; a record a dead worker already forwarded is not repeated."""
+        """Intake: put the record on its lane, keyed by its outbox's owner; a record forwarded before a crash is not.
+
+        The value and the agency's own headers travel untouched; the key becomes the authenticated sender.
+        """
+        sender = outbox_owner(record.topic)
+        assert sender is not None  # the intake reads outboxes only
         lane = self.processor.lane(record)
         cause = record.source
         in_doubt = await self.guard.in_doubt(record.topic, record.partition, record.offset)
         since_ms = record.timestamp_ms
         if in_doubt and await self.guard.already_delivered(lane, cause, since_ms=since_ms, topics=list(lanes)):
             return
-        headers = [*record.headers, (H_INPUT, cause.encode())]
-        send = functools.partial(lanes[lane].send, key=record.key, value=record.value, headers=headers)
+        headers = [*without_hub_headers(record.headers, keep=_REPLAY_HEADERS), (H_INPUT, cause.encode())]
+        send = functools.partial(lanes[lane].send, key=sender.encode(), value=record.value, headers=headers)
         await self._retry("intake", lambda: _sent(send()))
         if in_doubt:
             self.guard.note_delivered(lane, cause)
@@ -349,20 +348,22 @@ class HubWorker:
     def _record_lag(self) -> None:
         """``lienthong_consumer_lag{topic}``: records on this worker's partitions not yet committed."""
         consumer = self.app.consumer
-        lag = dict.fromkeys((INBOUND, WORK_URGENT, WORK_BULK, LEDGER), 0)
+        lag = dict.fromkeys((_OUTBOXES, WORK_URGENT, WORK_BULK, LEDGER), 0)
         committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})  # faust has no public reader
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
-            if tp.topic in lag and high is not None and high >= 0:
-                lag[tp.topic] += max(0, high - (committed.get(tp) or 0))
+            topic = _OUTBOXES if tp.topic.startswith(OUTBOX_PREFIX) else tp.topic
+            if topic in lag and high is not None and high >= 0:
+                lag[topic] += max(0, high - (committed.get(tp) or 0))
         for topic, records in lag.items():
             self.metrics.consumer_lag.labels(topic).set(records)
 
     # --- directory and assignments ---------------------------------------------------------------------------
 
     def _use_directory(self, directory: Directory) -> None:
-        """Verify with ``directory``'s pins and route by it from now on."""
+        """Verify with ``directory``'s pins and route by it from now on; read the outboxes of new agencies."""
         self.directory = directory
+        self._subscribe_outboxes(directory)
         self.verifier = Verifier(build_policy(self.settings, directory))
         self.processor = DocumentProcessor(
             settings=self.settings,
@@ -371,6 +372,17 @@ class HubWorker:
             directory=lambda: self.directory,
             seal=self.seal,
         )
+
+    def _subscribe_outboxes(self, directory: Directory) -> None:
+        """Add the outboxes of agencies the intake does not read yet; faust resubscribes a few seconds later."""
+        outboxes: faust.TopicT | None = getattr(self, "_outboxes", None)  # None while the app is being built
+        if outboxes is None:
+            return
+        new = [outbox_topic(a.id) for a in directory if outbox_topic(a.id) not in outboxes.topics]
+        if new:
+            log.info("reading the outboxes of %s", ", ".join(new))
+            outboxes.topics = [*outboxes.topics, *new]
+            self.app.topics._flag_changes()  # type: ignore[attr-defined]  # noqa: SLF001 - faust has no public way
 
     async def _follow_directory(self) -> None:
         """Read ``lienthong.directory`` from the start, then keep up, applying only the records that verify.
@@ -434,8 +446,11 @@ class HubWorker:
         await self._deliver(OutboundRecord(LEDGER, None, encode_ledger_record([event])), record, in_doubt=in_doubt)
 
     async def _note_assignment(self, assigned: set[Any]) -> None:
-        inputs = (INBOUND, WORK_URGENT, WORK_BULK, DIRECTORY)
-        work = [(tp.topic, tp.partition) for tp in assigned if tp.topic in inputs]
+        work = [
+            (tp.topic, tp.partition)
+            for tp in assigned
+            if tp.topic in (WORK_URGENT, WORK_BULK, DIRECTORY) or tp.topic.startswith(OUTBOX_PREFIX)
+        ]
         if work:
             ready = self.guard.expect(work)  # first, before any await: records of these partitions wait for it
             try:
@@ -471,9 +486,9 @@ async def _sent(pending: Awaitable[Any]) -> None:
     await ack
 
 
-def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
+def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
     """A topic whose keys and values are bytes as they are (documents are never re-serialised)."""
-    return app.topic(name, key_serializer="raw", value_serializer="raw")
+    return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
 
 def _record(event: Any) -> InboundRecord:

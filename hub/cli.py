@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "hub.commands.dms",
     "hub.commands.deadletter",
     "hub.commands.up",
+    "hub.commands.acl",
 )
 
 
@@ -40,11 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_agency(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``lienthong agency ACTION``: one group for every module adding agency actions."""
+    from hub.commands.agency import register_credentials_command  # noqa: PLC0415
     from hub.commands.agency_directory import register_directory_commands  # noqa: PLC0415
 
-    parser = subparsers.add_parser("agency", help="the agencies the hub serves: the signed directory")
+    parser = subparsers.add_parser("agency", help="the agencies the hub serves: signed directory, credentials")
     group = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     register_directory_commands(group)
+    register_credentials_command(group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 A dead letter is the refused record as it arrived (key and value untouched) with the hub's headers added: the
 reason code, the problems in words, the source position, the sender and the SHA-256. Replaying one publishes the
-original key and value to ``lienthong.inbound`` again, without the hub's headers and with
+original key and value to the sender's outbox (``lienthong.outbox.<OrganId>``) again, without the hub's headers and with
 ``lienthong-replay-of: deadletter/<partition>/<offset>``, so it goes through every check again (after the operator
 fixed what refused it: a trust anchor, a directory entry, a bug). Replays cannot cause a second delivery: documents
 that were delivered once are answered as duplicates (the DocumentId + SHA-256 index), so replaying the same dead
@@ -26,8 +26,8 @@ from hub.records import (
     H_SENDER,
     H_SHA256,
     H_SOURCE,
-    INBOUND,
     Headers,
+    outbox_topic,
 )
 from schemas.errors import HubError
 
@@ -116,13 +116,24 @@ def read_dead_letters(connection: KafkaConnection, *, reason: str | None = None)
 
 
 def replay(connection: KafkaConnection, letters: Iterable[DeadLetter]) -> list[DeadLetter]:
-    """Publish each dead letter's original record to ``lienthong.inbound``; return those the broker acknowledged."""
+    """Publish each dead letter's original record to its sender's outbox; return those the broker acknowledged.
+
+    The key of a dead letter is the sender the hub authenticated (the owner of the outbox it arrived on).
+    """
     producer = KafkaProducer(
         acks="all", enable_idempotence=True, max_request_size=4 * 1024 * 1024, **connection.options()
     )
     try:
         pending = [
-            (letter, producer.send(INBOUND, key=letter.key, value=letter.value, headers=list(letter.replay_headers())))
+            (
+                letter,
+                producer.send(
+                    outbox_topic((letter.key or b"").decode("utf-8", "replace")),
+                    key=letter.key,
+                    value=letter.value,
+                    headers=list(letter.replay_headers()),
+                ),
+            )
             for letter in letters
         ]
         producer.flush()

@@ -22,8 +22,8 @@ __all__ = [
     "H_SENDER",
     "H_SHA256",
     "H_SOURCE",
-    "INBOUND",
     "LEDGER",
+    "OUTBOX_PREFIX",
     "PRODUCER_BATCH_BYTES",
     "PRODUCER_LINGER_MS",
     "WORK_BULK",
@@ -33,10 +33,14 @@ __all__ = [
     "InboundRecord",
     "OutboundRecord",
     "inbox_topic",
+    "outbox_owner",
+    "outbox_topic",
     "status_topic",
+    "without_hub_headers",
 ]
 
-INBOUND = "lienthong.inbound"
+#: ``lienthong.outbox.<OrganId>``: written by that agency only (Kafka ACLs), so the topic names the sender.
+OUTBOX_PREFIX = "lienthong.outbox."
 AXIS_OUTBOUND = "lienthong.axis.outbound"
 DEADLETTER = "lienthong.deadletter"
 LEDGER = "lienthong.ledger"
@@ -54,6 +58,8 @@ H_ERROR = "lienthong-error"  # dead letters: the problems in words (element path
 H_SOURCE = "lienthong-source"  # dead letters: topic/partition/offset of the record that was refused
 H_INPUT = "lienthong-input"  # topic/partition/offset of the record that caused this one (exactly-once checks)
 H_SENDER = "lienthong-sender"  # dead letters: the record key as received
+#: Headers that only the hub writes: an agency's record carrying them has them removed at intake.
+_HUB_PREFIX = "lienthong-"
 
 #: Producer batch limit (bytes). Kafka clients default to 16 KB: three 5 KB documents; fewer, larger batches cost the
 #: broker and the Python clients less per record.
@@ -77,6 +83,22 @@ def _agency_topic(prefix: str, organ_id: str) -> str:
     return topic
 
 
+def outbox_topic(organ_id: str) -> str:
+    """``lienthong.outbox.<OrganId>``: where an agency's DMS publishes its documents and statuses."""
+    return _agency_topic(OUTBOX_PREFIX.rstrip("."), organ_id)
+
+
+def outbox_owner(topic: str) -> str | None:
+    """The OrganId whose outbox ``topic`` is, or None for any other topic."""
+    owner = topic.removeprefix(OUTBOX_PREFIX)
+    return owner if owner != topic and owner else None
+
+
+def without_hub_headers(headers: Headers, *, keep: frozenset[str] = frozenset()) -> Headers:
+    """``headers`` without the hub's own (``lienthong-*``), except ``keep``: an agency cannot forge them."""
+    return tuple((k, v) for k, v in headers if not k.startswith(_HUB_PREFIX) or k in keep)
+
+
 def inbox_topic(organ_id: str) -> str:
     """``lienthong.inbox.<OrganId>``: where a local agency's DMS reads its documents."""
     return _agency_topic("lienthong.inbox", organ_id)
@@ -89,12 +111,15 @@ def status_topic(organ_id: str) -> str:
 
 @dataclass(frozen=True)
 class InboundRecord:
-    """One record as consumed: key (sender OrganId), value (document bytes or claim check), headers, position."""
+    """One record as consumed: key, value (document bytes or claim check), headers, position.
+
+    On a work lane the key is the sender the hub authenticated: the owner of the outbox the record arrived on.
+    """
 
     key: bytes | None
     value: bytes | None
     headers: Headers = ()
-    topic: str = INBOUND
+    topic: str = "lienthong.work.bulk"
     partition: int = 0
     offset: int = -1
     timestamp_ms: int = 0

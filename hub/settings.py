@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_RETENTION_DAYS",
     "DEFAULT_S3_ACCESS_KEY",
     "HubSettings",
+    "write_private",
 ]
 
 #: Kafka's default record limit is 1 MB; above this, senders put the bytes in object storage (a claim check).
@@ -46,6 +47,14 @@ DEFAULT_S3_ACCESS_KEY = "lienthong-hub"
 DEFAULT_REPLICATION = 3
 #: Archives of official documents are kept ten years and more; object lock holds each original at least that long.
 DEFAULT_RETENTION_DAYS = 3650
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (from the first byte: no window at 0644)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    path.chmod(0o600)  # a file that existed with wider rights keeps them through O_TRUNC
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class HubSettings:
     s3_bucket: str = "lienthong"
     s3_retention_days: int = DEFAULT_RETENTION_DAYS
     http_port: int = 6066
+    vxp_port: int = 8080  # the VXP facade (agencies' credentials name its endpoint)
     directory_file: Path | None = None  # seeds lienthong.directory on the first start only
     # Whose signed directory records workers apply (PEM files); empty: the administrator certificate in DATA/admin.
     admin_certs: tuple[Path, ...] = ()

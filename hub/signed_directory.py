@@ -53,6 +53,7 @@ __all__ = [
     "admin_signing_key",
     "certificate_fingerprint",
     "create_admin_identity",
+    "current_directory",
     "load_admin_certificates",
     "publish_records",
     "read_directory_topic",
@@ -289,6 +290,17 @@ def read_directory_topic(connection: KafkaConnection) -> list[tuple[str, bytes |
         return records
     finally:
         consumer.close()
+
+
+def current_directory(settings: HubSettings) -> DirectoryState:
+    """The directory as workers see it: every record on ``lienthong.directory`` that verifies, applied in order."""
+    state = DirectoryState(load_admin_certificates(settings))
+    for key, value, _offset in read_directory_topic(settings.kafka):
+        try:
+            state.apply(key, value)
+        except RecordRefused:
+            continue  # the workers ignore it too (and count it)
+    return state
 
 
 def publish_records(connection: KafkaConnection, records: Sequence[tuple[str, bytes]]) -> None:

@@ -37,10 +37,11 @@ from hub.embedded.kafka import EmbeddedKafka, create_topics, wait_ready
 from hub.embedded.s3 import EmbeddedS3
 from hub.metrics import collecting_registry
 from hub.records import DIRECTORY
-from hub.settings import HubSettings
+from hub.settings import HubSettings, write_private
 from hub.signed_directory import (
     admin_signing_key,
     create_admin_identity,
+    current_directory,
     publish_records,
     read_directory_topic,
     sign_record,
@@ -79,20 +80,13 @@ def with_secrets(settings: HubSettings) -> HubSettings:
         if embedded and not kept.get(name):
             kept[name] = getattr(settings, name) or secrets.token_urlsafe(24)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _write_private(path, yaml.safe_dump(kept))
+    write_private(path, yaml.safe_dump(kept))
     given = {name: value for name, value in kept.items() if wanted.get(name)}
     return replace(
         settings,
         kafka_password=given.get("kafka_password", settings.kafka_password),
         s3_secret_key=given.get("s3_secret_key", settings.s3_secret_key),
     )
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by its owner only (it holds secrets)."""
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(text, encoding="utf-8")
 
 
 @dataclass
@@ -153,7 +147,7 @@ class Hub:
             registry=self._registry,
         )
         settings_file = self.data / "settings.yaml"  # what the workers (and the next start) read
-        _write_private(settings_file, yaml.safe_dump(_plain(settings), allow_unicode=True))
+        write_private(settings_file, yaml.safe_dump(_plain(settings), allow_unicode=True))
         if not settings.s3_external:
             s3_port = int(settings.s3_endpoint.rsplit(":", 1)[1])
             self.progress(f"starting the object store (SeaweedFS) on 127.0.0.1:{s3_port}, data in {self.data / 's3'}")
@@ -183,10 +177,13 @@ class Hub:
         from hub.app import open_store  # noqa: PLC0415 - faust is heavy; import it once we need it
 
         open_store(settings)  # the archive bucket, with object lock and its retention, before any worker races for it
-        directory = load_directory(settings.directory_file) if settings.directory_file else Directory()
-        self._create_topics(directory)
+        seed = load_directory(settings.directory_file) if settings.directory_file else Directory()
+        self._create_topics(seed)
         create_admin_identity(settings)
-        self._publish_directory(directory)
+        self._publish_directory(seed)
+        directory = current_directory(settings).directory  # the seed, or what administrators made of it since
+        self._create_topics(directory)
+        self._grant(directory)
         create_seal_identity(self.data)
         self.progress(f"hub seal certificate: {settings.seal_cert_path} (what auditors trust for this hub)")
         metrics_dir = self.data / "metrics"
@@ -202,13 +199,22 @@ class Hub:
         return HubAddresses(settings.kafka_bootstrap, settings.s3_endpoint, f"127.0.0.1:{settings.http_port}")
 
     def _create_topics(self, directory: Directory) -> None:
-        from hub.app import topic_plan  # noqa: PLC0415 - faust is heavy; import it once we need it
+        from hub.access import topic_plan  # noqa: PLC0415
 
         topics, compacted = topic_plan(self.settings, directory)
         if self._kafka is not None:
             self._kafka.create_topics(topics, compacted=compacted)
         else:
             create_topics(self.settings.kafka, topics, compacted=compacted, replication=self.settings.kafka_replication)
+
+    def _grant(self, directory: Directory) -> None:
+        """Create the ACLs of every principal (agencies, administrator, facade, connector) for ``directory``."""
+        from hub.access import access_plan, apply_plan  # noqa: PLC0415
+
+        settings = self.settings
+        grants = access_plan(directory, hub_user=settings.kafka_username, consumer_group=settings.consumer_group)
+        apply_plan(settings.kafka, grants)
+        self.progress(f"access: {len(grants)} ACLs for {len(directory)} agencies (lienthong acl plan lists them)")
 
     # --- supervision -----------------------------------------------------------------------------------------
 

@@ -134,7 +134,7 @@ def _metrics_count(stack: Stack, documents: list[DemoDocument]) -> None:
         if lag and not any(lag.values()):
             break
         time.sleep(1)
-    assert 'lienthong_consumer_lag{topic="lienthong.inbound"}' in lag
+    assert 'lienthong_consumer_lag{topic="lienthong.outbox.*"}' in lag
     assert not any(lag.values()), lag
 
 
@@ -143,7 +143,7 @@ def test_foreign_kafka_clients_speak_the_topic_contract(stack: Stack) -> None:
     confluent_kafka = pytest.importorskip("confluent_kafka")
     document = next(d for d in demo_documents(stack.material, 5, start_number=5000) if d.expect == "delivered")
     producer = confluent_kafka.Producer({**stack.connection.librdkafka(), "acks": "all"})
-    producer.produce("lienthong.inbound", key=document.sender.encode(), value=document.data)
+    producer.produce(f"lienthong.outbox.{document.sender}", key=document.sender.encode(), value=document.data)
     assert producer.flush(30) == 0
     recipient = next(r for r in document.recipients if r != "000.00.00.G22")
     consumer = confluent_kafka.Consumer(

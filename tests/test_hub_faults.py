@@ -66,11 +66,12 @@ def test_bad_traffic_does_not_stop_the_hub_serving_others(stack: Stack) -> None:
 
     producer = KafkaProducer(**stack.connection.options(), acks="all", max_request_size=4 * 1024 * 1024)
     flood = "000.02.00.H41"
+    outbox = f"lienthong.outbox.{flood}"
     for n in range(500):
-        producer.send("lienthong.inbound", key=flood.encode(), value=b"\x00\xff garbage %d" % n)
-    producer.send("lienthong.inbound", key=flood.encode(), value=b"")
-    producer.send("lienthong.inbound", key=b"nobody", value=None)  # a tombstone from a stranger
-    producer.send("lienthong.inbound", key=flood.encode(), value=b"<" * 950_000)
+        producer.send(outbox, key=flood.encode(), value=b"\x00\xff garbage %d" % n)
+    producer.send(outbox, key=flood.encode(), value=b"")
+    producer.send(outbox, key=b"nobody", value=None)  # a tombstone under another key
+    producer.send(outbox, key=flood.encode(), value=b"<" * 950_000)
     producer.flush()
     producer.close()
     good = [d for d in demo_documents(stack.material, 40, start_number=30_000) if d.expect == "delivered"]

@@ -32,7 +32,6 @@ from hub.records import (
     H_SENDER,
     H_SHA256,
     H_SOURCE,
-    INBOUND,
     LEDGER,
     WORK_BULK,
     WORK_URGENT,
@@ -176,7 +175,7 @@ def rejected(make_processor, demo_stream):
     for n, d in enumerate(demo_stream):
         if d.expect == "delivered":
             continue
-        record = InboundRecord(d.sender.encode(), d.data, topic=INBOUND, partition=n % 4, offset=1000 + n)
+        record = InboundRecord(d.sender.encode(), d.data, topic=WORK_BULK, partition=n % 4, offset=1000 + n)
         results.append((d, record, processor.process(record)))
     assert len({d.expect for d, _, _ in results}) == len(INVALID_KINDS)  # every invalid kind is exercised
     return results
@@ -361,7 +360,7 @@ class TestRejection:
             headers = dict(letter.headers)
             assert headers[H_REASON] == document.expect.encode()
             assert ERROR_NAMES[document.expect] in headers[H_ERROR].decode(), headers[H_ERROR]
-            assert headers[H_SOURCE] == f"{INBOUND}/{record.partition}/{record.offset}".encode()
+            assert headers[H_SOURCE] == f"{WORK_BULK}/{record.partition}/{record.offset}".encode()
             assert headers[H_SENDER] == document.sender.encode()
             assert headers[H_SHA256] == hashlib.sha256(document.data).hexdigest().encode()
 

@@ -18,11 +18,12 @@ from hub.records import (
     H_INDICATION,
     H_RECEIVED_AT,
     H_SHA256,
-    INBOUND,
     LEDGER,
     ClaimCheck,
     InboundRecord,
     inbox_topic,
+    outbox_owner,
+    outbox_topic,
     status_topic,
 )
 from schemas.errors import DocumentRejected
@@ -43,7 +44,9 @@ class TestTopicNames:
 
     def test_fixed_topic_names(self):
         """The fixed topics are named as DESIGN.md says."""
-        assert INBOUND == "lienthong.inbound"
+        assert outbox_topic("000.01.00.H41") == "lienthong.outbox.000.01.00.H41"
+        assert outbox_owner("lienthong.outbox.000.01.00.H41") == "000.01.00.H41"
+        assert outbox_owner("lienthong.inbox.000.01.00.H41") is None
         assert AXIS_OUTBOUND == "lienthong.axis.outbound"
         assert DEADLETTER == "lienthong.deadletter"
         assert LEDGER == "lienthong.ledger"
@@ -91,7 +94,7 @@ class TestInboundRecord:
 
     def test_source_names_topic_partition_offset(self):
         """``source`` is topic/partition/offset, for dead letters."""
-        assert InboundRecord(b"k", b"v", partition=3, offset=42).source == "lienthong.inbound/3/42"
+        assert InboundRecord(b"k", b"v", partition=3, offset=42).source == "lienthong.work.bulk/3/42"
 
     def test_header_returns_the_last_value(self):
         """A repeated header reads as its last value; a missing one as None."""

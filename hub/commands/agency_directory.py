@@ -14,17 +14,15 @@ from pathlib import Path
 from cryptography import x509
 from kafka.errors import KafkaError
 
+from hub.access import provision_agency
 from hub.commands._common import emit_json
 from hub.directory import Agency, Route
-from hub.records import inbox_topic, status_topic
 from hub.settings import HubSettings
 from hub.signed_directory import (
     DirectoryState,
-    RecordRefused,
     admin_signing_key,
-    load_admin_certificates,
+    current_directory,
     publish_records,
-    read_directory_topic,
     sign_record,
 )
 from schemas.errors import HubError
@@ -106,19 +104,11 @@ def _settings(args: argparse.Namespace) -> HubSettings:
 
 
 def _current(settings: HubSettings) -> DirectoryState:
-    """The directory as workers see it: every record on the topic that verifies, applied in order."""
-    state = DirectoryState(load_admin_certificates(settings))
     try:
-        records = read_directory_topic(settings.kafka)
+        return current_directory(settings)
     except KafkaError as exc:
         where = settings.kafka_bootstrap
         raise _Refused(f"cannot read the directory from {where} ({exc}): is the hub running?") from exc
-    for key, value, _offset in records:
-        try:
-            state.apply(key, value)
-        except RecordRefused:
-            continue  # the workers ignore it too (and count it)
-    return state
 
 
 def _write(settings: HubSettings, state: DirectoryState, organ_id: str, agency: Agency | None) -> None:
@@ -127,12 +117,8 @@ def _write(settings: HubSettings, state: DirectoryState, organ_id: str, agency: 
     with admin_signing_key(settings) as key:
         value = sign_record(key, organ_id, agency, issued_at)
     try:
-        if agency is not None:  # the broker creates no topic by itself: an agency's topics exist before its record
-            from hub.embedded.kafka import create_topics  # noqa: PLC0415 - only when a record is written
-
-            topics = {status_topic(organ_id): 1, **({inbox_topic(organ_id): 1} if agency.route is Route.LOCAL else {})}
-            replication = settings.kafka_replication if settings.kafka_external else 1
-            create_topics(settings.kafka, topics, replication=replication)
+        if agency is not None:  # the broker creates no topic by itself: an agency's topics and ACLs come first
+            provision_agency(settings, agency)
         publish_records(settings.kafka, [(organ_id, value)])
     except KafkaError as exc:
         raise _Refused(f"cannot write to {settings.kafka_bootstrap} ({exc}): is the hub running?") from exc

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 from adapters.kafka import KafkaConnection
 from hub.demo import DemoDocument, DemoMaterial, create_demo_material, demo_documents
 from hub.embedded.kafka import create_topics
-from hub.records import H_SHA256, INBOUND, PRODUCER_BATCH_BYTES, PRODUCER_LINGER_MS
+from hub.records import H_SHA256, PRODUCER_BATCH_BYTES, PRODUCER_LINGER_MS, outbox_topic
 from hub.up import Hub, demo_settings_on_free_ports, running
 from schemas.errors import HubError
 
@@ -308,7 +308,7 @@ def _publish(producer: _Publisher, documents: Sequence[DemoDocument]) -> dict[st
 def _send(producer: _Publisher, document: DemoDocument) -> tuple[str, int]:
     """Publish one document as its sender would; its SHA-256 and publish time (ms, the record's timestamp)."""
     now = int(time.time() * 1000)
-    producer.send(INBOUND, document, timestamp_ms=now)
+    producer.send(outbox_topic(document.sender), document, timestamp_ms=now)
     return _sha(document.data), now
 
 

@@ -20,12 +20,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     listing = group.add_parser("list", help="each dead letter: position, reason, sender, problems")
     listing.add_argument("--reason", help="only this reason code (e.g. INTERNAL_ERROR, REVOKED)")
-    add_connection_arguments(listing)
+    add_connection_arguments(listing, agency=False)
     listing.set_defaults(func=run_list)
 
     again = group.add_parser(
         "replay",
-        help="publish dead letters' original records to lienthong.inbound again (delivered documents stay once)",
+        help="publish dead letters' original records to their senders' outboxes again (delivered documents stay once)",
         description="Replays go through every check again. A document already delivered is answered as a duplicate.",
     )
     which = again.add_mutually_exclusive_group(required=True)
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     which.add_argument("--reason", help="every dead letter with this reason code")
     which.add_argument("--all", action="store_true", help="every dead letter")
     again.add_argument("--dry-run", action="store_true", help="say what would be replayed, send nothing")
-    add_connection_arguments(again)
+    add_connection_arguments(again, agency=False)
     again.set_defaults(func=run_replay)
 
 
@@ -82,7 +82,8 @@ def run_replay(args: argparse.Namespace) -> int:
         if args.json:
             emit_json({"replayed": not args.dry_run, **letter.summary()})
         else:
-            print(f"{verb} {letter.position} ({letter.reason}) to lienthong.inbound")
+            sender = (letter.key or b"").decode(errors="replace")
+            print(f"{verb} {letter.position} ({letter.reason}) to the outbox of {sender}")
     if not args.json:
         print(f"{len(done)} record(s) {verb}; statuses and deliveries follow on the usual topics")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,31 +22,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``send``, ``receive`` and ``status``."""
     send = subparsers.add_parser("send", help="publish signed documents or statuses to the hub")
     send.add_argument("files", nargs="+", metavar="FILE|DIR", help="signed edXML files, or dirs of *.xml")
-    send.add_argument("--as", dest="organ_id", required=True, metavar="ORGANID", help="our OrganId (the record key)")
+    send.add_argument("--as", dest="organ_id", metavar="ORGANID", help="our OrganId (default: the credentials')")
     add_connection_arguments(send)
     send.set_defaults(func=run_send)
 
     receive = subparsers.add_parser("receive", help="print or save documents and statuses as they arrive")
-    receive.add_argument("--agency", required=True, metavar="ORGANID", help="whose inbox and statuses to read")
+    receive.add_argument("--agency", dest="organ_id", metavar="ORGANID", help="whose inbox and statuses to read")
     receive.add_argument("--save", type=Path, metavar="DIR", help="write each record to DIR/<topic>/<offset>.xml")
     receive.add_argument("--from-beginning", action="store_true", help="start at the oldest record, not the newest")
     receive.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds without a record")
-    receive.add_argument("--group", help="consumer group (default dms-<ORGANID>): where to resume next time")
+    receive.add_argument("--group", help="consumer group dms.<ORGANID>.* (default dms.<ORGANID>.default)")
     add_connection_arguments(receive)
     receive.set_defaults(func=run_receive)
 
     status = subparsers.add_parser("status", help="build, sign and send a status about a received document")
     status.add_argument("document", type=Path, metavar="DOC", help="the received document (its file)")
     status.add_argument("--code", required=True, choices=["01", "02", "03", "04", "05", "06", "13", "15", "16"])
-    status.add_argument("--as", dest="organ_id", required=True, metavar="ORGANID", help="our OrganId")
+    status.add_argument("--as", dest="organ_id", metavar="ORGANID", help="our OrganId (default: the credentials')")
     status.add_argument("--description", default="", help="free text (the reason, for 02)")
     add_key_arguments(status)
     add_connection_arguments(status)
     status.set_defaults(func=run_status)
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--data`` (whose settings say how to reach the hub's Kafka), ``--bootstrap`` and ``--json``."""
+def add_connection_arguments(parser: argparse.ArgumentParser, *, agency: bool = True) -> None:
+    """``--credentials`` (an agency's), or ``--data`` (the hub's own settings); ``--bootstrap`` and ``--json``."""
+    if agency:
+        parser.add_argument(
+            "--credentials",
+            type=Path,
+            metavar="FILE",
+            help="the agency's credentials (lienthong agency credentials ORGANID --json); else the hub's, from --data",
+        )
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, metavar="DIR", help="the hub's data folder (its settings.yaml)"
     )
@@ -63,11 +71,37 @@ def connection(args: argparse.Namespace) -> KafkaConnection:
     return replace(kafka, bootstrap=args.bootstrap) if args.bootstrap else kafka
 
 
+def agency_connection(args: argparse.Namespace) -> tuple[KafkaConnection, str]:
+    """The connection and OrganId of ``--credentials`` (or of ``--data`` with ``--as``/``--agency``)."""
+    if args.credentials is None:
+        if not args.organ_id:
+            raise HubError("give --credentials FILE (an agency's), or the OrganId with --data")
+        return connection(args), args.organ_id
+    try:
+        credentials = json.loads(args.credentials.read_text(encoding="utf-8"))
+        kafka = KafkaConnection.from_credentials(credentials)
+    except (OSError, ValueError) as exc:
+        raise HubError(f"{args.credentials}: {exc}") from exc
+    organ_id = str(credentials.get("organ_id") or "")
+    if args.organ_id and args.organ_id != organ_id:
+        raise HubError(
+            f"{args.credentials} are the credentials of {organ_id or 'the administrator'}, not {args.organ_id}"
+        )
+    if not organ_id:
+        raise HubError(f"{args.credentials} are not an agency's credentials")
+    return (replace(kafka, bootstrap=args.bootstrap) if args.bootstrap else kafka), organ_id
+
+
 def run_send(args: argparse.Namespace) -> int:
     """Send every file; exit 0 when the broker acknowledged them all."""
     from adapters.dms import HubClient  # noqa: PLC0415
 
-    client = HubClient(connection(args), organ_id=args.organ_id)
+    try:
+        kafka, organ_id = agency_connection(args)
+    except HubError as exc:
+        warn(f"lienthong send: {exc}")
+        return 2
+    client = HubClient(kafka, organ_id=organ_id)
     failed = 0
     try:
         for path in expand_files(args.files):
@@ -91,7 +125,12 @@ def run_receive(args: argparse.Namespace) -> int:
     """Print (or save) records until interrupted or ``--timeout``."""
     from adapters.dms import HubClient  # noqa: PLC0415
 
-    client = HubClient(connection(args), organ_id=args.agency)
+    try:
+        kafka, organ_id = agency_connection(args)
+    except HubError as exc:
+        warn(f"lienthong receive: {exc}")
+        return 2
+    client = HubClient(kafka, organ_id=organ_id)
     try:
         for item in client.receive(timeout=args.timeout, from_beginning=args.from_beginning, group=args.group):
             saved = None
@@ -129,7 +168,12 @@ def run_status(args: argparse.Namespace) -> int:
     """Build, sign and send one status."""
     from adapters.dms import HubClient  # noqa: PLC0415
 
-    client = HubClient(connection(args), organ_id=args.organ_id)
+    try:
+        kafka, organ_id = agency_connection(args)
+    except HubError as exc:
+        warn(f"lienthong status: {exc}")
+        return 2
+    client = HubClient(kafka, organ_id=organ_id)
     try:
         key, chain = load_key(args)
         receipt = client.send_status(

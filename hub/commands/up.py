@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+from adapters.kafka import KafkaConnection
 from hub.trust import ConfigError
 from schemas.errors import HubError
 
@@ -96,6 +98,18 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def demo_connection(settings: object, organ_id: str) -> KafkaConnection:
+    """How demo agency ``organ_id`` connects: its own credentials (issued on first use, kept in its demo folder)."""
+    from hub.access import issue_credentials  # noqa: PLC0415
+    from hub.settings import HubSettings, write_private  # noqa: PLC0415
+
+    assert isinstance(settings, HubSettings)
+    path = settings.data_dir / "demo" / "agencies" / organ_id / "credentials.json"
+    if not path.is_file():  # rotate: a user left by an earlier demo whose folder was removed gets a new password
+        write_private(path, json.dumps(issue_credentials(settings, organ_id, rotate=True), ensure_ascii=False))
+    return KafkaConnection.from_credentials(json.loads(path.read_text(encoding="utf-8")))
+
+
 def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, PLR0912, PLR0915 - one linear story
     """Send ``count`` demo documents (a tenth invalid on purpose), send statuses back, print a summary."""
     from kafka import KafkaConsumer  # noqa: PLC0415
@@ -116,7 +130,7 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
         f"demo: sending {count} documents from {len(material.local_agencies)} agencies ({expected} deliveries expected)"
     )
     started = time.monotonic()
-    clients = {oid: HubClient(settings.kafka, organ_id=oid) for oid in {d.sender for d in documents}}
+    clients = {oid: HubClient(demo_connection(settings, oid), organ_id=oid) for oid in {d.sender for d in documents}}
     step = max(1, count // 10)
     for first in range(0, count, step):
         by_sender: dict[str, list[bytes]] = {}
@@ -156,7 +170,7 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
     # Recipients answer: status 03 (accepted) for the first documents they received.
     sent_statuses: set[bytes] = set()
     for recipient, data in received_docs:
-        client = HubClient(settings.kafka, organ_id=recipient)
+        client = HubClient(demo_connection(settings, recipient), organ_id=recipient)
         status = demo_status(material, data, by=recipient, code="03")
         client.send(status)
         sent_statuses.add(status)

@@ -17,7 +17,6 @@ worker needs). ``weed mini``'s defaults are unsafe, so every start passes:
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
@@ -35,6 +34,7 @@ from minio import Minio
 from minio.error import MinioException
 
 from hub.embedded._process import DEFAULT_START_TIMEOUT, ManagedProcess, ServerStartError, free_port
+from hub.settings import write_private
 from storage.s3 import DEFAULT_PART_SIZE, DEFAULT_REGION, DEFAULT_RETENTION_DAYS, S3ObjectStore
 
 __all__ = [
@@ -126,14 +126,6 @@ class _Ports:
 
     def all(self) -> list[int]:
         return [*asdict(self).values(), self.admin + _ADMIN_GRPC_OFFSET]
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by its owner only (from the first byte: no window at 0644)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    path.chmod(0o600)  # a file that existed with wider rights keeps them through O_TRUNC
 
 
 class EmbeddedS3:
@@ -322,7 +314,7 @@ class EmbeddedS3:
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": list(actions),
         }
-        _write_private(self.root / _IDENTITIES_FILE, json.dumps({"identities": [identity]}))
+        write_private(self.root / _IDENTITIES_FILE, json.dumps({"identities": [identity]}))
 
     def _write_security(self) -> None:
         # Tokens live seconds; only weed's own components hold the keys, so fresh ones each start cost nothing.
@@ -330,7 +322,7 @@ class EmbeddedS3:
         text = "".join(
             f'[{name}]\nkey = "{secrets.token_hex(32)}"\nexpires_after_seconds = 60\n\n' for name in sections
         )
-        _write_private(self.root / _SECURITY_FILE, text)
+        write_private(self.root / _SECURITY_FILE, text)
 
     def _wait_until_s3_answers(self, deadline: float) -> None:
         # The port opens before the gateway has loaded its identities; a signed ListBuckets proves both.
