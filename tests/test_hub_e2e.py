@@ -217,4 +217,7 @@ def test_field_quirks_are_delivered_and_counted_per_agency(stack: Stack) -> None
     assert outputs.wait_for(lambda o: any(v == data for _, v in o.records[f"lienthong.inbox.{recipient}"]), 120)
     outputs.close()
     warning = f'lienthong_edxml_warnings_total{{agency="{sender}",code="UUID_DOCUMENT_ID"}}'
+    deadline = time.monotonic() + 30  # counted just after the deliveries are acknowledged
+    while _metrics(stack).get(warning) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert _metrics(stack).get(warning) == 1
