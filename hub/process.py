@@ -74,6 +74,14 @@ __all__ = [
 DEFAULT_URGENT_PRIORITY = 3
 _REJECTED_STATUS = "02"
 _RECEIVED_STATUS = "01"
+_RECALL_REQUESTED = "13"
+#: What a recipient of a document may say about it: progress (01–06) and its answer to a recall (15/16).
+_RECIPIENT_STATUSES = frozenset({"01", "02", "03", "04", "05", "06", "15", "16"})
+_HEADER_PATH = "/edXML/edXMLEnvelope/edXMLHeader"
+_FROM_PATH = f"{_HEADER_PATH}/MessageHeader/From/OrganId"
+_RESPONSE_FOR_PATH = f"{_HEADER_PATH}/MessageHeader/ResponseFor/DocumentId"
+_STATUS_CODE_PATH = f"{_HEADER_PATH}/MessageHeader/StatusCode"
+_SIGNATURE_PATH = f"{_HEADER_PATH}/Signature"
 _MAX_ERROR_HEADER = 2000  # characters of problems in the dead-letter header; the full list is in the ledger
 
 
@@ -188,11 +196,15 @@ class DocumentProcessor:
         data = self.read_value(record)
         parsed = parse(data, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml)
         sender = parsed.message.sender.organ_id
-        key = (record.key or b"").decode("utf-8", "replace")
+        key = self._claimed_sender(record)
         if key and key != sender:
-            problem = Problem("/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId", f"is {sender}, key {key}")
-            raise DocumentRejected("SENDER_MISMATCH", [problem])
+            raise DocumentRejected("SENDER_MISMATCH", [Problem(_FROM_PATH, f"is {sender}, key {key}")])
         return _Accepted(data, hashlib.sha256(data).hexdigest(), parsed)
+
+    @staticmethod
+    def _claimed_sender(record: InboundRecord) -> str:
+        """Who the transport says sent ``record`` (today its key); From/OrganId must equal it when it is set."""
+        return (record.key or b"").decode("utf-8", "replace")
 
     def lane(self, record: InboundRecord) -> str:
         """The work topic: urgent (Priority ≥ 3) or bulk; anything unreadable goes bulk (and fails there)."""
@@ -214,12 +226,13 @@ class DocumentProcessor:
         report = self._verifier.verify(accepted.data, at=received_at)
         if not report.passed:
             reason = (report.subindication or report.indication).value
-            problems = [Problem("/edXML/edXMLEnvelope/edXMLHeader/Signature", e) for e in report.errors]
+            problems = [Problem(_SIGNATURE_PATH, e) for e in report.errors]
             refusal = DocumentRejected(reason, problems or [Problem("", reason)])
             return self._reject(
                 record, refusal, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report
             )
         try:
+            _check_certificate_organ(accepted.parsed.message, report)
             return self._route(record, accepted, report, received_at)
         except DocumentRejected as exc:
             return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
@@ -252,10 +265,9 @@ class DocumentProcessor:
         doc_id = _document_id(message)
         directory = self._directory()
         if directory.get(sender) is None:
-            path = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId"
-            raise DocumentRejected("UNKNOWN_SENDER", [Problem(path, f"{sender} is not in the hub's directory")])
+            raise DocumentRejected("UNKNOWN_SENDER", [Problem(_FROM_PATH, f"{sender} is not in the hub's directory")])
         if isinstance(message, StatusMessage):
-            targets = [message.response_for.organ_id]
+            targets = self._status_targets(message)
             kind = EventKind.STATUS_RELAYED
         else:
             targets = self._recipients(message)
@@ -312,6 +324,34 @@ class DocumentProcessor:
             reason="UNKNOWN_RECIPIENT" if unknown else "",
             warnings=accepted.parsed.warnings,
         )
+
+    def _status_targets(self, status: StatusMessage) -> list[str]:
+        """Who gets ``status`` about document D, or STATUS_NOT_ALLOWED when its sender may not say it.
+
+        Progress (01–06) and recall answers (15/16) come from an agency D was delivered to and go to D's sender;
+        a recall request (13) comes from D's sender and goes to every agency D was delivered to. D's sender and
+        recipients are those of the originals this hub stored: a status about a document it never handled is
+        refused (documents from the axis are stored like any other, so statuses about them pass the same way).
+        """
+        about = status.response_for
+        by = status.sender.organ_id
+        code = status.status_code
+        recipients = self.original_recipients(about.document_id, sender=about.organ_id)
+        if code == _RECALL_REQUESTED:
+            if by != about.organ_id:
+                problem = f"only the sender of {about.document_id} ({about.organ_id}) may request its recall"
+                raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_STATUS_CODE_PATH, problem)])
+            if not recipients:
+                problem = f"{about.document_id} from {about.organ_id} was never delivered by this hub"
+                raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_RESPONSE_FOR_PATH, problem)])
+            return [r for r in dict.fromkeys(recipients) if r != by]
+        if code not in _RECIPIENT_STATUSES:
+            problem = f"status {code} is not one an agency may send (01–06, 13, 15, 16)"
+            raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_STATUS_CODE_PATH, problem)])
+        if by not in recipients:
+            problem = f"{by} did not receive {about.document_id} from {about.organ_id} through this hub"
+            raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_FROM_PATH, problem)])
+        return [about.organ_id]
 
     def _delivery(self, accepted: _Accepted, stored_key: str, target: str, headers: Headers) -> OutboundRecord:
         """The record that takes the document to ``target``: its inbox, or the axis (a claim check when large)."""
@@ -511,6 +551,24 @@ class DocumentProcessor:
         return LedgerEvent(
             kind=kind, sha256=sha256, document_id=doc_id, actor=actor, time=at, verdict=verdict, detail=detail
         )
+
+
+def _check_certificate_organ(message: Edoc | StatusMessage, report: VerificationReport) -> None:
+    """CERT_ORGAN_MISMATCH when the signing certificate names an OrganId other than From/OrganId.
+
+    The directory's pin says which keys may sign for an agency; a certificate that names an agency itself must
+    name this one too, so that a key pinned by mistake (or by an attacker) for another agency cannot speak for it.
+    """
+    signer = report.signer
+    if signer is None or signer.cert_organ_id is None:
+        return
+    claimed = message.sender.organ_id
+    if signer.cert_organ_id != claimed:
+        problem = Problem(
+            _SIGNATURE_PATH,
+            f"the signing certificate {signer.subject} names OrganId {signer.cert_organ_id}, From/OrganId is {claimed}",
+        )
+        raise DocumentRejected("CERT_ORGAN_MISMATCH", [problem])
 
 
 def _subject_id(message: Edoc | StatusMessage) -> str:
