@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 
 from hub.directory import Directory, Route, load_directory
 from hub.guard import DeliveryGuard
+from hub.ledger_mac import ledger_key, mac_refusal
 from hub.metrics import HubMetrics
 from hub.process import DocumentProcessor, Outcome
 from hub.records import (
@@ -125,6 +126,7 @@ class HubWorker:
 
     def __init__(self, settings: HubSettings, *, metrics: HubMetrics | None = None) -> None:
         self.settings = settings
+        self._ledger_key = ledger_key(settings)  # first: a worker that cannot sign its ledger records does not start
         self.metrics = metrics or HubMetrics.create()
         self.store: ObjectStore = open_store(settings)
         self.directory = load_directory(settings.directory_file) if settings.directory_file else Directory()
@@ -193,9 +195,7 @@ class HubWorker:
         async def ledger_writer(stream: faust.StreamT[bytes]) -> None:
             # take_events (faust-streaming's Stream, not in its StreamT stub): the records with their offsets.
             async for batch in stream.take_events(_LEDGER_BATCH, within=_LEDGER_WITHIN):  # type: ignore[attr-defined]
-                records = [
-                    (SourcePosition(e.message.topic, e.message.partition, e.message.offset), e.value) for e in batch
-                ]
+                records = [_record(e) for e in batch]
                 await self._retry("ledger", functools.partial(self._on_ledger_thread, self._append_ledger, records))
 
         @app.timer(interval=settings.seal_interval_seconds)  # type: ignore[untyped-decorator]
@@ -263,7 +263,7 @@ class HubWorker:
         # All outputs of the document at once (different topics): they share producer batches and one wait.
         # The ledger record (events and receipt) is an output like the others: once per input record, so that a
         # replay after a crash does not record the document twice (the ledger no longer remembers every event).
-        ledger_record = outcome.ledger_record()
+        ledger_record = outcome.ledger_record(self._ledger_key)
         outputs = (*outcome.records, *(() if ledger_record is None else (ledger_record,)))
         sends = [self._deliver(out, record, in_doubt=in_doubt) for out in outputs]
         await asyncio.gather(*sends)
@@ -313,12 +313,18 @@ class HubWorker:
 
     # --- the ledger ------------------------------------------------------------------------------------------
 
-    def _append_ledger(self, records: Sequence[tuple[SourcePosition, bytes]]) -> None:
+    def _append_ledger(self, records: Sequence[InboundRecord]) -> None:
         if self.ledger is None:
             self.ledger = Ledger.open(self.store)
-        for position, value in records:
-            events, receipts = decode_ledger_record(value)
+        for record in records:
+            refusal = mac_refusal(self._ledger_key, record.value, record.headers)
+            if refusal is not None:  # not a worker's: forged, or produced without the key. Never appended.
+                self.metrics.ledger_refused.labels(refusal).inc()
+                log.warning("ledger record %s refused (%s): not produced by a hub worker", record.source, refusal)
+                continue
+            events, receipts = decode_ledger_record(record.value or b"")
             # A record at or before the last stored position is a batch read again after a crash: skipped.
+            position = SourcePosition(record.topic, record.partition, record.offset)
             self.ledger.append_many(events, receipts=receipts, position=position)
         self.ledger.flush()
         self.metrics.ledger_size.set(self.ledger.size)

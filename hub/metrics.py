@@ -31,6 +31,7 @@ class HubMetrics:
     consumer_lag: Gauge
     ledger_size: Gauge
     edxml_warnings: Counter
+    ledger_refused: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> HubMetrics:
@@ -75,6 +76,12 @@ class HubMetrics:
                 "lienthong_edxml_warnings_total",
                 "Field quirks accepted with a warning (README, 'Field quirks'), by sending agency and code",
                 ["agency", "code"],
+                registry=registry,
+            ),
+            ledger_refused=Counter(
+                "lienthong_ledger_refused_total",
+                "lienthong.ledger records not appended: no valid MAC of a hub worker (hub.ledger_mac), by reason",
+                ["reason"],
                 registry=registry,
             ),
         )

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hub.directory import Directory, Route
+from hub.ledger_mac import H_MAC, ledger_mac
 from hub.records import (
     AXIS_OUTBOUND,
     CLAIM_CHECK_MAGIC,
@@ -124,11 +125,15 @@ class Outcome:
     problems: tuple[Problem, ...] = field(default=())
     warnings: tuple[Problem, ...] = ()  # field quirks of an accepted document (README, "Field quirks")
 
-    def ledger_record(self) -> OutboundRecord | None:
-        """The ``lienthong.ledger`` record of the events and receipts, produced like any other output (or None)."""
+    def ledger_record(self, mac_key: bytes) -> OutboundRecord | None:
+        """The ``lienthong.ledger`` record of the events and receipts, produced like any other output (or None).
+
+        It carries the workers' MAC (``hub.ledger_mac``): the ledger writer appends no record without it.
+        """
         if not self.events:
             return None
-        return OutboundRecord(LEDGER, None, encode_ledger_record(self.events, self.receipts))
+        value = encode_ledger_record(self.events, self.receipts)
+        return OutboundRecord(LEDGER, None, value, ((H_MAC, ledger_mac(mac_key, value)),))
 
 
 class _NoSink:

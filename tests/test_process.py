@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hub.app import build_policy
 from hub.demo import DEMO_AGENCIES, INVALID_KINDS, create_demo_material, demo_documents, demo_status
 from hub.directory import Directory, Route, load_directory
+from hub.ledger_mac import mac_refusal
 from hub.process import DEFAULT_URGENT_PRIORITY, DocumentProcessor, document_index_key, document_key
 from hub.records import (
     AXIS_OUTBOUND,
@@ -67,6 +68,7 @@ AXIS_AGENCY = "000.00.00.G22"
 REVOKED_AGENCY = "000.09.00.H41"
 NOT_IN_DIRECTORY = "000.77.00.H77"
 FROM_PATH = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId"
+LEDGER_KEY = b"k" * 32
 
 #: What the dead letter's lienthong-error must name for each demo rejection (element path or certificate).
 ERROR_NAMES = {
@@ -284,8 +286,10 @@ class TestDelivery:
             assert outcome.sha256 == sha
             assert store.get(document_key(outcome.document_id, sha)) == document.data
             assert not store.exists(f"reports/{sha}.json")
-            events, receipts = decode_ledger_record(outcome.ledger_record().value)
+            record = outcome.ledger_record(LEDGER_KEY)
+            events, receipts = decode_ledger_record(record.value)
             assert (events, receipts) == (list(outcome.events), list(outcome.receipts))
+            assert mac_refusal(LEDGER_KEY, record.value, record.headers) is None  # the ledger writer appends it
             receipt = Receipt.from_bytes(receipts[0])
             assert outcome.events[1].detail["receipt_sha256"] == hashlib.sha256(receipts[0]).hexdigest()
             assert receipt.sha256 == sha
@@ -634,7 +638,7 @@ class TestDedup:
         assert again.outcome == "duplicate"
         assert again.records == ()
         assert again.events == ()
-        assert again.ledger_record() is None
+        assert again.ledger_record(LEDGER_KEY) is None
         assert (again.document_id, again.sha256) == (first.document_id, first.sha256)
 
     def test_a_resend_is_a_duplicate_for_another_processor_on_the_same_store(self, make_processor, material):
@@ -1107,7 +1111,7 @@ class TestRequestsPerDocument:
         processing_writes, processing_reads = len(store.writes), len(store.reads)
         ledger = Ledger.open(store)
         for offset, outcome in enumerate(outcomes):  # what hub.app's ledger agent does with one batch
-            events, receipts = decode_ledger_record(outcome.ledger_record().value)
+            events, receipts = decode_ledger_record(outcome.ledger_record(LEDGER_KEY).value)
             ledger.append_many(events, receipts=receipts, position=SourcePosition(LEDGER, 0, offset))
         ledger.flush()
         ledger.seal(seal, at=RECEIVED_AT + timedelta(minutes=1))
