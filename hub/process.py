@@ -13,7 +13,9 @@ Documents are verified before that write, so a refused document never blocks a c
 (one HEAD, off the happy path) whether the same document was already delivered, and then answers DUPLICATE as before.
 
 Every refusal is a ``DocumentRejected`` with a stable reason code (the dead-letter header and the text of the
-status 02 the sender receives) and problems naming the element path or certificate at fault.
+status 02 the sender receives) and problems naming the element path or certificate at fault. Besides the signature
+and the directory's pin: a certificate that names an OrganId must name From/OrganId (CERT_ORGAN_MISMATCH), and a
+status is relayed only from whom may send it about its document (STATUS_NOT_ALLOWED, ``_status_targets``).
 """
 
 from __future__ import annotations
@@ -76,8 +78,6 @@ DEFAULT_URGENT_PRIORITY = 3
 _REJECTED_STATUS = "02"
 _RECEIVED_STATUS = "01"
 _RECALL_REQUESTED = "13"
-#: What a recipient of a document may say about it: progress (01–06) and its answer to a recall (15/16).
-_RECIPIENT_STATUSES = frozenset({"01", "02", "03", "04", "05", "06", "15", "16"})
 _HEADER_PATH = "/edXML/edXMLEnvelope/edXMLHeader"
 _FROM_PATH = f"{_HEADER_PATH}/MessageHeader/From/OrganId"
 _RESPONSE_FOR_PATH = f"{_HEADER_PATH}/MessageHeader/ResponseFor/DocumentId"
@@ -333,16 +333,16 @@ class DocumentProcessor:
     def _status_targets(self, status: StatusMessage) -> list[str]:
         """Who gets ``status`` about document D, or STATUS_NOT_ALLOWED when its sender may not say it.
 
-        Progress (01–06) and recall answers (15/16) come from an agency D was delivered to and go to D's sender;
-        a recall request (13) comes from D's sender and goes to every agency D was delivered to. D's sender and
-        recipients are those of the originals this hub stored: a status about a document it never handled is
-        refused (documents from the axis are stored like any other, so statuses about them pass the same way).
+        Progress (01–06) and recall answers (15/16), every code the parser knows but 13, come from an agency D was
+        delivered to and go to D's sender; a recall request (13) comes from D's sender and goes to every agency D
+        was delivered to. D's sender and recipients are those of the originals this hub stored: a status about a
+        document it never handled is refused (documents from the axis are stored like any other, so statuses about
+        them pass the same way).
         """
         about = status.response_for
         by = status.sender.organ_id
-        code = status.status_code
         recipients = self.original_recipients(about.document_id, sender=about.organ_id)
-        if code == _RECALL_REQUESTED:
+        if status.status_code == _RECALL_REQUESTED:
             if by != about.organ_id:
                 problem = f"only the sender of {about.document_id} ({about.organ_id}) may request its recall"
                 raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_STATUS_CODE_PATH, problem)])
@@ -350,9 +350,6 @@ class DocumentProcessor:
                 problem = f"{about.document_id} from {about.organ_id} was never delivered by this hub"
                 raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_RESPONSE_FOR_PATH, problem)])
             return [r for r in dict.fromkeys(recipients) if r != by]
-        if code not in _RECIPIENT_STATUSES:
-            problem = f"status {code} is not one an agency may send (01–06, 13, 15, 16)"
-            raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_STATUS_CODE_PATH, problem)])
         if by not in recipients:
             problem = f"{by} did not receive {about.document_id} from {about.organ_id} through this hub"
             raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_FROM_PATH, problem)])
