@@ -220,7 +220,7 @@ def test_field_quirks_are_delivered_and_counted_per_agency(stack: Stack) -> None
     client = HubClient(stack.connection, organ_id=sender)
     client.send(data)
     client.close()
-    assert outputs.wait_for(lambda o: any(v == data for _, v in o.records[f"lienthong.inbox.{recipient}"]), 120)
+    assert outputs.wait_for(lambda o: any(v == data for _, v in o.records[f"lienthong.inbox.{recipient}"]), timeout=120)
     outputs.close()
     warning = f'lienthong_edxml_warnings_total{{agency="{sender}",code="UUID_DOCUMENT_ID"}}'
     assert _metrics(stack).get(warning) == 1
