@@ -5,8 +5,8 @@ ACL, an operator's credentials) out of the Merkle log. Workers put the HMAC-SHA2
 under the key only they hold, in the record's ``lienthong-mac`` header; the ledger writer appends only records
 whose MAC verifies, and counts and logs the others. Pure: no I/O.
 
-A genuine record copied back onto the topic carries a valid MAC; the ledger's own position check skips records it
-has already consumed, and only the hub's principal can read the topic to copy one.
+The MAC covers the value only: a genuine record copied back onto the topic (at a new offset) would verify and be
+appended again. Copying one takes reading ``lienthong.ledger``, which only the hub's principal may do.
 """
 
 from __future__ import annotations
