@@ -262,9 +262,7 @@ def provision_agency(settings: HubSettings, agency: Agency) -> None:
 
     replication = settings.kafka_replication if settings.kafka_external else 1
     create_topics(settings.kafka, agency_topics(agency, settings.partitions), replication=replication)
-    grants = access_plan(
-        Directory([agency]), hub_user=settings.kafka_username, consumer_group=settings.consumer_group
-    )
+    grants = access_plan(Directory([agency]), hub_user=settings.kafka_username, consumer_group=settings.consumer_group)
     apply_plan(settings.kafka, grants)
 
 

@@ -40,6 +40,7 @@ from hub.access import topic_plan
 from hub.deadletter import H_REPLAY_OF
 from hub.directory import Directory
 from hub.guard import DeliveryGuard
+from hub.ledger_mac import ledger_key, ledger_output, mac_refusal
 from hub.metrics import HubMetrics
 from hub.process import DocumentProcessor, Outcome
 from hub.records import (
@@ -66,7 +67,7 @@ from hub.trust import trust_policy
 from schemas.errors import HubError
 from signer.policy import TrustPolicy
 from signer.verify import Verifier
-from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_ledger_record, encode_ledger_record
+from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_ledger_record
 from storage.objectstore import ObjectStore
 from storage.s3 import S3ObjectStore
 
@@ -120,6 +121,7 @@ class HubWorker:
 
     def __init__(self, settings: HubSettings, *, metrics: HubMetrics | None = None) -> None:
         self.settings = settings
+        self._ledger_key = ledger_key(settings)  # first: a worker that cannot sign its ledger records does not start
         self.metrics = metrics or HubMetrics.create()
         self.store: ObjectStore = open_store(settings)
         # Workers start from lienthong.directory (the YAML file only seeds it, on the first ``lienthong up``).
@@ -197,9 +199,7 @@ class HubWorker:
         async def ledger_writer(stream: faust.StreamT[bytes]) -> None:
             # take_events (faust-streaming's Stream, not in its StreamT stub): the records with their offsets.
             async for batch in stream.take_events(_LEDGER_BATCH, within=_LEDGER_WITHIN):  # type: ignore[attr-defined]
-                records = [
-                    (SourcePosition(e.message.topic, e.message.partition, e.message.offset), e.value) for e in batch
-                ]
+                records = [_record(e) for e in batch]
                 await self._retry("ledger", functools.partial(self._on_ledger_thread, self._append_ledger, records))
 
         @app.agent(_raw_topic(app, DIRECTORY), name="directory")
@@ -278,7 +278,7 @@ class HubWorker:
         # All outputs of the document at once (different topics): they share producer batches and one wait.
         # The ledger record (events and receipt) is an output like the others: once per input record, so that a
         # replay after a crash does not record the document twice (the ledger no longer remembers every event).
-        ledger_record = outcome.ledger_record()
+        ledger_record = outcome.ledger_record(self._ledger_key)
         outputs = (*outcome.records, *(() if ledger_record is None else (ledger_record,)))
         sends = [self._deliver(out, record, in_doubt=in_doubt) for out in outputs]
         await asyncio.gather(*sends)
@@ -328,12 +328,18 @@ class HubWorker:
 
     # --- the ledger ------------------------------------------------------------------------------------------
 
-    def _append_ledger(self, records: Sequence[tuple[SourcePosition, bytes]]) -> None:
+    def _append_ledger(self, records: Sequence[InboundRecord]) -> None:
         if self.ledger is None:
             self.ledger = Ledger.open(self.store)
-        for position, value in records:
-            events, receipts = decode_ledger_record(value)
+        for record in records:
+            refusal = mac_refusal(self._ledger_key, record.value, record.headers)
+            if refusal is not None:  # not a worker's: forged, or produced without the key. Never appended.
+                self.metrics.ledger_refused.labels(refusal).inc()
+                log.warning("ledger record %s refused (%s): not produced by a hub worker", record.source, refusal)
+                continue
+            events, receipts = decode_ledger_record(record.value or b"")
             # A record at or before the last stored position is a batch read again after a crash: skipped.
+            position = SourcePosition(record.topic, record.partition, record.offset)
             self.ledger.append_many(events, receipts=receipts, position=position)
         self.ledger.flush()
         self.metrics.ledger_size.set(self.ledger.size)
@@ -443,7 +449,7 @@ class HubWorker:
         log.info("directory: %s %s (issued %s)", verdict.action.value, organ_id, verdict.issued_at.isoformat())
         event = verdict.ledger_event(datetime.now(UTC))
         in_doubt = await self.guard.in_doubt(record.topic, record.partition, record.offset)
-        await self._deliver(OutboundRecord(LEDGER, None, encode_ledger_record([event])), record, in_doubt=in_doubt)
+        await self._deliver(ledger_output(self._ledger_key, [event]), record, in_doubt=in_doubt)
 
     async def _note_assignment(self, assigned: set[Any]) -> None:
         work = [

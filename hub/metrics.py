@@ -32,6 +32,7 @@ class HubMetrics:
     ledger_size: Gauge
     edxml_warnings: Counter
     directory_refused: Counter
+    ledger_refused: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> HubMetrics:
@@ -81,6 +82,12 @@ class HubMetrics:
             directory_refused=Counter(
                 "lienthong_directory_refused_total",
                 "Directory records not applied (unsigned, malformed, unknown_key, bad_signature, stale)",
+                ["reason"],
+                registry=registry,
+            ),
+            ledger_refused=Counter(
+                "lienthong_ledger_refused_total",
+                "lienthong.ledger records not appended: no valid MAC of a hub worker (hub.ledger_mac), by reason",
                 ["reason"],
                 registry=registry,
             ),

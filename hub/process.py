@@ -13,7 +13,9 @@ Documents are verified before that write, so a refused document never blocks a c
 (one HEAD, off the happy path) whether the same document was already delivered, and then answers DUPLICATE as before.
 
 Every refusal is a ``DocumentRejected`` with a stable reason code (the dead-letter header and the text of the
-status 02 the sender receives) and problems naming the element path or certificate at fault.
+status 02 the sender receives) and problems naming the element path or certificate at fault. Besides the signature
+and the directory's pin: a certificate that names an OrganId must name From/OrganId (CERT_ORGAN_MISMATCH), and a
+status is relayed only from whom may send it about its document (STATUS_NOT_ALLOWED, ``_status_targets``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hub.directory import Directory, Route
+from hub.ledger_mac import ledger_output
 from hub.records import (
     AXIS_OUTBOUND,
     CLAIM_CHECK_MAGIC,
@@ -38,7 +41,6 @@ from hub.records import (
     H_SENDER,
     H_SHA256,
     H_SOURCE,
-    LEDGER,
     WORK_BULK,
     WORK_URGENT,
     ClaimCheck,
@@ -58,7 +60,7 @@ from signer.report import VerificationReport
 from signer.sign import sign_document
 from signer.verify import Verifier
 from storage.archive import Archive
-from storage.ledger import EventKind, LedgerEvent, encode_ledger_record
+from storage.ledger import EventKind, LedgerEvent
 from storage.objectstore import ObjectExists, ObjectNotFound, ObjectStore
 
 __all__ = [
@@ -74,6 +76,12 @@ __all__ = [
 DEFAULT_URGENT_PRIORITY = 3
 _REJECTED_STATUS = "02"
 _RECEIVED_STATUS = "01"
+_RECALL_REQUESTED = "13"
+_HEADER_PATH = "/edXML/edXMLEnvelope/edXMLHeader"
+_FROM_PATH = f"{_HEADER_PATH}/MessageHeader/From/OrganId"
+_RESPONSE_FOR_PATH = f"{_HEADER_PATH}/MessageHeader/ResponseFor/DocumentId"
+_STATUS_CODE_PATH = f"{_HEADER_PATH}/MessageHeader/StatusCode"
+_SIGNATURE_PATH = f"{_HEADER_PATH}/Signature"
 _MAX_ERROR_HEADER = 2000  # characters of problems in the dead-letter header; the full list is in the ledger
 
 
@@ -116,11 +124,14 @@ class Outcome:
     problems: tuple[Problem, ...] = field(default=())
     warnings: tuple[Problem, ...] = ()  # field quirks of an accepted document (README, "Field quirks")
 
-    def ledger_record(self) -> OutboundRecord | None:
-        """The ``lienthong.ledger`` record of the events and receipts, produced like any other output (or None)."""
+    def ledger_record(self, mac_key: bytes) -> OutboundRecord | None:
+        """The ``lienthong.ledger`` record of the events and receipts, produced like any other output (or None).
+
+        It carries the workers' MAC (``hub.ledger_mac``): the ledger writer appends no record without it.
+        """
         if not self.events:
             return None
-        return OutboundRecord(LEDGER, None, encode_ledger_record(self.events, self.receipts))
+        return ledger_output(mac_key, self.events, self.receipts)
 
 
 class _NoSink:
@@ -188,11 +199,20 @@ class DocumentProcessor:
         data = self.read_value(record)
         parsed = parse(data, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml)
         sender = parsed.message.sender.organ_id
-        key = (record.key or b"").decode("utf-8", "replace")
+        key = self._claimed_sender(record)
         if key and key != sender:
-            problem = Problem("/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId", f"is {sender}, key {key}")
+            problem = Problem(_FROM_PATH, f"is {sender}, but the document arrived on the outbox of {key}")
             raise DocumentRejected("SENDER_MISMATCH", [problem])
         return _Accepted(data, hashlib.sha256(data).hexdigest(), parsed)
+
+    @staticmethod
+    def _claimed_sender(record: InboundRecord) -> str:
+        """Who sent ``record``: its key, on a work lane the owner of the outbox it arrived on (set by the intake).
+
+        Only that agency may write its outbox (ACLs), so this is the sender Kafka authenticated; From/OrganId must
+        equal it.
+        """
+        return (record.key or b"").decode("utf-8", "replace")
 
     def lane(self, record: InboundRecord) -> str:
         """The work topic: urgent (Priority ≥ 3) or bulk; anything unreadable goes bulk (and fails there)."""
@@ -214,12 +234,13 @@ class DocumentProcessor:
         report = self._verifier.verify(accepted.data, at=received_at)
         if not report.passed:
             reason = (report.subindication or report.indication).value
-            problems = [Problem("/edXML/edXMLEnvelope/edXMLHeader/Signature", e) for e in report.errors]
+            problems = [Problem(_SIGNATURE_PATH, e) for e in report.errors]
             refusal = DocumentRejected(reason, problems or [Problem("", reason)])
             return self._reject(
                 record, refusal, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report
             )
         try:
+            _check_certificate_organ(accepted.parsed.message, report)
             return self._route(record, accepted, report, received_at)
         except DocumentRejected as exc:
             return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
@@ -252,10 +273,9 @@ class DocumentProcessor:
         doc_id = _document_id(message)
         directory = self._directory()
         if directory.get(sender) is None:
-            path = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId"
-            raise DocumentRejected("UNKNOWN_SENDER", [Problem(path, f"{sender} is not in the hub's directory")])
+            raise DocumentRejected("UNKNOWN_SENDER", [Problem(_FROM_PATH, f"{sender} is not in the hub's directory")])
         if isinstance(message, StatusMessage):
-            targets = [message.response_for.organ_id]
+            targets = self._status_targets(message)
             kind = EventKind.STATUS_RELAYED
         else:
             targets = self._recipients(message)
@@ -312,6 +332,31 @@ class DocumentProcessor:
             reason="UNKNOWN_RECIPIENT" if unknown else "",
             warnings=accepted.parsed.warnings,
         )
+
+    def _status_targets(self, status: StatusMessage) -> list[str]:
+        """Who gets ``status`` about document D, or STATUS_NOT_ALLOWED when its sender may not say it.
+
+        Progress (01–06) and recall answers (15/16), every code the parser knows but 13, come from an agency D was
+        delivered to and go to D's sender; a recall request (13) comes from D's sender and goes to every agency D
+        was delivered to. D's sender and recipients are those of the originals this hub stored: a status about a
+        document it never handled is refused (documents from the axis are stored like any other, so statuses about
+        them pass the same way).
+        """
+        about = status.response_for
+        by = status.sender.organ_id
+        recipients = self.original_recipients(about.document_id, sender=about.organ_id)
+        if status.status_code == _RECALL_REQUESTED:
+            if by != about.organ_id:
+                problem = f"only the sender of {about.document_id} ({about.organ_id}) may request its recall"
+                raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_STATUS_CODE_PATH, problem)])
+            if not recipients:
+                problem = f"{about.document_id} from {about.organ_id} was never delivered by this hub"
+                raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_RESPONSE_FOR_PATH, problem)])
+            return [r for r in dict.fromkeys(recipients) if r != by]
+        if by not in recipients:
+            problem = f"{by} did not receive {about.document_id} from {about.organ_id} through this hub"
+            raise DocumentRejected("STATUS_NOT_ALLOWED", [Problem(_FROM_PATH, problem)])
+        return [about.organ_id]
 
     def _delivery(self, accepted: _Accepted, stored_key: str, target: str, headers: Headers) -> OutboundRecord:
         """The record that takes the document to ``target``: its inbox, or the axis (a claim check when large)."""
@@ -410,7 +455,8 @@ class DocumentProcessor:
         report: VerificationReport | None = None,
     ) -> Outcome:
         key_text = (record.key or b"").decode("utf-8", "replace")
-        sender = parsed.message.sender.organ_id if parsed is not None else key_text
+        # The status goes to who sent the record (the outbox's owner), not to whom its From claims (SENDER_MISMATCH).
+        sender = key_text or (parsed.message.sender.organ_id if parsed is not None else "")
         doc_id = _document_id(parsed.message) if parsed is not None else ""
         error_text = "; ".join(str(p) for p in exc.problems)[:_MAX_ERROR_HEADER]
         dead_headers: Headers = (
@@ -511,6 +557,24 @@ class DocumentProcessor:
         return LedgerEvent(
             kind=kind, sha256=sha256, document_id=doc_id, actor=actor, time=at, verdict=verdict, detail=detail
         )
+
+
+def _check_certificate_organ(message: Edoc | StatusMessage, report: VerificationReport) -> None:
+    """CERT_ORGAN_MISMATCH when the signing certificate names an OrganId other than From/OrganId.
+
+    The directory's pin says which keys may sign for an agency; a certificate that names an agency itself must
+    name this one too, so that a key pinned by mistake (or by an attacker) for another agency cannot speak for it.
+    """
+    signer = report.signer
+    if signer is None or signer.cert_organ_id is None:
+        return
+    claimed = message.sender.organ_id
+    if signer.cert_organ_id != claimed:
+        problem = Problem(
+            _SIGNATURE_PATH,
+            f"the signing certificate {signer.subject} names OrganId {signer.cert_organ_id}, From/OrganId is {claimed}",
+        )
+        raise DocumentRejected("CERT_ORGAN_MISMATCH", [problem])
 
 
 def _subject_id(message: Edoc | StatusMessage) -> str:

@@ -70,12 +70,17 @@ def with_secrets(settings: HubSettings) -> HubSettings:
     """The settings with the embedded servers' secrets: generated on first start, kept in ``DATA/secrets.yaml``.
 
     The broker's log and the store's users are made with these secrets, so they must outlive any settings file.
+    The workers' ledger key (``hub.ledger_mac``) is generated and kept there too, embedded servers or not.
     """
     path = settings.data_dir / "secrets.yaml"
     kept: dict[str, str] = {}
     if path.is_file():
         kept = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    wanted = {"kafka_password": not settings.kafka_external, "s3_secret_key": not settings.s3_external}
+    wanted = {
+        "kafka_password": not settings.kafka_external,
+        "s3_secret_key": not settings.s3_external,
+        "ledger_key": True,  # the workers' own (hub.ledger_mac), whoever runs the broker and the store
+    }
     for name, embedded in wanted.items():
         if embedded and not kept.get(name):
             kept[name] = getattr(settings, name) or secrets.token_urlsafe(24)
@@ -86,6 +91,7 @@ def with_secrets(settings: HubSettings) -> HubSettings:
         settings,
         kafka_password=given.get("kafka_password", settings.kafka_password),
         s3_secret_key=given.get("s3_secret_key", settings.s3_secret_key),
+        ledger_key=given.get("ledger_key", settings.ledger_key),
     )
 
 

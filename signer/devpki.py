@@ -4,7 +4,7 @@ Pure: objects in, objects out, no disk or network. Nothing here is meant for pro
 
 Subjects look like ``C=VN, O=<issuer's organisation>, CN=<common name>``; an agency leaf also carries its
 OrganId (e.g. ``000.00.00.G22``) in the ``organizationIdentifier`` attribute (OID 2.5.4.97, the X.520
-attribute made for organisation identifiers), read back with :func:`organ_id_of`.
+attribute made for organisation identifiers), read back with :func:`organ_id_of` (``signer.organ``'s reader).
 
 Certificates carry the extensions real ones do: BasicConstraints (critical), KeyUsage (critical), SKI/AKI,
 and, when asked, AIA with an OCSP URL and a CRL distribution point.
@@ -21,6 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from signer.organ import ORGAN_ID_OID
+from signer.organ import certificate_organ_id as organ_id_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -43,9 +46,6 @@ __all__ = [
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-
-#: Where an agency leaf carries its OrganId: X.520 organizationIdentifier.
-ORGAN_ID_OID = NameOID.ORGANIZATION_IDENTIFIER
 
 _ORGANISATION = "lienthong test PKI"
 _KEY_TYPES = ("rsa", "ec", "rsa1024")
@@ -85,15 +85,6 @@ def spki_sha256(cert: x509.Certificate) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(spki).hexdigest()
-
-
-def organ_id_of(cert: x509.Certificate) -> str | None:
-    """Return the OrganId in the certificate's subject (organizationIdentifier), or None."""
-    attrs = cert.subject.get_attributes_for_oid(ORGAN_ID_OID)
-    if not attrs:
-        return None
-    value = attrs[0].value
-    return value if isinstance(value, str) else value.decode()
 
 
 def make_root(

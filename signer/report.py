@@ -44,10 +44,14 @@ class SubIndication(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SignerInfo:
-    """Who signed: the leaf certificate's subject, its SPKI pin and the OrganId the document claims."""
+    """Who signed: the leaf certificate's subject, its SPKI pin and the OrganId the document claims.
+
+    ``cert_organ_id`` is the OrganId the certificate names itself (``signer.organ.certificate_organ_id``), or None.
+    """
 
     subject: str
     organ_id: str | None
+    cert_organ_id: str | None
     spki_sha256: str
     cert_sha256: str
     serial: int

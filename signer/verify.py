@@ -31,6 +31,7 @@ from schemas._reader import element_path
 from schemas._safe import parse_xml
 from schemas.errors import InvalidDocument
 from signer import _xmldsig, legacy
+from signer.organ import certificate_organ_id
 from signer.path import PathValidator
 from signer.report import Indication, RevocationEvidence, SignerInfo, SubIndication, VerificationReport
 
@@ -67,6 +68,7 @@ class _Cert:
     spki_sha256: str
     cert_sha256: str
     subject: str
+    organ_id: str | None  # the OrganId the certificate itself names (signer.organ)
 
 
 class _Failure(Exception):
@@ -83,6 +85,7 @@ def _signer_info(entry: _Cert, organ_id: str | None) -> SignerInfo:
     return SignerInfo(
         subject=entry.subject,
         organ_id=organ_id,
+        cert_organ_id=entry.organ_id,
         spki_sha256=entry.spki_sha256,
         cert_sha256=entry.cert_sha256,
         serial=cert.serial_number,
@@ -202,6 +205,7 @@ class Verifier:
             hashlib.sha256(spki).hexdigest(),
             hashlib.sha256(der).hexdigest(),
             cert.subject.rfc4514_string(),
+            certificate_organ_id(cert),
         )
         if len(self._certs) >= DEFAULT_CERT_CACHE_SIZE:
             self._certs.clear()

@@ -219,11 +219,12 @@ class TestSettings:
         assert unread == []
 
     def test_secrets_never_appear_in_the_settings_repr(self):
-        """repr() of the settings and of the Kafka connection hides the password and the S3 secret."""
-        settings = HubSettings(kafka_password="kafka-secret-1", s3_secret_key="s3-secret-2")
+        """repr() of the settings and of the Kafka connection hides the password, the S3 secret and the ledger key."""
+        settings = HubSettings(kafka_password="kafka-secret-1", s3_secret_key="s3-secret-2", ledger_key="ledger-3")
         for text in (repr(settings), repr(settings.kafka), str(settings)):
             assert "kafka-secret-1" not in text
             assert "s3-secret-2" not in text
+            assert "ledger-3" not in text
 
     @pytest.mark.parametrize(("text", "expected"), [("false", False), ("0", False), ("no", False), ("TRUE", True)])
     def test_flags(self, text, expected):

@@ -214,10 +214,67 @@ def test_field_quirks_are_delivered_and_counted_per_agency(stack: Stack) -> None
     client = HubClient(stack.connection, organ_id=sender)
     client.send(data)
     client.close()
-    assert outputs.wait_for(lambda o: any(v == data for _, v in o.records[f"lienthong.inbox.{recipient}"]), 120)
+    assert outputs.wait_for(lambda o: any(v == data for _, v in o.records[f"lienthong.inbox.{recipient}"]), timeout=120)
     outputs.close()
     warning = f'lienthong_edxml_warnings_total{{agency="{sender}",code="UUID_DOCUMENT_ID"}}'
     deadline = time.monotonic() + 30  # counted just after the deliveries are acknowledged
     while _metrics(stack).get(warning) is None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _metrics(stack).get(warning) == 1
+
+
+def test_a_forged_ledger_record_is_refused_and_counted(stack: Stack) -> None:
+    """Forged "delivered" events on lienthong.ledger (no MAC, a wrong key's MAC) never reach the ledger; it verifies."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    from hub.cli import main  # noqa: PLC0415
+    from hub.ledger_mac import H_MAC, ledger_mac  # noqa: PLC0415
+    from schemas import parse  # noqa: PLC0415
+    from storage.ledger import EventKind, LedgerEvent, encode_ledger_record  # noqa: PLC0415
+
+    before, after = [d for d in demo_documents(stack.material, 20, start_number=7800) if d.expect == "delivered"][:2]
+    forged_id = "000.01.00.H41,2026/01/02,999/FORGED"
+    forged = encode_ledger_record(
+        [
+            LedgerEvent(
+                kind=EventKind.DELIVERED,
+                sha256=hashlib.sha256(b"never sent").hexdigest(),
+                document_id=forged_id,
+                actor="hub",
+                time=datetime.now(UTC),
+                verdict="sent",
+                detail={"recipient": "000.02.00.H41"},
+            )
+        ],
+        (),
+    )
+    outputs = Outputs(stack.connection)
+    _send(stack, [before])
+    # With the hub's own super-user connection, as a misconfigured ACL would let anyone write the topic.
+    producer = KafkaProducer(**stack.connection.options(), acks="all")
+    producer.send("lienthong.ledger", value=forged)
+    producer.send("lienthong.ledger", value=forged, headers=[(H_MAC, ledger_mac(b"not the key" * 3, forged))])
+    producer.flush()
+    producer.close()
+    _send(stack, [after])  # its events follow the forgeries on the one partition: once stored, both were judged
+    expected = _expected([before, after])
+    assert outputs.wait_for(lambda o: _delivered(o) == expected, timeout=120)
+    outputs.close()
+    wanted = {parse(d.data).message.document_id for d in (before, after)}
+    store = _store(stack)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ledger = Ledger.open(store)
+        ids = {ledger.event(i).document_id for i in range(ledger.size)}
+        if wanted <= ids:
+            break
+        time.sleep(1)
+    assert wanted <= ids
+    assert forged_id not in ids
+    samples = _metrics(stack)
+    assert samples['lienthong_ledger_refused_total{reason="missing_mac"}'] == 1
+    assert samples['lienthong_ledger_refused_total{reason="bad_mac"}'] == 1
+    _ledger_consistent(stack)
+    assert main(["ledger", "verify", "--data", str(stack.settings.data_dir)]) == 0

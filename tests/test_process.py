@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hub.app import build_policy
 from hub.demo import DEMO_AGENCIES, INVALID_KINDS, create_demo_material, demo_documents, demo_status
 from hub.directory import Directory, Route, load_directory
+from hub.ledger_mac import mac_refusal
 from hub.process import DEFAULT_URGENT_PRIORITY, DocumentProcessor, document_index_key, document_key
 from hub.records import (
     AXIS_OUTBOUND,
@@ -42,9 +43,11 @@ from hub.records import (
 )
 from hub.settings import HubSettings
 from hub.trust import load_certificates
-from schemas import Edoc, StatusMessage, build_document, parse
+from schemas import Edoc, StatusMessage, build_document, build_status, parse
 from schemas._checks import VIETNAM_TZ
 from schemas.examples import example_edoc
+from signer import devpki
+from signer.keys import PemKey
 from signer.policy import RevocationPolicy, TrustPolicy
 from signer.sign import sign_document
 from signer.verify import Verifier
@@ -64,6 +67,7 @@ AXIS_AGENCY = "000.00.00.G22"
 REVOKED_AGENCY = "000.09.00.H41"
 NOT_IN_DIRECTORY = "000.77.00.H77"
 FROM_PATH = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId"
+LEDGER_KEY = b"k" * 32
 
 #: What the dead letter's lienthong-error must name for each demo rejection (element path or certificate).
 ERROR_NAMES = {
@@ -281,8 +285,10 @@ class TestDelivery:
             assert outcome.sha256 == sha
             assert store.get(document_key(outcome.document_id, sha)) == document.data
             assert not store.exists(f"reports/{sha}.json")
-            events, receipts = decode_ledger_record(outcome.ledger_record().value)
+            record = outcome.ledger_record(LEDGER_KEY)
+            events, receipts = decode_ledger_record(record.value)
             assert (events, receipts) == (list(outcome.events), list(outcome.receipts))
+            assert mac_refusal(LEDGER_KEY, record.value, record.headers) is None  # the ledger writer appends it
             receipt = Receipt.from_bytes(receipts[0])
             assert outcome.events[1].detail["receipt_sha256"] == hashlib.sha256(receipts[0]).hexdigest()
             assert receipt.sha256 == sha
@@ -462,6 +468,55 @@ class TestRejection:
         assert SENDER in error
         assert B in error
         assert delivery_records(outcome) == []
+        assert by_topic(outcome, status_topic(B))  # the status 02 goes to who sent it, not to whom From names
+        assert not by_topic(outcome, status_topic(SENDER))
+
+    def test_certificate_naming_another_organ_id_is_refused_when_pinned(self, hub_settings, material, directory, seal):
+        """C's key pinned for SENDER too (a bad directory record) cannot sign "From SENDER": CERT_ORGAN_MISMATCH."""
+        c_pin = devpki.spki_sha256(material.keys[C].certificate)
+        pinned = Directory(
+            dataclasses.replace(a, cert_spki_sha256=a.cert_spki_sha256 | {c_pin}) if a.id == SENDER else a
+            for a in directory
+        )
+        processor = DocumentProcessor(
+            settings=hub_settings,
+            store=MemoryObjectStore(),
+            verifier=Verifier(build_policy(hub_settings, pinned)),
+            directory=lambda: pinned,
+            seal=seal,
+            clock=lambda: RECEIVED_AT,
+        )
+        edoc = example_edoc(sender=SENDER, recipients=(A,), number=904, notation="LT-TEST", day=NOW.date())
+        forged = sign_document(build_document(edoc), material.keys[C], chain=material.chains[C])
+        outcome = processor.process(InboundRecord(SENDER.encode(), forged))
+        assert (outcome.outcome, outcome.reason) == ("rejected", "CERT_ORGAN_MISMATCH")
+        assert delivery_records(outcome) == []
+        error = dict(by_topic(outcome, DEADLETTER)[0].headers)[H_ERROR].decode()
+        subject = material.keys[C].certificate.subject.rfc4514_string()
+        assert all(name in error for name in (subject, C, SENDER)), error
+        answer = parse(by_topic(outcome, status_topic(SENDER))[0].value).message
+        assert (answer.status_code, answer.response_for.document_id) == ("02", edoc.document_id)
+        assert "CERT_ORGAN_MISMATCH" in answer.description
+
+    def test_certificate_naming_no_organ_id_is_judged_by_the_pin(self, hub_settings, directory, seal):
+        """A certificate with no organizationIdentifier and no OrganId OU passes when pinned for From/OrganId."""
+        window = {"not_before": NOW - timedelta(days=1), "not_after": NOW + timedelta(days=30)}
+        root = devpki.make_root("Plain Root", **window)
+        leaf = devpki.make_leaf(root, "Plain Signer", **window)
+        pins = {a.id: a.cert_spki_sha256 for a in directory} | {SENDER: frozenset({devpki.spki_sha256(leaf.cert)})}
+        policy = TrustPolicy(anchors=(root.cert,), revocation=RevocationPolicy.NONE, pins=pins)
+        processor = DocumentProcessor(
+            settings=hub_settings,
+            store=MemoryObjectStore(),
+            verifier=Verifier(policy),
+            directory=lambda: directory,
+            seal=seal,
+            clock=lambda: RECEIVED_AT,
+        )
+        edoc = example_edoc(sender=SENDER, recipients=(A,), number=905, notation="LT-TEST", day=NOW.date())
+        data = sign_document(build_document(edoc), PemKey(leaf.key, leaf.cert), chain=leaf.chain)
+        outcome = processor.process(InboundRecord(SENDER.encode(), data))
+        assert outcome.outcome == "delivered", outcome.problems
 
     def test_unknown_sender_with_a_valid_signature_is_refused(self, hub_settings, material, directory, verifier, seal):
         """A correctly signed document from an agency the directory no longer lists is refused UNKNOWN_SENDER."""
@@ -584,7 +639,7 @@ class TestDedup:
         assert again.outcome == "duplicate"
         assert again.records == ()
         assert again.events == ()
-        assert again.ledger_record() is None
+        assert again.ledger_record(LEDGER_KEY) is None
         assert (again.document_id, again.sha256) == (first.document_id, first.sha256)
 
     def test_a_resend_is_a_duplicate_for_another_processor_on_the_same_store(self, make_processor, material):
@@ -691,18 +746,89 @@ class TestStatusesAndRevocations:
         """The same status in another input record is a duplicate."""
         processor, _ = hub
         document = signed_edoc(material, recipients=(A,))
+        assert processor.process(InboundRecord(SENDER.encode(), document)).outcome == "delivered"
         status = demo_status(material, document, by=A, code="05")
         first = processor.process(InboundRecord(A.encode(), status, offset=1))
         assert first.outcome == "relayed"
         assert processor.process(InboundRecord(A.encode(), status, offset=2)).outcome == "duplicate"
 
-    def test_every_status_code_is_relayed(self, hub, material):
-        """Statuses 01–06, 13, 15 and 16 are all relayed to the original sender."""
+    def test_every_recipient_status_code_is_relayed(self, hub, material):
+        """Statuses 01–06, 15 and 16 from a recipient are all relayed to the original sender."""
         processor, _ = hub
         document = signed_edoc(material, recipients=(B,))
-        for code in ("01", "02", "03", "04", "05", "06", "13", "15", "16"):
+        assert processor.process(InboundRecord(SENDER.encode(), document)).outcome == "delivered"
+        for code in ("01", "02", "03", "04", "05", "06", "15", "16"):
             outcome = processor.process(InboundRecord(B.encode(), demo_status(material, document, by=B, code=code)))
             assert outcome.outcome == "relayed", (code, outcome.reason, outcome.problems)
+            assert [r.topic for r in outcome.records] == [status_topic(SENDER)]
+
+    def test_recall_request_from_the_sender_reaches_every_recipient(self, hub, material):
+        """A 13 from the document's sender goes to each agency it was delivered to (the axis too), not to itself."""
+        processor, _ = hub
+        document = signed_edoc(material, recipients=(A, B, AXIS_AGENCY))
+        assert processor.process(InboundRecord(SENDER.encode(), document)).outcome == "delivered"
+        recall = demo_status(material, document, by=SENDER, code="13")
+        outcome = processor.process(InboundRecord(SENDER.encode(), recall))
+        assert outcome.outcome == "relayed", outcome.problems
+        assert set(outcome.recipients) == {A, B, AXIS_AGENCY}
+        assert sorted(r.topic for r in outcome.records) == sorted([status_topic(A), status_topic(B), AXIS_OUTBOUND])
+        assert all(r.value == recall for r in outcome.records)
+
+    def test_status_from_an_agency_the_axis_delivered_to_reaches_the_axis(self, hub, material):
+        """A document pulled from the axis is archived like any other: its recipient's 03 goes back to the axis."""
+        processor, _ = hub
+        document = signed_edoc(material, sender=AXIS_AGENCY, recipients=(A,))
+        assert processor.process(InboundRecord(AXIS_AGENCY.encode(), document)).outcome == "delivered"
+        outcome = processor.process(InboundRecord(A.encode(), demo_status(material, document, by=A, code="03")))
+        assert outcome.outcome == "relayed", outcome.problems
+        assert [r.topic for r in outcome.records] == [AXIS_OUTBOUND]
+
+    @pytest.mark.parametrize(
+        ("by", "code", "named"),
+        [
+            (C, "03", f"{C} did not receive"),
+            (A, "13", "only the sender of"),
+            (SENDER, "15", f"{SENDER} did not receive"),
+        ],
+        ids=["stranger-03", "recipient-13", "sender-15"],
+    )
+    def test_status_not_allowed_is_refused_with_a_status_02(self, hub, material, by, code, named):
+        """A status from a stranger, a 13 from a recipient or a 15 from the sender: refused, the sender told why."""
+        processor, _ = hub
+        document = signed_edoc(material, recipients=(A, B))
+        delivered = processor.process(InboundRecord(SENDER.encode(), document))
+        outcome = processor.process(InboundRecord(by.encode(), demo_status(material, document, by=by, code=code)))
+        assert (outcome.outcome, outcome.reason) == ("rejected", "STATUS_NOT_ALLOWED")
+        assert [r.topic for r in outcome.records] == [DEADLETTER, status_topic(by)]
+        error = dict(outcome.records[0].headers)[H_ERROR].decode()
+        assert named in error
+        assert delivered.document_id in error
+        answer = parse(outcome.records[1].value).message
+        assert answer.status_code == "02"
+        assert "STATUS_NOT_ALLOWED" in answer.description
+        assert named in answer.description
+
+    def test_status_about_a_document_never_handled_is_refused(self, hub, material):
+        """A status, or a recall, about a document this hub never delivered is refused STATUS_NOT_ALLOWED."""
+        processor, _ = hub
+        document = signed_edoc(material, recipients=(A,), number=903)
+        for by, code in ((A, "03"), (SENDER, "13")):
+            outcome = processor.process(InboundRecord(by.encode(), demo_status(material, document, by=by, code=code)))
+            assert (outcome.outcome, outcome.reason) == ("rejected", "STATUS_NOT_ALLOWED"), code
+            assert delivery_records(outcome) == []
+            assert [r.topic for r in outcome.records if r.topic.startswith("lienthong.status.")] == [status_topic(by)]
+
+    def test_status_naming_another_sender_is_refused(self, hub, material):
+        """A recipient cannot send its status to a third agency by naming it in ResponseFor/OrganId."""
+        processor, _ = hub
+        document = signed_edoc(material, recipients=(A,))
+        assert processor.process(InboundRecord(SENDER.encode(), document)).outcome == "delivered"
+        status = parse(demo_status(material, document, by=A, code="03")).message
+        misdirected = dataclasses.replace(status, response_for=dataclasses.replace(status.response_for, organ_id=B))
+        forged = sign_document(build_status(misdirected), material.keys[A], chain=material.chains[A])
+        outcome = processor.process(InboundRecord(A.encode(), forged))
+        assert (outcome.outcome, outcome.reason) == ("rejected", "STATUS_NOT_ALLOWED")
+        assert status_topic(B) not in {r.topic for r in outcome.records}
 
     def test_revocation_reaches_the_original_recipients(self, hub, material):
         """A revocation (BussinessDocType 1) naming only A in To still reaches B, who received the original."""
@@ -986,7 +1112,7 @@ class TestRequestsPerDocument:
         processing_writes, processing_reads = len(store.writes), len(store.reads)
         ledger = Ledger.open(store)
         for offset, outcome in enumerate(outcomes):  # what hub.app's ledger agent does with one batch
-            events, receipts = decode_ledger_record(outcome.ledger_record().value)
+            events, receipts = decode_ledger_record(outcome.ledger_record(LEDGER_KEY).value)
             ledger.append_many(events, receipts=receipts, position=SourcePosition(LEDGER, 0, offset))
         ledger.flush()
         ledger.seal(seal, at=RECEIVED_AT + timedelta(minutes=1))
