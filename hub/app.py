@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -170,7 +170,8 @@ class HubWorker:
         )
         # Every agency's outbox; faust cannot subscribe by pattern, so outboxes of agencies added later are added
         # to this topic's list (``_subscribe_outboxes``) and faust resubscribes.
-        self._outboxes = outboxes = _raw_topic(app, *(outbox_topic(a.id) for a in self.directory))
+        outboxes = _OutboxTopic(app, topics=[outbox_topic(a.id) for a in self.directory], **_RAW)
+        self._outboxes = outboxes
         app.topics._resubscribe_sleep_lock_seconds = _RESUBSCRIBE_AFTER  # type: ignore[attr-defined]  # noqa: SLF001
         urgent = _raw_topic(app, WORK_URGENT)
         bulk = _raw_topic(app, WORK_BULK)
@@ -387,7 +388,11 @@ class HubWorker:
         new = [outbox_topic(a.id) for a in directory if outbox_topic(a.id) not in outboxes.topics]
         if new:
             log.info("reading the outboxes of %s", ", ".join(new))
-            outboxes.topics = [*outboxes.topics, *new]
+            topics = [*outboxes.topics, *new]
+            # The agent's actors read clones of the topic (faust's Channel.clone): each needs the new list.
+            clones = [c for c in self.app.topics if isinstance(c, _OutboxTopic)]
+            for channel in (outboxes, *clones):
+                channel.topics = list(topics)
             self.app.topics._flag_changes()  # type: ignore[attr-defined]  # noqa: SLF001 - faust has no public way
 
     async def _follow_directory(self) -> None:
@@ -492,9 +497,16 @@ async def _sent(pending: Awaitable[Any]) -> None:
     await ack
 
 
-def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+_RAW: Final[dict[str, Any]] = {"key_serializer": "raw", "value_serializer": "raw"}  # documents are never re-serialised
+
+
+class _OutboxTopic(faust.Topic):
+    """The intake's topic: every outbox. Its own class, so that its clones (one per reading actor) can be found."""
+
+
+def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
     """A topic whose keys and values are bytes as they are (documents are never re-serialised)."""
-    return app.topic(*names, key_serializer="raw", value_serializer="raw")
+    return app.topic(name, **_RAW)
 
 
 def _record(event: Any) -> InboundRecord:
