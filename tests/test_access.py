@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from adapters.kafka import KafkaConnection
 from hub.access import ADMIN_USER, AccessError, access_plan, agency_user, issue_credentials
 from hub.demo import demo_documents
 from hub.directory import Agency, Directory, Route
-from tests.support.hub_fixtures import Outputs, Stack, start_stack
+from tests.support.hub_fixtures import Outputs, Stack
 
 SENDER, OTHER = "000.01.00.H41", "000.02.00.H41"
 
@@ -50,14 +49,10 @@ def test_an_agency_may_write_only_its_outbox_and_read_only_its_inbox_and_statuse
 # --- the running hub --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One running hub for the module's attacks."""
-    running = start_stack(tmp_path_factory.mktemp("access") / "data")
-    try:
-        yield running
-    finally:
-        running.hub.stop()
+@pytest.fixture(name="stack", scope="module")
+def shared_stack(module_stack: Stack) -> Stack:
+    """One running hub for the whole module."""
+    return module_stack
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +100,19 @@ def _code(error: Any) -> Any:
     return error.code() if hasattr(error, "code") else error
 
 
+def _first(options: dict[str, Any], topics: list[str], value: bytes, *, group: str | None = None) -> Any:
+    """The first record with ``value`` on ``topics``, read with kafka-python from the beginning (2 minutes at most)."""
+    from kafka import KafkaConsumer  # noqa: PLC0415
+
+    consumer = KafkaConsumer(
+        *topics, group_id=group, auto_offset_reset="earliest", consumer_timeout_ms=120_000, **options
+    )
+    try:
+        return next(m for m in consumer if m.value == value)
+    finally:
+        consumer.close()
+
+
 def _end_offset(connection: KafkaConnection, topic: str) -> int:
     from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415
 
@@ -126,24 +134,12 @@ def test_an_agency_configured_from_its_credentials_sends_and_receives(
     stack: Stack, issued: dict[str, dict[str, Any]]
 ) -> None:
     """From its credentials JSON alone, a DMS sends with confluent-kafka and receives with kafka-python."""
-    from kafka import KafkaConsumer  # noqa: PLC0415
-
     document = _document(stack, SENDER, 40_000)
     recipient = next(r for r in document.recipients if r != "000.00.00.G22")
     mine = issued[SENDER]
     assert _produce({**mine["kafka"], "acks": "all"}, mine["topics"]["outbox"], document.data) is None
     theirs = issue_credentials(stack.settings, recipient, rotate=True) if recipient not in issued else issued[recipient]
-    consumer = KafkaConsumer(
-        theirs["topics"]["inbox"],
-        group_id=f"dms.{recipient}.test",
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=120_000,
-        **theirs["kafka_python"],
-    )
-    try:
-        got = next(m for m in consumer if m.value == document.data)
-    finally:
-        consumer.close()
+    got = _first(theirs["kafka_python"], [theirs["topics"]["inbox"]], document.data, group=f"dms.{recipient}.test")
     headers = {k: bytes(v) for k, v in got.headers}
     assert headers["lienthong-sha256"].decode() == hashlib.sha256(document.data).hexdigest()
 
@@ -255,24 +251,11 @@ def test_a_signed_document_of_another_agency_sent_on_ones_own_outbox_is_refused(
 @pytest.mark.servers
 def test_headers_only_the_hub_writes_are_dropped_at_intake(stack: Stack, issued: dict[str, dict[str, Any]]) -> None:
     """An agency's forged lienthong-* headers never reach a work lane; the lane record is keyed by its outbox."""
-    from kafka import KafkaConsumer  # noqa: PLC0415
-
     document = _document(stack, SENDER, 42_000)
     forged = [("lienthong-input", b"lienthong.outbox.x/0/0"), ("lienthong-sha256", b"0" * 64), ("x-dms", b"kept")]
     mine = issued[SENDER]
     assert _produce(mine["kafka"], mine["topics"]["outbox"], document.data, key=b"me", headers=forged) is None
-    lanes = KafkaConsumer(
-        "lienthong.work.bulk",
-        "lienthong.work.urgent",
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=60_000,
-        **stack.connection.options(),
-    )
-    try:
-        record = next(m for m in lanes if m.value == document.data)
-    finally:
-        lanes.close()
+    record = _first(stack.connection.options(), ["lienthong.work.bulk", "lienthong.work.urgent"], document.data)
     headers = [(k, bytes(v)) for k, v in record.headers]
     assert record.key == SENDER.encode()
     assert ("x-dms", b"kept") in headers

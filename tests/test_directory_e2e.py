@@ -7,7 +7,6 @@ import json
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,21 +24,17 @@ from schemas.examples import example_edoc
 from signer.devpki import spki_sha256
 from signer.sign import sign_document
 from storage.ledger import EventKind, create_self_signed_identity, decode_ledger_record
-from tests.support.hub_fixtures import Outputs, Stack, start_stack
+from tests.support.hub_fixtures import Outputs, Stack
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]
 
 SENDER, OTHER, NEW = "000.01.00.H41", "000.02.00.H41", "000.55.00.H55"
 
 
-@pytest.fixture(scope="module", name="stack")
-def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One hub for the whole module (the tests run in order and build on each other's changes)."""
-    running = start_stack(tmp_path_factory.mktemp("hub") / "data")
-    try:
-        yield running
-    finally:
-        running.hub.stop()
+@pytest.fixture(name="stack", scope="module")
+def shared_stack(module_stack: Stack) -> Stack:
+    """One running hub for the whole module."""
+    return module_stack
 
 
 def _agency(stack: Stack, *argv: str) -> int:

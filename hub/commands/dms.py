@@ -7,11 +7,15 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapters.kafka import KafkaConnection
 from hub.commands._common import emit_json, expand_files, warn
 from hub.commands.sign import add_key_arguments, load_key
 from schemas.errors import HubError
+
+if TYPE_CHECKING:
+    from adapters.dms import HubClient
 
 __all__ = ["add_connection_arguments", "connection", "register"]
 
@@ -92,16 +96,23 @@ def agency_connection(args: argparse.Namespace) -> tuple[KafkaConnection, str]:
     return (replace(kafka, bootstrap=args.bootstrap) if args.bootstrap else kafka), organ_id
 
 
-def run_send(args: argparse.Namespace) -> int:
-    """Send every file; exit 0 when the broker acknowledged them all."""
+def _client(args: argparse.Namespace, verb: str) -> HubClient | None:
+    """The SDK client of the arguments' agency, or None after one line saying what is missing."""
     from adapters.dms import HubClient  # noqa: PLC0415
 
     try:
         kafka, organ_id = agency_connection(args)
     except HubError as exc:
-        warn(f"lienthong send: {exc}")
+        warn(f"lienthong {verb}: {exc}")
+        return None
+    return HubClient(kafka, organ_id=organ_id)
+
+
+def run_send(args: argparse.Namespace) -> int:
+    """Send every file; exit 0 when the broker acknowledged them all."""
+    client = _client(args, "send")
+    if client is None:
         return 2
-    client = HubClient(kafka, organ_id=organ_id)
     failed = 0
     try:
         for path in expand_files(args.files):
@@ -123,14 +134,9 @@ def run_send(args: argparse.Namespace) -> int:
 
 def run_receive(args: argparse.Namespace) -> int:
     """Print (or save) records until interrupted or ``--timeout``."""
-    from adapters.dms import HubClient  # noqa: PLC0415
-
-    try:
-        kafka, organ_id = agency_connection(args)
-    except HubError as exc:
-        warn(f"lienthong receive: {exc}")
+    client = _client(args, "receive")
+    if client is None:
         return 2
-    client = HubClient(kafka, organ_id=organ_id)
     try:
         for item in client.receive(timeout=args.timeout, from_beginning=args.from_beginning, group=args.group):
             saved = None
@@ -166,14 +172,9 @@ def run_receive(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     """Build, sign and send one status."""
-    from adapters.dms import HubClient  # noqa: PLC0415
-
-    try:
-        kafka, organ_id = agency_connection(args)
-    except HubError as exc:
-        warn(f"lienthong status: {exc}")
+    client = _client(args, "status")
+    if client is None:
         return 2
-    client = HubClient(kafka, organ_id=organ_id)
     try:
         key, chain = load_key(args)
         receipt = client.send_status(

@@ -20,7 +20,7 @@ from hub.demo import DemoMaterial, create_demo_material
 from hub.settings import HubSettings
 from hub.up import Hub, demo_settings_on_free_ports
 
-__all__ = ["Outputs", "Stack", "hub_stack", "start_stack"]
+__all__ = ["Outputs", "Stack", "hub_stack", "module_hub_stack", "start_stack"]
 
 OUTPUT_PATTERN = r"^lienthong\.(inbox\..*|status\..*|axis\.outbound|deadletter)$"
 
@@ -56,6 +56,16 @@ def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0) -> 
 def hub_stack(tmp_path: Path) -> Iterator[Stack]:
     """A running hub with one worker in a temporary folder, stopped afterwards."""
     running = start_stack(tmp_path / "data")
+    try:
+        yield running
+    finally:
+        running.hub.stop()
+
+
+@pytest.fixture(name="module_stack", scope="module")
+def module_hub_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One running hub for a whole test module (its tests may build on each other's changes), stopped afterwards."""
+    running = start_stack(tmp_path_factory.mktemp("hub") / "data")
     try:
         yield running
     finally:
