@@ -32,6 +32,7 @@ from schemas.errors import HubError
 
 __all__ = [
     "DEFAULT_HEAP_MB",
+    "BrokerTls",
     "EmbeddedKafka",
     "TopicLayoutError",
     "create_topics",
@@ -88,6 +89,18 @@ class _Node:
     controller_port: int
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """TLS on the client listener, with the operator's CA.
+
+    ``keystore`` is a PEM file with the broker's unencrypted PKCS#8 key and its certificate chain (naming
+    127.0.0.1); ``ca_file`` is the CA that clients and the other brokers verify it with.
+    """
+
+    keystore: Path
+    ca_file: Path
+
+
 class EmbeddedKafka:
     """``nodes`` Kafka processes, each a broker and a controller, their logs under ``data``.
 
@@ -105,6 +118,7 @@ class EmbeddedKafka:
         ports: Sequence[int] | None = None,
         heap_mb: int = DEFAULT_HEAP_MB,
         log_dir: Path | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         if ports is not None and len(ports) != nodes:
             raise ValueError(f"{nodes} node(s) need {nodes} port(s), got {len(ports)}")
@@ -113,6 +127,7 @@ class EmbeddedKafka:
         self._password = password
         self.heap_mb = heap_mb
         self.log_dir = log_dir or self.data
+        self.tls = tls
         self.nodes = [
             _Node(i + 1, ports[i] if ports else free_port(), free_port()) for i in range(nodes)
         ]
@@ -127,7 +142,8 @@ class EmbeddedKafka:
     @property
     def connection(self) -> KafkaConnection:
         """How the hub's principal (a super user) reaches the cluster."""
-        return KafkaConnection(self.bootstrap, self.username, self._password)
+        ca_file = self.tls.ca_file if self.tls is not None else None
+        return KafkaConnection(self.bootstrap, self.username, self._password, tls=ca_file is not None, ca_file=ca_file)
 
     @property
     def replication(self) -> int:
@@ -256,13 +272,14 @@ class EmbeddedKafka:
         plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
         cpw = self._controller_password
-        settings = {
+        client_protocol = "SASL_PLAINTEXT" if self.tls is None else "SASL_SSL"
+        settings: dict[str, object] = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             "controller.quorum.voters": voters,
             "listeners": f"CLIENTS://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
             "advertised.listeners": f"CLIENTS://127.0.0.1:{node.port}",
-            "listener.security.protocol.map": "CLIENTS:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "listener.security.protocol.map": f"CLIENTS:{client_protocol},CONTROLLER:SASL_PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "CLIENTS",
             "sasl.enabled.mechanisms": DEFAULT_SASL_MECHANISM,
@@ -291,6 +308,13 @@ class EmbeddedKafka:
             "log.cleaner.backoff.ms": 5000,
             "delete.topic.enable": "true",
         }
+        if self.tls is not None:  # clients and brokers between them: TLS, verified against the operator's CA
+            settings |= {
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": str(self.tls.keystore),
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(self.tls.ca_file),
+            }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
