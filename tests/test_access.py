@@ -73,7 +73,7 @@ def _produce(config: dict[str, Any], topic: str, value: bytes, **extra: Any) -> 
     """Produce one record; the delivery error (None when the broker accepted it)."""
     kafka = _kafka()
     errors: list[Any] = []
-    producer = kafka.Producer({**config, "message.timeout.ms": 15000})
+    producer = kafka.Producer({"message.timeout.ms": 15000, **config})
     producer.produce(topic, value=value, on_delivery=lambda err, _msg: errors.append(err), **extra)
     producer.flush(30)
     return errors[0] if errors else "no delivery report"
@@ -185,7 +185,7 @@ def test_clients_without_valid_credentials_are_refused(
     else:
         config["sasl.username"] = "agency-000.77.00.H41"
     errors: list[Any] = []
-    producer = kafka.Producer({**config, "message.timeout.ms": 8000, "error_cb": errors.append})
+    producer = kafka.Producer({**config, "message.timeout.ms": 4000, "error_cb": errors.append})
     before = _end_offset(stack.connection, f"lienthong.outbox.{SENDER}")
     delivered: list[Any] = []
     producer.produce(f"lienthong.outbox.{SENDER}", value=b"x", on_delivery=lambda err, _m: delivered.append(err))
@@ -209,7 +209,7 @@ def test_credentials_are_shown_once_and_rotation_revokes_the_old_password(stack:
     assert second["vxp"]["secret"] != first["vxp"]["secret"]
     outbox = second["topics"]["outbox"]
     assert _produce(second["kafka"], outbox, b"probe") is None
-    assert _produce(first["kafka"], outbox, b"probe") is not None
+    assert _produce({**first["kafka"], "message.timeout.ms": 4000}, outbox, b"probe") is not None
     with pytest.raises(AccessError, match="not in the hub's directory"):
         issue_credentials(stack.settings, "000.77.00.H41")
 
@@ -323,7 +323,7 @@ def test_send_and_receive_take_an_agencys_credentials_file(
     assert main(["send", str(sent), "--credentials", str(files[SENDER]), "--as", OTHER]) == 2
     assert "not " + OTHER in capsys.readouterr().err
     sha = hashlib.sha256(document.data).hexdigest()
-    receive = ["receive", "--credentials", str(files[recipient]), "--from-beginning", "--timeout", "30", "--json"]
+    receive = ["receive", "--credentials", str(files[recipient]), "--from-beginning", "--timeout", "5", "--json"]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert main(receive) == 0
