@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from adapters.dms import HubClient
 from adapters.kafka import KafkaConnection
 from hub.access import ADMIN_USER, AccessError, access_plan, agency_user, issue_credentials
 from hub.demo import demo_documents
@@ -331,3 +335,56 @@ def test_send_and_receive_take_an_agencys_credentials_file(
             break
     else:
         pytest.fail(f"{recipient} never received {sha}")
+
+
+def _dead_letter_reason(stack: Stack, data: bytes, send: Callable[[], object]) -> bytes:
+    """Send with ``send``; the reason of the dead letter ``data`` gets (it must get one, and no delivery)."""
+    outputs = Outputs(stack.connection)
+    send()
+    assert outputs.wait_for(lambda o: any(v == data for _, v in o.records["lienthong.deadletter"]), timeout=120)
+    assert not any(v == data for _, _, v in outputs.deliveries())
+    reason = next(h for h, v in outputs.records["lienthong.deadletter"] if v == data)["lienthong-reason"]
+    outputs.close()
+    return reason
+
+
+@pytest.mark.servers
+def test_a_certificate_naming_another_organ_id_is_refused_even_when_pinned(stack: Stack, tmp_path: Path) -> None:
+    """An administrator pins OTHER's key for SENDER too; a document From SENDER signed with it: CERT_ORGAN_MISMATCH."""
+    from hub.cli import main  # noqa: PLC0415
+    from schemas import build_document  # noqa: PLC0415
+    from schemas.examples import example_edoc  # noqa: PLC0415
+    from signer.sign import sign_document  # noqa: PLC0415
+
+    cert = tmp_path / "other.pem"
+    cert.write_bytes(stack.material.keys[OTHER].certificate.public_bytes(serialization.Encoding.PEM))
+    assert main(["agency", "pin", SENDER, "--cert", str(cert), "--data", str(stack.settings.data_dir)]) == 0
+    time.sleep(3)  # the workers follow the directory
+    edoc = example_edoc(sender=SENDER, recipients=("000.03.00.H41",), number=7702, day=datetime.now(UTC).date())
+    data = sign_document(build_document(edoc), stack.material.keys[OTHER])
+    client = HubClient(stack.connection, organ_id=SENDER)
+    assert _dead_letter_reason(stack, data, lambda: client.send(data)) == b"CERT_ORGAN_MISMATCH"
+    client.close()
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(("who", "code"), [("stranger", "03"), ("recipient", "13"), ("sender", "15")])
+def test_statuses_only_from_those_the_document_concerns(stack: Stack, who: str, code: str) -> None:
+    """A stranger's 03, a recipient's 13 and the sender's 15 about a delivered document: each refused, with a 02."""
+    from hub.demo import demo_status  # noqa: PLC0415
+
+    document = _document(stack, SENDER, 44_000 + len(who))
+    recipient = next(r for r in document.recipients if r != "000.00.00.G22")
+    outputs = Outputs(stack.connection)
+    HubClient(stack.connection, organ_id=SENDER).send(document.data)
+    assert outputs.wait_for(lambda o: any(v == document.data for _, _, v in o.deliveries()), timeout=120)
+    outputs.close()
+    by = {
+        "stranger": next(a for a in ("000.00.00.H41", "000.03.00.H41", OTHER) if a not in document.recipients),
+        "recipient": recipient,
+        "sender": SENDER,
+    }[who]
+    status = demo_status(stack.material, document.data, by=by, code=code)
+    client = HubClient(stack.connection, organ_id=by)
+    assert _dead_letter_reason(stack, status, lambda: client.send(status)) == b"STATUS_NOT_ALLOWED"
+    client.close()
