@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -189,3 +190,21 @@ def test_admin_certs_replace_the_generated_certificate(tmp_path: Path, stranger:
         create_admin_identity(HubSettings(data_dir=tmp_path, admin_pkcs11_uri="pkcs11:object=admin"))
     with pytest.raises(Exception, match="admin_certs"):
         load_admin_certificates(HubSettings(data_dir=tmp_path / "none"))
+
+
+@pytest.mark.servers
+def test_records_signed_on_a_pkcs11_token_are_applied(softhsm_token: Any, tmp_path: Path) -> None:
+    """With admin_pkcs11_uri, records are signed inside SoftHSM2 and workers trusting its certificate apply them."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    cert = tmp_path / "admin-token.pem"
+    cert.write_bytes(softhsm_token.cert.cert.public_bytes(serialization.Encoding.PEM))
+    settings = HubSettings(data_dir=tmp_path, admin_pkcs11_uri=softhsm_token.uri, admin_certs=(cert,))
+    create_admin_identity(settings)  # nothing to create: the key is on the token
+    assert not settings.admin_key_path.exists()
+    agency = Agency("000.01.00.H41", "Sở Tư pháp", Route.LOCAL)
+    with admin_signing_key(settings) as key:
+        value = sign_record(key, agency.id, agency, datetime.now(UTC))
+    state = DirectoryState(load_admin_certificates(settings))
+    assert state.apply(agency.id, value).agency == agency
+    assert state.directory.get(agency.id) == agency
