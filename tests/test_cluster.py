@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.demo import create_demo_material, demo_documents
+from hub.demo import demo_documents
 from hub.embedded.kafka import EmbeddedKafka
-from hub.up import Hub, demo_settings_on_free_ports, wait_until
-from tests.support.hub_fixtures import Outputs, Stack
+from hub.up import wait_until
+from tests.support.hub_fixtures import Outputs, start_external_stack
 from tests.test_hub_e2e import _delivered, _expected, _send
 from tests.test_hub_faults import assert_each_delivered_once
 
@@ -24,19 +24,8 @@ pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # thousands of doc
 
 def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(kafka_cluster: EmbeddedKafka, tmp_path: Path) -> None:
     """SIGKILL of one of three brokers during 5,000 documents: every delivery exactly once, the ledger verifies."""
-    data = tmp_path / "data"
-    material = create_demo_material(data / "demo")
-    settings = demo_settings_on_free_ports(
-        data,
-        kafka_external=True,
-        kafka_bootstrap=kafka_cluster.bootstrap,
-        kafka_username=kafka_cluster.username,
-        kafka_password=kafka_cluster.connection.password,
-        kafka_replication=3,
-    )
-    hub = Hub(settings, workers=1, progress=lambda _line: None)
-    hub.start()
-    stack = Stack(hub, material)
+    stack = start_external_stack(tmp_path / "data", kafka_cluster)
+    hub, material = stack.hub, stack.material
     try:
         documents = [d for d in demo_documents(material, 5000, start_number=70_000) if d.expect == "delivered"]
         expected = _expected(documents)

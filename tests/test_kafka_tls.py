@@ -17,11 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hub.access import issue_credentials
-from hub.demo import create_demo_material, demo_documents
+from hub.demo import demo_documents
 from hub.embedded.kafka import BrokerTls, EmbeddedKafka
-from hub.up import Hub, demo_settings_on_free_ports
 from tests.support.broker_fixtures import require_kafka
-from tests.support.hub_fixtures import Stack
+from tests.support.hub_fixtures import Stack, start_external_stack
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(600)]
 
@@ -74,24 +73,13 @@ def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tls = _operator_ca(folder)
     broker = EmbeddedKafka(folder / "kafka", username="operator-hub", password=secrets.token_urlsafe(16), tls=tls)
     broker.start()
-    data = folder / "data"
-    material = create_demo_material(data / "demo")
-    settings = demo_settings_on_free_ports(
-        data,
-        kafka_external=True,
-        kafka_bootstrap=broker.bootstrap,
-        kafka_username=broker.username,
-        kafka_password=broker.connection.password,
-        kafka_tls=True,
-        kafka_ca_file=tls.ca_file,
-        kafka_replication=1,
-    )
-    hub = Hub(settings, workers=1, progress=lambda _line: None)
     try:
-        hub.start()
-        yield Stack(hub, material)
+        stack = start_external_stack(folder / "data", broker)
+        try:
+            yield stack
+        finally:
+            stack.hub.stop()
     finally:
-        hub.stop()
         broker.stop()
 
 

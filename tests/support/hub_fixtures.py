@@ -17,10 +17,11 @@ from kafka import KafkaConsumer
 
 from adapters.kafka import KafkaConnection
 from hub.demo import DemoMaterial, create_demo_material
+from hub.embedded.kafka import EmbeddedKafka
 from hub.settings import HubSettings
 from hub.up import Hub, demo_settings_on_free_ports
 
-__all__ = ["Outputs", "Stack", "hub_stack", "module_hub_stack", "start_stack"]
+__all__ = ["Outputs", "Stack", "hub_stack", "module_hub_stack", "start_external_stack", "start_stack"]
 
 OUTPUT_PATTERN = r"^lienthong\.(inbox\..*|status\..*|axis\.outbound|deadletter)$"
 
@@ -48,6 +49,25 @@ def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0) -> 
     material = create_demo_material(data / "demo")
     settings = demo_settings_on_free_ports(data, seal_interval_seconds=seal_interval)
     hub = Hub(settings, workers=workers, progress=lambda _line: None)
+    hub.start()
+    return Stack(hub, material)
+
+
+def start_external_stack(data: Path, broker: EmbeddedKafka) -> Stack:
+    """Start a hub with the demo material on ``broker`` reached as an operator's cluster (the settings' path)."""
+    material = create_demo_material(data / "demo")
+    connection = broker.connection
+    settings = demo_settings_on_free_ports(
+        data,
+        kafka_external=True,
+        kafka_bootstrap=connection.bootstrap,
+        kafka_username=connection.username,
+        kafka_password=connection.password,
+        kafka_tls=connection.tls,
+        kafka_ca_file=connection.ca_file,
+        kafka_replication=broker.replication,
+    )
+    hub = Hub(settings, workers=1, progress=lambda _line: None)
     hub.start()
     return Stack(hub, material)
 
