@@ -20,7 +20,7 @@ import yaml
 from hub.records import inbox_topic, status_topic
 from hub.trust import ConfigError
 
-__all__ = ["Agency", "Directory", "DirectoryError", "Route", "load_directory"]
+__all__ = ["Agency", "Directory", "DirectoryError", "Route", "load_directory", "spki_digest"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -69,11 +69,17 @@ class Agency:
         pins = entry.get("cert_spki_sha256", [])
         if not isinstance(pins, list):
             raise DirectoryError(f"{where} ({organ_id}): 'cert_spki_sha256' must be a list of SHA-256 hex digests")
-        digests = [str(p).strip().lower().replace(":", "") for p in pins]
+        digests = [spki_digest(p) for p in pins]
         for original, digest in zip(pins, digests, strict=True):
-            if not _HEX64.match(digest):
+            if digest is None:
                 raise DirectoryError(f"{where} ({organ_id}): {original!r} is not a SHA-256 hex digest")
-        return cls(organ_id.strip(), str(entry.get("name", "")), Route(route), frozenset(digests))
+        return cls(organ_id.strip(), str(entry.get("name", "")), Route(route), frozenset(filter(None, digests)))
+
+
+def spki_digest(text: object) -> str | None:
+    """A pin as the directory keeps it (SHA-256 hex, lower case, colons and spaces dropped), or None if not one."""
+    digest = str(text).strip().lower().replace(":", "")
+    return digest if _HEX64.match(digest) else None
 
 
 class Directory:

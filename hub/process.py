@@ -454,7 +454,7 @@ class DocumentProcessor:
         parsed: ParsedDocument | None,
         report: VerificationReport | None = None,
     ) -> Outcome:
-        key_text = (record.key or b"").decode("utf-8", "replace")
+        key_text = self._claimed_sender(record)
         # The status goes to who sent the record (the outbox's owner), not to whom its From claims (SENDER_MISMATCH).
         sender = key_text or (parsed.message.sender.organ_id if parsed is not None else "")
         doc_id = _document_id(parsed.message) if parsed is not None else ""

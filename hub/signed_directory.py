@@ -292,10 +292,15 @@ def read_directory_topic(connection: KafkaConnection) -> list[tuple[str, bytes |
         consumer.close()
 
 
-def current_directory(settings: HubSettings) -> DirectoryState:
-    """The directory as workers see it: every record on ``lienthong.directory`` that verifies, applied in order."""
+def current_directory(
+    settings: HubSettings, records: Sequence[tuple[str, bytes | None, int]] | None = None
+) -> DirectoryState:
+    """The directory as workers see it: every record on ``lienthong.directory`` that verifies, applied in order.
+
+    ``records`` are the topic's, already read (``read_directory_topic``); by default they are read here.
+    """
     state = DirectoryState(load_admin_certificates(settings))
-    for key, value, _offset in read_directory_topic(settings.kafka):
+    for key, value, _offset in read_directory_topic(settings.kafka) if records is None else records:
         try:
             state.apply(key, value)
         except RecordRefused:

@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from hub.directory import Directory, load_directory
 from hub.embedded._process import ManagedProcess
-from hub.embedded.kafka import EmbeddedKafka, create_topics, wait_ready
+from hub.embedded.kafka import EmbeddedKafka, wait_ready
 from hub.embedded.s3 import EmbeddedS3
 from hub.metrics import collecting_registry
 from hub.records import DIRECTORY
@@ -186,8 +186,13 @@ class Hub:
         seed = load_directory(settings.directory_file) if settings.directory_file else Directory()
         self._create_topics(seed)
         create_admin_identity(settings)
-        self._publish_directory(seed)
-        directory = current_directory(settings).directory  # the seed, or what administrators made of it since
+        records = read_directory_topic(settings.kafka)
+        if not records and len(seed):  # the first start: the YAML file seeds the topic; later ones leave it alone
+            self._publish_directory(seed)
+            records = read_directory_topic(settings.kafka)
+        elif records:
+            self.progress(f"directory: {DIRECTORY} kept as administrators left it (the YAML seeds a first start)")
+        directory = current_directory(settings, records).directory  # the seed, or what administrators made of it
         self._create_topics(directory)
         self._grant(directory)
         create_seal_identity(self.data)
@@ -205,13 +210,10 @@ class Hub:
         return HubAddresses(settings.kafka_bootstrap, settings.s3_endpoint, f"127.0.0.1:{settings.http_port}")
 
     def _create_topics(self, directory: Directory) -> None:
-        from hub.access import topic_plan  # noqa: PLC0415
+        from hub.access import create_hub_topics, topic_plan  # noqa: PLC0415
 
         topics, compacted = topic_plan(self.settings, directory)
-        if self._kafka is not None:
-            self._kafka.create_topics(topics, compacted=compacted)
-        else:
-            create_topics(self.settings.kafka, topics, compacted=compacted, replication=self.settings.kafka_replication)
+        create_hub_topics(self.settings, topics, compacted=compacted)
 
     def _grant(self, directory: Directory) -> None:
         """Create the ACLs of every principal (agencies, administrator, facade, connector) for ``directory``."""
@@ -271,15 +273,7 @@ class Hub:
         return list(self._workers)
 
     def _publish_directory(self, directory: Directory) -> None:
-        """Seed ``lienthong.directory`` with the YAML file's agencies, signed, if it is empty (the first start only).
-
-        Later starts leave the topic alone: what administrators changed since (``lienthong agency``) stays.
-        """
-        if not len(directory):
-            return
-        if read_directory_topic(self.settings.kafka):
-            self.progress(f"directory: {DIRECTORY} kept as administrators left it (the YAML seeds a first start)")
-            return
+        """Publish the YAML file's agencies on ``lienthong.directory``, each a record signed by the administrator."""
         issued_at = datetime.now(UTC)
         with admin_signing_key(self.settings) as key:
             records = [(agency.id, sign_record(key, agency.id, agency, issued_at)) for agency in directory]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hub.commands._common import emit_json, warn
+from hub.commands._common import emit_json, hub_settings, warn
 from hub.commands.dms import DEFAULT_DATA
 
 __all__ = ["register"]
@@ -31,14 +31,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_plan(args: argparse.Namespace) -> int:
     """Print the plan; with ``--apply`` create it."""
     from hub.access import access_plan, apply_plan, plan_users, read_directory, user_exists  # noqa: PLC0415
-    from hub.settings import HubSettings  # noqa: PLC0415
     from schemas.errors import HubError  # noqa: PLC0415
 
-    settings_file = args.data / "settings.yaml"
-    if not settings_file.is_file():
-        warn(f"lienthong acl plan: no settings in {args.data} (give --data, the hub's data folder)")
+    try:
+        settings = hub_settings(args.data)
+    except HubError as exc:
+        warn(f"lienthong acl plan: {exc}")
         return 2
-    settings = HubSettings.load(settings_file)
     connection = settings.kafka
     try:
         directory = read_directory(settings)

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from hub.commands._common import warn
+from hub.commands._common import hub_settings, warn
 from hub.commands.dms import DEFAULT_DATA
 
 __all__ = ["register_credentials_command"]
@@ -36,17 +36,16 @@ def register_credentials_command(group: argparse._SubParsersAction[argparse.Argu
 def run_credentials(args: argparse.Namespace) -> int:
     """Issue the credentials and print (or write) them."""
     from hub.access import issue_credentials  # noqa: PLC0415
-    from hub.settings import HubSettings, write_private  # noqa: PLC0415
+    from hub.settings import write_private  # noqa: PLC0415
     from schemas.errors import HubError  # noqa: PLC0415
 
-    settings_file = args.data / "settings.yaml"
-    if not settings_file.is_file():
-        warn(f"lienthong agency credentials: no hub in {args.data} (start it with lienthong up --data {args.data})")
+    try:
+        settings = hub_settings(args.data)
+    except HubError as exc:
+        warn(f"lienthong agency credentials: {exc}")
         return 2
     try:
-        issued = issue_credentials(
-            HubSettings.load(settings_file), None if args.admin else args.organ_id, rotate=args.rotate
-        )
+        issued = issue_credentials(settings, None if args.admin else args.organ_id, rotate=args.rotate)
     except HubError as exc:
         warn(f"lienthong agency credentials: {exc}")
         return 1

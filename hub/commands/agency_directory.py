@@ -8,6 +8,7 @@ reads ``lienthong.directory`` to its end, checks the change against it, and writ
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from cryptography import x509
 from kafka.errors import KafkaError
 
 from hub.access import provision_agency
-from hub.commands._common import emit_json
-from hub.directory import Agency, Route
+from hub.commands._common import emit_json, hub_settings
+from hub.directory import Agency, Route, spki_digest
 from hub.settings import HubSettings
 from hub.signed_directory import (
     DirectoryState,
@@ -44,7 +45,7 @@ def register_directory_commands(group: argparse._SubParsersAction[argparse.Argum
     add.add_argument("--name", required=True, help="the agency's name")
     add.add_argument("--route", choices=[r.value for r in Route], default=Route.LOCAL.value)
     _pin_arguments(add, required=False)
-    add.set_defaults(func=run_add)
+    add.set_defaults(func=functools.partial(_run, change="add"))
 
     listing = group.add_parser("list", help="each agency: route, pins, who signed its last change")
     listing.add_argument("--json", action="store_true", help="one JSON object per agency")
@@ -52,13 +53,13 @@ def register_directory_commands(group: argparse._SubParsersAction[argparse.Argum
 
     remove = group.add_parser("remove", help="remove an agency (a signed removal record)")
     remove.add_argument("organ_id", metavar="ORGANID")
-    remove.set_defaults(func=run_remove)
+    remove.set_defaults(func=functools.partial(_run, change="remove"))
 
     for verb, text in (("pin", "allow a signing key for the agency"), ("unpin", "stop allowing a signing key")):
         parser = group.add_parser(verb, help=text)
         parser.add_argument("organ_id", metavar="ORGANID")
         _pin_arguments(parser, required=True)
-        parser.set_defaults(func=run_pin if verb == "pin" else run_unpin)
+        parser.set_defaults(func=functools.partial(_run, change=verb))
 
     for parser in (add, listing, remove, *(group.choices[v] for v in ("pin", "unpin"))):
         parser.add_argument(
@@ -82,8 +83,8 @@ def _pins(args: argparse.Namespace) -> set[str]:
 
     pins = set()
     for text in listed(args.spki):
-        digest = str(text).strip().lower().replace(":", "")
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):  # noqa: PLR2004 - SHA-256 hex
+        digest = spki_digest(text)
+        if digest is None:
             raise _Refused(f"{text!r} is not a SHA-256 in hex (64 digits); or give the certificate with --cert PEM")
         pins.add(digest)
     for path in listed(args.cert):
@@ -94,13 +95,6 @@ def _pins(args: argparse.Namespace) -> set[str]:
             raise _Refused(f"cannot read the certificate {path}: {exc}") from exc
         pins.add(spki_sha256(certs[0]))
     return pins
-
-
-def _settings(args: argparse.Namespace) -> HubSettings:
-    file = args.data / "settings.yaml"
-    if not file.is_file():
-        raise _Refused(f"no {file}: start the hub once with `lienthong up --data {args.data}`, or pass --data DIR")
-    return HubSettings.load(file)
 
 
 def _current(settings: HubSettings) -> DirectoryState:
@@ -134,7 +128,7 @@ def _known(state: DirectoryState, organ_id: str) -> Agency:
 def _run(args: argparse.Namespace, change: str) -> int:
     """Apply ``change`` (add, remove, pin, unpin) and print one line; exit 1 with one line on a problem."""
     try:
-        settings = _settings(args)
+        settings = hub_settings(args.data)
         state = _current(settings)
         organ_id = args.organ_id
         if change == "add":
@@ -163,30 +157,10 @@ def _run(args: argparse.Namespace, change: str) -> int:
     return 0
 
 
-def run_add(args: argparse.Namespace) -> int:
-    """``agency add``."""
-    return _run(args, "add")
-
-
-def run_remove(args: argparse.Namespace) -> int:
-    """``agency remove``."""
-    return _run(args, "remove")
-
-
-def run_pin(args: argparse.Namespace) -> int:
-    """``agency pin``."""
-    return _run(args, "pin")
-
-
-def run_unpin(args: argparse.Namespace) -> int:
-    """``agency unpin``."""
-    return _run(args, "unpin")
-
-
 def run_list(args: argparse.Namespace) -> int:
     """Print each agency with its route, pins and the administrator certificate that signed its last change."""
     try:
-        settings = _settings(args)
+        settings = hub_settings(args.data)
         state = _current(settings)
     except HubError as exc:
         print(f"lienthong agency list: {exc}", file=sys.stderr)

@@ -35,6 +35,7 @@ __all__ = [
     "BrokerTls",
     "EmbeddedKafka",
     "TopicLayoutError",
+    "admin_client",
     "create_topics",
     "kafka_classpath",
     "wait_ready",
@@ -318,7 +319,8 @@ class EmbeddedKafka:
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def _admin(connection: KafkaConnection, *, timeout: float = _ADMIN_TIMEOUT) -> Any:
+def admin_client(connection: KafkaConnection, *, timeout: float = _ADMIN_TIMEOUT) -> Any:
+    """A kafka-python admin client for ``connection`` (close it when done)."""
     return KafkaAdminClient(
         client_id="lienthong-admin", request_timeout_ms=int(timeout * 1000), **connection.options()
     )
@@ -331,7 +333,7 @@ def wait_ready(connection: KafkaConnection, *, timeout: float = _START_TIMEOUT, 
     while time.monotonic() < deadline:
         admin = None
         try:
-            admin = _admin(connection, timeout=min(_ADMIN_TIMEOUT, max(deadline - time.monotonic(), 1.0)))
+            admin = admin_client(connection, timeout=min(_ADMIN_TIMEOUT, max(deadline - time.monotonic(), 1.0)))
             cluster = admin.describe_cluster()
             if len(cluster.get("brokers", ())) >= brokers and cluster.get("controller_id", -1) >= 0:
                 return
@@ -361,7 +363,7 @@ def create_topics(
     unknown = set(compacted) - set(topics)
     if unknown:
         raise ValueError(f"compacted topics not in the plan: {sorted(unknown)}")
-    admin = _admin(connection)
+    admin = admin_client(connection)
     try:
         existing = _partition_counts(admin, topics)
         missing = [
