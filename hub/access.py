@@ -6,9 +6,12 @@ Principals (SASL/SCRAM-SHA-512 users):
   consumer group, and the cluster operations that creating topics and users need;
 - the administrator (``lienthong-admin``): reads every ``lienthong.*`` topic (operators' tools), writes only
   ``lienthong.directory``, consumer groups ``admin.*``;
-- the VXP facade (``lienthong-vxp``) and the national-axis connector (``lienthong-axis``): writes outboxes on behalf
-  of the agencies they serve (the facade: all; the connector: agencies routed through the axis), reads what they
-  deliver, groups ``vxp.*`` / ``axis.*``;
+- the VXP facade (``lienthong-vxp``): writes outboxes on behalf of the agencies it serves, reads what it delivers,
+  groups ``vxp.*``;
+- the national-axis connector (``lienthong-axis``): reads ``lienthong.axis.outbound``, writes only
+  ``lienthong.axis.inbound`` (what it pulls from the axis: the intake takes the sender from the document and refuses
+  a local one), the senders' status topics (its "forwarded to the national axis" statuses) and ``lienthong.ledger``
+  (its send events, which still need the workers' MAC), groups ``axis.*``;
 - one per local agency (``agency-<OrganId>``): writes only ``lienthong.outbox.<OrganId>``, reads only its
   ``lienthong.inbox.<OrganId>`` and ``lienthong.status.<OrganId>``, consumer groups ``dms.<OrganId>.*``.
 
@@ -30,6 +33,7 @@ import yaml
 from adapters.kafka import DEFAULT_SASL_MECHANISM, KafkaConnection
 from hub.directory import Agency, Directory, Route
 from hub.records import (
+    AXIS_INBOUND,
     AXIS_OUTBOUND,
     DEADLETTER,
     DIRECTORY,
@@ -158,12 +162,14 @@ def access_plan(directory: Directory, *, hub_user: str, consumer_group: str) -> 
         *_reads(VXP_USER, DIRECTORY),
         _group(VXP_USER, "vxp."),
         *_reads(AXIS_USER, AXIS_OUTBOUND),
+        *_writes(AXIS_USER, AXIS_INBOUND),
+        *_writes(AXIS_USER, "lienthong.status.", prefixed=True),
+        *_writes(AXIS_USER, LEDGER),
         *_reads(AXIS_USER, DIRECTORY),
         _group(AXIS_USER, "axis."),
     ]
     for agency in directory:
-        if agency.route is Route.AXIS:  # the connector brings in what such agencies send through the axis
-            grants += _writes(AXIS_USER, outbox_topic(agency.id))
+        if agency.route is Route.AXIS:  # no login here: what it sends comes in through the connector
             continue
         user = agency_user(agency.id)
         grants += _writes(user, outbox_topic(agency.id))
@@ -245,6 +251,7 @@ def topic_plan(settings: HubSettings, directory: Directory) -> tuple[dict[str, i
         WORK_URGENT: settings.partitions,
         WORK_BULK: settings.partitions,
         AXIS_OUTBOUND: 1,
+        AXIS_INBOUND: settings.partitions,
         DEADLETTER: 1,
         LEDGER: 1,
         DIRECTORY: 1,

@@ -2,10 +2,11 @@
 
 Agents, in the order a document meets them:
 
-- ``intake`` (every ``lienthong.outbox.<OrganId>``): reads the priority and forwards the record's value to the urgent
-  or the bulk work lane, so Priority 3–4 documents never queue behind bulk traffic. The lane record's key is the
-  outbox's owner: the sender as Kafka authenticated it (only that agency may write its outbox), whatever key the
-  agency gave; headers only the hub may write are dropped;
+- ``intake`` (every ``lienthong.outbox.<OrganId>``, and ``lienthong.axis.inbound``): reads the priority and forwards
+  the record's value to the urgent or the bulk work lane, so Priority 3–4 documents never queue behind bulk traffic.
+  The lane record's key is the outbox's owner: the sender as Kafka authenticated it (only that agency may write its
+  outbox), whatever key the agency gave; headers only the hub may write are dropped. A record of the axis connector
+  has no owner: it gets no key and ``lienthong-origin: axis`` instead (``hub.process`` takes its From/OrganId);
 - ``urgent`` / ``bulk`` (``lienthong.work.*``): the ``DocumentProcessor`` stages (dedup, verify, archive, route)
   in a thread, then the deliveries, statuses and dead letters are produced and acknowledged before the input
   offset may be committed (at-least-once), with the in-doubt check (``hub.guard``) making each delivery exactly
@@ -44,11 +45,14 @@ from hub.ledger_mac import ledger_key, ledger_output, mac_refusal
 from hub.metrics import HubMetrics
 from hub.process import DocumentProcessor, Outcome
 from hub.records import (
+    AXIS_INBOUND,
     AXIS_OUTBOUND,
     DEADLETTER,
     DIRECTORY,
     H_INPUT,
+    H_ORIGIN,
     LEDGER,
+    ORIGIN_AXIS,
     OUTBOX_PREFIX,
     PRODUCER_BATCH_BYTES,
     PRODUCER_LINGER_MS,
@@ -170,7 +174,7 @@ class HubWorker:
         )
         # Every agency's outbox; faust cannot subscribe by pattern, so outboxes of agencies added later are added
         # to this topic's list (``_subscribe_outboxes``) and faust resubscribes.
-        outboxes = _OutboxTopic(app, topics=[outbox_topic(a.id) for a in self.directory], **_RAW)
+        outboxes = _OutboxTopic(app, topics=[AXIS_INBOUND, *(outbox_topic(a.id) for a in self.directory)], **_RAW)
         self._outboxes = outboxes
         app.topics._resubscribe_sleep_lock_seconds = _RESUBSCRIBE_AFTER  # type: ignore[attr-defined]  # noqa: SLF001
         urgent = _raw_topic(app, WORK_URGENT)
@@ -241,18 +245,25 @@ class HubWorker:
     async def _forward(self, record: InboundRecord, lanes: dict[str, faust.TopicT]) -> None:
         """Intake: put the record on its lane, keyed by its outbox's owner; a record forwarded before a crash is not.
 
-        The value and the agency's own headers travel untouched; the key becomes the authenticated sender.
+        The value and the agency's own headers travel untouched; the key becomes the authenticated sender. A record
+        from the axis connector gets no key and the origin header only the intake sets.
         """
-        sender = outbox_owner(record.topic)
-        assert sender is not None  # the intake reads outboxes only
+        headers = [*without_hub_headers(record.headers, keep=_REPLAY_HEADERS)]
+        if record.topic == AXIS_INBOUND:
+            key = None
+            headers.append((H_ORIGIN, ORIGIN_AXIS))
+        else:
+            sender = outbox_owner(record.topic)
+            assert sender is not None  # the intake reads outboxes and the axis's inbound topic only
+            key = sender.encode()
         lane = self.processor.lane(record)
         cause = record.source
         in_doubt = await self.guard.in_doubt(record.topic, record.partition, record.offset)
         since_ms = record.timestamp_ms
         if in_doubt and await self.guard.already_delivered(lane, cause, since_ms=since_ms, topics=list(lanes)):
             return
-        headers = [*without_hub_headers(record.headers, keep=_REPLAY_HEADERS), (H_INPUT, cause.encode())]
-        send = functools.partial(lanes[lane].send, key=sender.encode(), value=record.value, headers=headers)
+        headers.append((H_INPUT, cause.encode()))
+        send = functools.partial(lanes[lane].send, key=key, value=record.value, headers=headers)
         await self._retry("intake", lambda: _sent(send()))
         if in_doubt:
             self.guard.note_delivered(lane, cause)
@@ -460,7 +471,7 @@ class HubWorker:
         work = [
             (tp.topic, tp.partition)
             for tp in assigned
-            if tp.topic in (WORK_URGENT, WORK_BULK, DIRECTORY) or tp.topic.startswith(OUTBOX_PREFIX)
+            if tp.topic in (WORK_URGENT, WORK_BULK, DIRECTORY, AXIS_INBOUND) or tp.topic.startswith(OUTBOX_PREFIX)
         ]
         if work:
             ready = self.guard.expect(work)  # first, before any await: records of these partitions wait for it

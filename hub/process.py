@@ -16,11 +16,18 @@ Every refusal is a ``DocumentRejected`` with a stable reason code (the dead-lett
 status 02 the sender receives) and problems naming the element path or certificate at fault. Besides the signature
 and the directory's pin: a certificate that names an OrganId must name From/OrganId (CERT_ORGAN_MISMATCH), and a
 status is relayed only from whom may send it about its document (STATUS_NOT_ALLOWED, ``_status_targets``).
+
+Documents from the national axis (``lienthong-origin: axis``, set by the intake for ``lienthong.axis.inbound``) have
+no outbox owner: their sender is From/OrganId, which must not be a local agency (SENDER_MISMATCH). A sender the
+directory does not know needs no pin (its certificate must still chain to the anchors and pass revocation); one it
+knows keeps its pins. They are delivered to local recipients only (the axis itself serves the others), are answered
+by the axis's own receipt rather than a hub 01, and a refused document's 02 goes back through the axis.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -36,11 +43,13 @@ from hub.records import (
     H_DOC_ID,
     H_ERROR,
     H_INDICATION,
+    H_ORIGIN,
     H_REASON,
     H_RECEIVED_AT,
     H_SENDER,
     H_SHA256,
     H_SOURCE,
+    ORIGIN_AXIS,
     WORK_BULK,
     WORK_URGENT,
     ClaimCheck,
@@ -70,6 +79,9 @@ __all__ = [
     "Outcome",
     "document_index_key",
     "document_key",
+    "from_axis",
+    "hub_status",
+    "transport_status",
 ]
 
 #: Priority 3 (hỏa tốc) and 4 (hỏa tốc hẹn giờ) take the urgent lane.
@@ -101,6 +113,38 @@ def document_key(document_id: str, sha256: str) -> str:
     Its create-only write is the dedup check; listing by DocumentId finds the recipients of a revoked document.
     """
     return f"{_document_prefix(document_id)}{sha256}.xml"
+
+
+def from_axis(record: InboundRecord) -> bool:
+    """Whether ``record`` arrived through the national axis (the intake's ``lienthong-origin`` header says so)."""
+    return record.header(H_ORIGIN) == ORIGIN_AXIS
+
+
+def hub_status(  # noqa: PLR0917 - the fields of a status message, in their order
+    seal: SigningKey, hub_organ_id: str, response_for: ResponseFor, code: str, description: str, at: datetime
+) -> bytes:
+    """A status from the hub itself (01 received/forwarded, 02 refused), signed with the hub's seal key."""
+    status = StatusMessage(
+        sender=Organization(organ_id=hub_organ_id, organ_name="Nền tảng tích hợp lienthong"),
+        response_for=response_for,
+        status_code=code,
+        timestamp=at.astimezone(VIETNAM_TZ),
+        description=description,
+    )
+    return sign_document(build_status(status, check=False), seal)
+
+
+def transport_status(  # noqa: PLR0917 - as hub_status, with the document answered
+    seal: SigningKey, hub_organ_id: str, edoc: Edoc, code: str, description: str, at: datetime
+) -> bytes:
+    """The hub's status ``code`` about ``edoc``, to its sender (``hub_status`` naming that document)."""
+    response_for = ResponseFor(
+        organ_id=edoc.sender.organ_id,
+        code=f"{edoc.code.code_number}/{edoc.code.code_notation}",
+        promulgation_date=edoc.promulgation.promulgation_date,
+        document_id=edoc.document_id,
+    )
+    return hub_status(seal, hub_organ_id, response_for, code, description, at)
 
 
 def document_index_key(document_id: str, sha256: str) -> str:
@@ -168,6 +212,8 @@ class DocumentProcessor:
         self._settings = settings
         self._store = store
         self._verifier = verifier
+        # Senders reached through the axis and absent from the directory have no pins; everything else still applies.
+        self._unpinned_verifier = Verifier(dataclasses.replace(verifier.policy, pins=None))
         self._directory = directory
         self._seal = seal
         self._clock = clock
@@ -199,6 +245,12 @@ class DocumentProcessor:
         data = self.read_value(record)
         parsed = parse(data, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml)
         sender = parsed.message.sender.organ_id
+        if from_axis(record):
+            agency = self._directory().get(sender)
+            if agency is not None and agency.route is Route.LOCAL:
+                problem = Problem(_FROM_PATH, f"is {sender}, a local agency, but the document came through the axis")
+                raise DocumentRejected("SENDER_MISMATCH", [problem])
+            return _Accepted(data, hashlib.sha256(data).hexdigest(), parsed)
         key = self._claimed_sender(record)
         if key and key != sender:
             problem = Problem(_FROM_PATH, f"is {sender}, but the document arrived on the outbox of {key}")
@@ -210,8 +262,10 @@ class DocumentProcessor:
         """Who sent ``record``: its key, on a work lane the owner of the outbox it arrived on (set by the intake).
 
         Only that agency may write its outbox (ACLs), so this is the sender Kafka authenticated; From/OrganId must
-        equal it.
+        equal it. A record from the axis has no such owner (empty).
         """
+        if from_axis(record):
+            return ""
         return (record.key or b"").decode("utf-8", "replace")
 
     def lane(self, record: InboundRecord) -> str:
@@ -231,7 +285,10 @@ class DocumentProcessor:
             accepted = self._intake(record)
         except DocumentRejected as exc:
             return self._reject(record, exc, received_at, sha256=_sha_of(record.value), parsed=None)
-        report = self._verifier.verify(accepted.data, at=received_at)
+        sender = accepted.parsed.message.sender.organ_id
+        unpinned = from_axis(record) and self._directory().get(sender) is None
+        verifier = self._unpinned_verifier if unpinned else self._verifier
+        report = verifier.verify(accepted.data, at=received_at)
         if not report.passed:
             reason = (report.subindication or report.indication).value
             problems = [Problem(_SIGNATURE_PATH, e) for e in report.errors]
@@ -272,7 +329,8 @@ class DocumentProcessor:
         sender = message.sender.organ_id
         doc_id = _document_id(message)
         directory = self._directory()
-        if directory.get(sender) is None:
+        axis_origin = from_axis(record)
+        if directory.get(sender) is None and not axis_origin:
             raise DocumentRejected("UNKNOWN_SENDER", [Problem(_FROM_PATH, f"{sender} is not in the hub's directory")])
         if isinstance(message, StatusMessage):
             targets = self._status_targets(message)
@@ -280,8 +338,12 @@ class DocumentProcessor:
         else:
             targets = self._recipients(message)
             kind = EventKind.DELIVERED
-        known = [t for t in targets if directory.get(t) is not None]
-        unknown = [t for t in targets if directory.get(t) is None]
+        if axis_origin:  # the axis serves every recipient outside this province; sending them back would loop
+            known = [t for t in targets if (a := directory.get(t)) is not None and a.route is Route.LOCAL]
+            unknown = [] if known else targets
+        else:
+            known = [t for t in targets if directory.get(t) is not None]
+            unknown = [t for t in targets if directory.get(t) is None]
         if not known:
             path = "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/" + (
                 "ResponseFor/OrganId" if isinstance(message, StatusMessage) else "To/OrganId"
@@ -311,10 +373,8 @@ class DocumentProcessor:
                 for t in known
             ),
         ]
-        if isinstance(message, Edoc):
-            note = "Hub lienthong đã nhận và chuyển tới: " + ", ".join(known)
-            if unknown:
-                note += "; không có trong danh bạ (UNKNOWN_RECIPIENT): " + ", ".join(unknown)
+        if isinstance(message, Edoc) and not axis_origin:  # the axis's own receipt answers its senders
+            note = self._received_note(known, unknown)
             status = self._transport_status(
                 _RECEIVED_STATUS if not unknown else _REJECTED_STATUS, message, note, received_at
             )
@@ -332,6 +392,24 @@ class DocumentProcessor:
             reason="UNKNOWN_RECIPIENT" if unknown else "",
             warnings=accepted.parsed.warnings,
         )
+
+    def _received_note(self, known: Sequence[str], unknown: Sequence[str]) -> str:
+        """The text of the 01 at routing time: delivered locally, or queued for the national axis.
+
+        For axis recipients the connector sends a second 01, "forwarded", once the axis has accepted the document.
+        """
+        directory = self._directory()
+        local = [t for t in known if (a := directory.get(t)) is not None and a.route is Route.LOCAL]
+        axis = [t for t in known if t not in local]
+        parts = []
+        if local:
+            parts.append("đã chuyển tới: " + ", ".join(local))
+        if axis:
+            parts.append("đang chờ gửi lên Trục liên thông văn bản quốc gia tới: " + ", ".join(axis))
+        note = "Hub lienthong đã nhận; " + "; ".join(parts)
+        if unknown:
+            note += "; không có trong danh bạ (UNKNOWN_RECIPIENT): " + ", ".join(unknown)
+        return note
 
     def _status_targets(self, status: StatusMessage) -> list[str]:
         """Who gets ``status`` about document D, or STATUS_NOT_ALLOWED when its sender may not say it.
@@ -455,6 +533,7 @@ class DocumentProcessor:
         report: VerificationReport | None = None,
     ) -> Outcome:
         key_text = self._claimed_sender(record)
+        axis_origin = from_axis(record)
         # The status goes to who sent the record (the outbox's owner), not to whom its From claims (SENDER_MISMATCH).
         sender = key_text or (parsed.message.sender.organ_id if parsed is not None else "")
         doc_id = _document_id(parsed.message) if parsed is not None else ""
@@ -470,7 +549,12 @@ class DocumentProcessor:
         )
         records = [OutboundRecord(DEADLETTER, record.key, record.value or b"", dead_headers)]
         known_sender = bool(sender) and self._directory().get(sender) is not None
-        if known_sender:
+        if axis_origin:
+            # Back through the axis, for a document only: a 02 about a status (or about a claimed local sender) would
+            # be routed by the axis to someone else, or back here, and answered again.
+            answer = self._axis_rejection(exc, parsed, sender, sha256, error_text, received_at)
+            records += [answer] if answer is not None else []
+        elif known_sender:
             description = f"Từ chối tiếp nhận ({exc.reason}): {error_text}"
             status = self._rejection_status(parsed, sender, sha256, description, received_at)
             status_headers: Headers = ((H_REASON, exc.reason.encode()), (H_SHA256, sha256.encode()))
@@ -509,19 +593,32 @@ class DocumentProcessor:
             problems=exc.problems,
         )
 
+    def _axis_rejection(  # noqa: PLR0917 - what the refusal's status says and about what
+        self,
+        exc: DocumentRejected,
+        parsed: ParsedDocument | None,
+        sender: str,
+        sha256: str,
+        error_text: str,
+        at: datetime,
+    ) -> OutboundRecord | None:
+        """The 02 for a document refused from the axis, on ``lienthong.axis.outbound`` (None: nobody to answer)."""
+        message = parsed.message if parsed is not None else None
+        if not isinstance(message, Edoc) or exc.reason == "SENDER_MISMATCH":
+            return None
+        description = f"Từ chối tiếp nhận ({exc.reason}): {error_text}"
+        status = self._transport_status(_REJECTED_STATUS, message, description, at)
+        headers: Headers = (
+            (H_DOC_ID, message.document_id.encode()),
+            (H_REASON, exc.reason.encode()),
+            (H_SHA256, sha256.encode()),
+        )
+        return OutboundRecord(AXIS_OUTBOUND, sender.encode(), status, headers)
+
     # --- statuses --------------------------------------------------------------------------------------------
 
-    def _hub_org(self) -> Organization:
-        return Organization(organ_id=self._settings.hub_organ_id, organ_name="Nền tảng tích hợp lienthong")
-
     def _transport_status(self, code: str, edoc: Edoc, description: str, at: datetime) -> bytes:
-        response_for = ResponseFor(
-            organ_id=edoc.sender.organ_id,
-            code=f"{edoc.code.code_number}/{edoc.code.code_notation}",
-            promulgation_date=edoc.promulgation.promulgation_date,
-            document_id=edoc.document_id,
-        )
-        return self._signed_status(response_for, code, description, at)
+        return transport_status(self._seal, self._settings.hub_organ_id, edoc, code, description, at)
 
     def _rejection_status(
         self, parsed: ParsedDocument | None, sender: str, sha256: str, description: str, at: datetime
@@ -539,14 +636,7 @@ class DocumentProcessor:
         return self._signed_status(response_for, _REJECTED_STATUS, description, at)
 
     def _signed_status(self, response_for: ResponseFor, code: str, description: str, at: datetime) -> bytes:
-        status = StatusMessage(
-            sender=self._hub_org(),
-            response_for=response_for,
-            status_code=code,
-            timestamp=at.astimezone(VIETNAM_TZ),
-            description=description,
-        )
-        return sign_document(build_status(status, check=False), self._seal)
+        return hub_status(self._seal, self._settings.hub_organ_id, response_for, code, description, at)
 
     # --- ledger ----------------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from schemas.errors import DocumentRejected, Problem
 
 __all__ = [
+    "AXIS_INBOUND",
     "AXIS_OUTBOUND",
     "CLAIM_CHECK_MAGIC",
     "DEADLETTER",
@@ -17,12 +18,14 @@ __all__ = [
     "H_ERROR",
     "H_INDICATION",
     "H_INPUT",
+    "H_ORIGIN",
     "H_REASON",
     "H_RECEIVED_AT",
     "H_SENDER",
     "H_SHA256",
     "H_SOURCE",
     "LEDGER",
+    "ORIGIN_AXIS",
     "OUTBOX_PREFIX",
     "PRODUCER_BATCH_BYTES",
     "PRODUCER_LINGER_MS",
@@ -42,6 +45,9 @@ __all__ = [
 #: ``lienthong.outbox.<OrganId>``: written by that agency only (Kafka ACLs), so the topic names the sender.
 OUTBOX_PREFIX = "lienthong.outbox."
 AXIS_OUTBOUND = "lienthong.axis.outbound"
+#: What the axis connector pulls from the national axis (written by ``lienthong-axis`` only): the sender is the
+#: document's From/OrganId, which must not be a local agency (README, "National axis").
+AXIS_INBOUND = "lienthong.axis.inbound"
 DEADLETTER = "lienthong.deadletter"
 LEDGER = "lienthong.ledger"
 DIRECTORY = "lienthong.directory"
@@ -58,6 +64,9 @@ H_ERROR = "lienthong-error"  # dead letters: the problems in words (element path
 H_SOURCE = "lienthong-source"  # dead letters: topic/partition/offset of the record that was refused
 H_INPUT = "lienthong-input"  # topic/partition/offset of the record that caused this one (exactly-once checks)
 H_SENDER = "lienthong-sender"  # dead letters: the record key as received
+#: Work lanes: where the intake read the record. Set by the intake only (input records lose every hub header).
+H_ORIGIN = "lienthong-origin"
+ORIGIN_AXIS = b"axis"  # read from lienthong.axis.inbound: it arrived through the national axis
 #: Headers that only the hub writes: an agency's record carrying them has them removed at intake.
 _HUB_PREFIX = "lienthong-"
 

@@ -28,12 +28,14 @@ from hub.records import (
     H_DOC_ID,
     H_ERROR,
     H_INDICATION,
+    H_ORIGIN,
     H_REASON,
     H_RECEIVED_AT,
     H_SENDER,
     H_SHA256,
     H_SOURCE,
     LEDGER,
+    ORIGIN_AXIS,
     WORK_BULK,
     WORK_URGENT,
     ClaimCheck,
@@ -864,6 +866,63 @@ class TestStatusesAndRevocations:
         assert inbox_topic(B) not in {r.topic for r in outcome.records}
         status = parse(by_topic(outcome, status_topic(C))[0].value).message
         assert B not in status.description  # nor learns who received it
+
+
+# --- from the national axis -------------------------------------------------------------------------------------
+
+
+def from_axis(data, offset=1):
+    """A work-lane record as the intake makes it from lienthong.axis.inbound: no key, the axis origin header."""
+    return InboundRecord(None, data, headers=((H_ORIGIN, ORIGIN_AXIS),), offset=offset)
+
+
+class TestAxisOrigin:
+    """Documents the connector pulled from the national axis, and the 01 for documents queued for it."""
+
+    def test_axis_recipients_are_told_queued_and_local_ones_delivered(self, hub, material):
+        """The routing-time 01 says the local recipient has it and the axis recipient waits for the national axis."""
+        processor, _ = hub
+        outcome = processor.process(InboundRecord(SENDER.encode(), signed_edoc(material, recipients=(A, AXIS_AGENCY))))
+        status = parse(by_topic(outcome, status_topic(SENDER))[0].value).message
+        assert status.status_code == "01"
+        assert f"đã chuyển tới: {A}" in status.description
+        assert f"đang chờ gửi lên Trục liên thông văn bản quốc gia tới: {AXIS_AGENCY}" in status.description
+
+    def test_document_from_the_axis_reaches_local_recipients_only_without_a_hub_01(self, hub, material):
+        """From an axis agency (pins kept): delivered to the local recipient; never back to the axis; no hub 01."""
+        processor, _ = hub
+        document = signed_edoc(material, sender=AXIS_AGENCY, recipients=(A, AXIS_AGENCY, NOT_IN_DIRECTORY))
+        outcome = processor.process(from_axis(document))
+        assert outcome.outcome == "delivered", outcome.problems
+        assert [(r.topic, r.value) for r in outcome.records] == [(inbox_topic(A), document)]
+
+    def test_axis_document_claiming_a_local_sender_is_refused_without_any_status(self, hub, material):
+        """From/OrganId of a local agency through the axis: SENDER_MISMATCH, a dead letter, no status to anyone."""
+        processor, _ = hub
+        outcome = processor.process(from_axis(signed_edoc(material, sender=SENDER, recipients=(A,))))
+        assert (outcome.outcome, outcome.reason) == ("rejected", "SENDER_MISMATCH")
+        assert [r.topic for r in outcome.records] == [DEADLETTER]
+
+    def test_axis_document_with_a_bad_signature_gets_its_02_back_through_the_axis(self, hub, material):
+        """A refused axis document's 02 goes to lienthong.axis.outbound, keyed by its sender, sealed by the hub."""
+        processor, _ = hub
+        document = signed_edoc(material, sender=AXIS_AGENCY, recipients=(A,)).replace(b"V/v ", b"V/V ", 1)
+        outcome = processor.process(from_axis(document))
+        assert (outcome.outcome, outcome.reason) == ("rejected", "HASH_FAILURE")
+        assert [r.topic for r in outcome.records] == [DEADLETTER, AXIS_OUTBOUND]
+        answer = outcome.records[1]
+        assert answer.key == AXIS_AGENCY.encode()
+        status = parse(answer.value).message
+        assert (status.status_code, status.response_for.organ_id) == ("02", AXIS_AGENCY)
+
+    def test_unknown_axis_sender_needs_a_chain_not_a_pin(self, hub, material):
+        """Not in the directory and signed by a key the anchors do not reach: refused on the chain, not the pin."""
+        processor, _ = hub
+        edoc = example_edoc(sender=NOT_IN_DIRECTORY, recipients=(A,), number=77, notation="LT-TEST", day=NOW.date())
+        outcome = processor.process(from_axis(sign_document(build_document(edoc), material.impostor)))
+        assert (outcome.outcome, outcome.reason) == ("rejected", "NO_CERTIFICATE_CHAIN_FOUND")
+        error = dict(outcome.records[0].headers)[H_ERROR].decode()
+        assert "not listed in the directory" not in error
 
 
 # --- edXML as the field writes it -------------------------------------------------------------------------------
