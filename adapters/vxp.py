@@ -349,9 +349,13 @@ class VxpClient:
             raise VxpClientError(f"{operation}: HTTP {status}, not a VXP envelope: {data[:200]!r}")
         return reply
 
-    def send_edoc(self, data: bytes, *, sender: str, messagetype: str = "edoc") -> dict[str, Any]:
-        """sendEdoc: ``data`` (edXML) from ``sender``; the reply carries ``DocId``."""
+    def send_edoc(
+        self, data: bytes, *, sender: str, messagetype: str = "edoc", to: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """sendEdoc: ``data`` (edXML) from ``sender`` (to ``to`` only, when given); the reply carries ``DocId``."""
         parameters = [("from", sender), ("servicetype", "eDoc"), ("messagetype", messagetype)]
+        if to:
+            parameters.append(("to", json.dumps([{"OrganId": t} for t in to], separators=(",", ":"))))
         parameters.append(("hash-file", hash_file(data)))
         return self.call("sendEdoc", parameters, body=data + CRLF, content_type="application/octet-stream")
 
@@ -367,9 +371,12 @@ class VxpClient:
         """downloadEdoc: the HTTP status and the raw bytes."""
         return self.call_raw("downloadEdoc", [("docId", doc_id), ("filePath", doc_id)], method="GET")
 
-    def update_status(self, doc_id: str, status: str) -> dict[str, Any]:
-        """The updateStatus call: ``done``, ``fail`` or ``processing``."""
-        return self.call("updateStatus", [("docId", doc_id), ("status", status)], body=b"{}")
+    def update_status(self, doc_id: str, status: str, *, description: str = "") -> dict[str, Any]:
+        """The updateStatus call: ``done``, ``fail`` or ``processing`` (a ``fail`` may say why, in ASCII)."""
+        parameters = [("docId", doc_id), ("status", status)]
+        if description:
+            parameters.append(("description", description))
+        return self.call("updateStatus", parameters, body=b"{}")
 
     def sent(self, messagetype: str = "edoc", doc_id: str = "") -> dict[str, Any]:
         """The getSentEdocList call (optionally of one docId)."""
