@@ -25,6 +25,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from hub.settings import write_private
 from schemas import build_document, build_status
 from schemas.examples import example_edoc, example_status
 from schemas.model import Edoc
@@ -32,7 +33,14 @@ from signer import devpki
 from signer.keys import PemKey
 from signer.sign import sign_document
 
-__all__ = ["DEMO_AGENCIES", "DemoDocument", "DemoMaterial", "create_demo_material", "demo_documents"]
+__all__ = [
+    "DEMO_AGENCIES",
+    "DemoDocument",
+    "DemoMaterial",
+    "create_demo_material",
+    "demo_documents",
+    "write_axis_sim_agencies",
+]
 
 #: OrganId → (name, route). One agency is reached through the national axis.
 DEMO_AGENCIES: dict[str, tuple[str, str]] = {
@@ -247,3 +255,41 @@ def demo_status(material: DemoMaterial, document: bytes, *, by: str, code: str =
         raise TypeError("a status answers a document")
     status = example_status(message, by=by, code=code)
     return sign_document(build_status(status), material.keys[by], chain=material.chains[by])
+
+
+def write_axis_sim_agencies(
+    material: DemoMaterial, path: Path, *, system_id: str, secret: str, hub_organ_id: str
+) -> Path:
+    """Write the agencies file of ``lienthong axis-sim`` for the demo (``adapters.axis_sim``).
+
+    One system, the hub (``system_id``/``secret``, its VXP credentials with the axis), sending and receiving for
+    the demo's local agencies and for the hub itself (``hub_organ_id`` signs its own statuses); each axis-routed
+    agency answers every document with signed statuses 01 and 03, with its demo key (its certificate names it).
+    The file holds the secret: written readable by its owner only.
+    """
+    axis = [oid for oid, (_, route) in DEMO_AGENCIES.items() if route == "axis"]
+    agencies = [*material.local_agencies, hub_organ_id]
+    replies = [
+        {
+            "organ_id": oid,
+            "key": str((material.root / "agencies" / oid / "key.pem").resolve()),
+            "cert": str((material.root / "agencies" / oid / "cert.pem").resolve()),
+            "chain": str((material.root / "agencies" / oid / "chain.pem").resolve()),
+        }
+        for oid in axis
+    ]
+    directory = [
+        {"code": oid, "name": DEMO_AGENCIES.get(oid, ("Cổng liên thông tỉnh", ""))[0]} for oid in agencies + axis
+    ]
+    text = yaml.safe_dump(
+        {
+            "systems": [{"system_id": system_id, "secret": secret, "agencies": agencies}],
+            "auto_reply": replies,
+            "directory": directory,
+        },
+        allow_unicode=True,
+        sort_keys=False,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, text)
+    return path
