@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "hub.commands.up",
     "hub.commands.acl",
     "hub.commands.axis_sim",
+    "hub.commands.axis_connector",
 )
 
 

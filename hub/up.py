@@ -122,6 +122,7 @@ class Hub:
     _supervisor: threading.Thread | None = None
     _registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     _restarts: Counter | None = None
+    _axis_connector: ManagedProcess | None = None
 
     @property
     def data(self) -> Path:
@@ -204,6 +205,7 @@ class Hub:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         for n in range(self.workers):
             self.add_worker(settings_file, n)
+        self._start_axis_connector()
         self._start_http()
         self._supervisor = threading.Thread(target=self._watch, name="lienthong-supervisor", daemon=True)
         self._supervisor.start()
@@ -256,6 +258,28 @@ class Hub:
         self._supervise(worker.name, lambda: worker.running, worker.start)
         self.progress(f"worker {n} started (pid {worker.pid})")
         return worker
+
+    def _start_axis_connector(self) -> None:
+        """With ``axis_url`` set: the national-axis connector, supervised, as Kafka principal ``lienthong-axis``.
+
+        Its password is new at each start, kept in ``DATA/secrets.yaml`` (0600) where ``lienthong axis-connector``
+        reads it; the connector reads everything else from ``DATA/settings.yaml``.
+        """
+        if not self.settings.axis_url:
+            return
+        from adapters.axis_connector import AXIS_PASSWORD_SECRET  # noqa: PLC0415
+        from hub.access import AXIS_USER, set_password  # noqa: PLC0415
+
+        password = set_password(self.settings.kafka, [AXIS_USER])[AXIS_USER]
+        path = self.data / "secrets.yaml"
+        kept = yaml.safe_load(path.read_text(encoding="utf-8")) or {} if path.is_file() else {}
+        write_private(path, yaml.safe_dump({**kept, AXIS_PASSWORD_SECRET: password}))
+        argv = [sys.executable, "-m", "hub", "axis-connector", "--data", str(self.data)]
+        connector = _WorkerProcess("axis-connector", argv, log_path=self.data / "logs" / "axis-connector.log")
+        connector.start()
+        self._axis_connector = connector
+        self._supervise(connector.name, lambda: connector.running, connector.start)
+        self.progress(f"axis connector started (pid {connector.pid}): {self.settings.axis_url}")
 
     def remove_worker(self, worker: ManagedProcess) -> None:
         """Stop one worker for good (scale-in): it commits, leaves the group, and is not restarted."""
@@ -326,6 +350,9 @@ class Hub:
         for worker in self._workers:
             worker.stop(grace=_WORKER_STOP_GRACE)
         self._workers.clear()
+        if self._axis_connector is not None:
+            self._axis_connector.stop(grace=_WORKER_STOP_GRACE)
+            self._axis_connector = None
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

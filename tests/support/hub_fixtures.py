@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer
@@ -44,10 +45,10 @@ class Stack:
         return self.settings.kafka
 
 
-def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0) -> Stack:
-    """Start a hub with the demo material on free ports in ``data``."""
+def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0, **overrides: Any) -> Stack:
+    """Start a hub with the demo material on free ports in ``data`` (``overrides``: other settings)."""
     material = create_demo_material(data / "demo")
-    settings = demo_settings_on_free_ports(data, seal_interval_seconds=seal_interval)
+    settings = demo_settings_on_free_ports(data, seal_interval_seconds=seal_interval, **overrides)
     hub = Hub(settings, workers=workers, progress=lambda _line: None)
     hub.start()
     return Stack(hub, material)
