@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from adapters.dms import HubClient
 from adapters.kafka import KafkaConnection
-from hub.access import ADMIN_USER, AccessError, access_plan, agency_user, issue_credentials
+from hub.access import ADMIN_USER, AXIS_USER, AccessError, access_plan, agency_user, issue_credentials
 from hub.demo import demo_documents
 from hub.directory import Agency, Directory, Route
 from tests.support.hub_fixtures import Outputs, Stack
@@ -48,6 +48,16 @@ def test_an_agency_may_write_only_its_outbox_and_read_only_its_inbox_and_statuse
     admin_writes = {g.name for g in plan if g.principal == ADMIN_USER and g.operation == "WRITE"}
     assert admin_writes == {"lienthong.directory"}
     assert plan == access_plan(directory, hub_user="lienthong-hub", consumer_group="lienthong-hub")  # stable
+
+
+def test_the_axis_connector_writes_only_the_axis_inbound_topic_statuses_and_the_ledger() -> None:
+    """lienthong-axis reads axis.outbound and writes axis.inbound, status topics and the ledger; no agency's outbox."""
+    directory = Directory([Agency(SENDER, "A", Route.LOCAL), Agency("000.00.00.G22", "axis", Route.AXIS)])
+    plan = access_plan(directory, hub_user="lienthong-hub", consumer_group="lienthong-hub")
+    writes = {(g.name, g.prefixed) for g in plan if g.principal == AXIS_USER and g.operation == "WRITE"}
+    assert writes == {("lienthong.axis.inbound", False), ("lienthong.status.", True), ("lienthong.ledger", False)}
+    reads = {g.name for g in plan if g.principal == AXIS_USER and g.operation == "READ"}
+    assert reads == {"lienthong.axis.outbound", "lienthong.directory", "axis."}
 
 
 # --- the running hub --------------------------------------------------------------------------------------------

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -28,10 +27,10 @@ from adapters.axis_connector import CRASH_HOOK_ENV
 from adapters.dms import HubClient
 from adapters.vxp import VxpClient
 from hub.demo import create_demo_material, demo_status
-from hub.records import AXIS_OUTBOUND, DEADLETTER, inbox_topic, status_topic
+from hub.records import DEADLETTER, inbox_topic, status_topic
 from hub.settings import DEFAULT_HUB_ORGAN_ID
 from hub.up import wait_until
-from schemas import StatusMessage, build_document, parse
+from schemas import Edoc, StatusMessage, build_document, parse
 from schemas.examples import example_edoc
 from signer import devpki
 from signer.keys import PemKey
@@ -45,9 +44,9 @@ SENDER = "000.01.00.H41"  # a local agency
 LOCAL = "000.00.00.H41"  # another
 AXIS_AGENCY = "000.00.00.G22"  # in the directory, route axis
 UNLISTED = "000.88.00.H88"  # reached through the axis, not in the hub's directory
-HUB_SECRET = "hub-secret-at-the-axis"  # noqa: S105 - a test system's secret at the simulator
-VPCP_SECRET = "vpcp-secret"  # noqa: S105
-ROGUE_SECRET = "rogue-secret"  # noqa: S105
+HUB_SECRET = "hub-secret-at-the-axis"
+VPCP_SECRET = "vpcp-secret"
+ROGUE_SECRET = "rogue-secret"
 FORWARDED = "đã chuyển lên Trục liên thông văn bản quốc gia tới"
 QUEUED = "đang chờ gửi lên Trục liên thông văn bản quốc gia tới"
 
@@ -76,7 +75,7 @@ class World:
 def _extra_pki(folder: Path) -> tuple[Path, Path, Path, PemKey, PemKey]:
     """A second trusted root and CA with CRLs, a leaf for UNLISTED, and an untrusted leaf with the same name."""
     now = datetime.now(UTC)
-    window = {"not_before": now - timedelta(days=1), "not_after": now + timedelta(days=30)}
+    window: dict[str, Any] = {"not_before": now - timedelta(days=1), "not_after": now + timedelta(days=30)}
     root = devpki.make_root("Other Province Root", **window)
     ca = devpki.make_ca(root, "Other Province CA", **window)
     leaf = devpki.make_leaf(ca, "Unlisted agency", organ_id=UNLISTED, **window)
@@ -154,7 +153,7 @@ def _sha(data: bytes) -> str:
 
 
 def _mailbox(client: VxpClient, messagetype: str = "edoc") -> dict[str, bytes]:
-    """docId → bytes of what waits in ``client``'s mailbox."""
+    """The docId → bytes of what waits in ``client``'s mailbox."""
     items = client.received(messagetype)["data"]
     return {i["docId"]: base64.b64decode(client.get_edoc(i["docId"])["data"]) for i in items}
 
@@ -172,9 +171,15 @@ def _take_from_mailbox(client: VxpClient, data: bytes, messagetype: str = "edoc"
     return found[0]
 
 
+def _document_id(document: bytes) -> str:
+    message = parse(document).message
+    assert isinstance(message, Edoc)
+    return message.document_id
+
+
 def _statuses(world: World, organ_id: str, document: bytes) -> list[StatusMessage]:
     """The statuses on ``organ_id``'s status topic about ``document``."""
-    wanted = parse(document).message.document_id
+    wanted = _document_id(document)
     found = []
     for _, value in world.outputs.records[status_topic(organ_id)]:
         message = parse(value).message
@@ -195,7 +200,7 @@ def _dead_letters(world: World, data: bytes) -> list[dict[str, bytes]]:
 
 
 def test_local_document_reaches_the_axis_byte_for_byte_and_the_sender_hears_queued_then_forwarded(world: World) -> None:
-    """A local agency's document to an axis agency arrives in the axis mailbox unchanged, sent once; 01 queued, 01 forwarded."""
+    """A document for an axis agency reaches its axis mailbox unchanged, sent once; 01 queued, then 01 forwarded."""
     material = world.stack.material
     document = _edoc(SENDER, (AXIS_AGENCY,), material.keys[SENDER])
     client = world.hub_client(SENDER)
@@ -218,6 +223,7 @@ def test_axis_document_reaches_the_local_inbox_and_its_status_reaches_the_axis(w
     assert world.vpcp.send_edoc(document, sender=AXIS_AGENCY)["status"] == "OK"
     assert world.outputs.wait_for(lambda _: _inbox_count(world, LOCAL, document) == 1, timeout=60)
     assert world.axis.stats()["mailboxes"]["LIENTHONG"]["edoc"] == 0  # taken and marked done
+    assert _metric(_metrics(world), 'lienthong_axis_received_total{outcome="accepted",type="edoc"}') >= 1
     answer = demo_status(material, document, by=LOCAL, code="03")
     client = world.hub_client(LOCAL)
     client.send(answer)
@@ -269,7 +275,7 @@ def test_unlisted_axis_sender_whose_certificate_does_not_chain_is_refused_throug
     assert world.outputs.wait_for(lambda _: bool(_dead_letters(world, document)), timeout=60)
     assert _dead_letters(world, document)[0]["lienthong-reason"] == b"NO_CERTIFICATE_CHAIN_FOUND"
     assert _inbox_count(world, LOCAL, document) == 0
-    wanted = parse(document).message.document_id
+    wanted = _document_id(document)
     answers: list[StatusMessage] = []
 
     def answered() -> bool:
@@ -288,7 +294,7 @@ def test_unlisted_axis_sender_whose_certificate_does_not_chain_is_refused_throug
 
 
 def _connector_pid(world: World) -> int | None:
-    connector = world.stack.hub._axis_connector  # noqa: SLF001 - the test looks at the supervised child
+    connector = world.stack.hub._axis_connector
     return connector.pid if connector is not None and connector.running else None
 
 
@@ -353,20 +359,24 @@ def test_axis_down_for_60_s_in_the_middle_of_1000_documents_each_is_sent_exactly
     assert wait_until(lambda: sent() == len(wanted), timeout=300, every=2.0)
     counts = Counter({sha: n for sha, n in world.axis.stats()["sends"].items() if sha in wanted})
     assert set(counts.values()) == {1}
-    with urllib.request.urlopen(f"http://127.0.0.1:{world.stack.settings.http_port}/metrics", timeout=10) as reply:  # noqa: S310
-        metrics = reply.read().decode()
+    metrics = _metrics(world)
     assert _metric(metrics, 'lienthong_axis_sent_total{type="edoc"}') >= len(wanted)
     assert _metric(metrics, 'lienthong_axis_errors_total{operation="send to the axis"}') >= 1
-    assert _metric(metrics, "lienthong_axis_received_total") == 0 or "lienthong_axis_received_total" in metrics
-    assert _metric(metrics, "lienthong_axis_last_success_timestamp_seconds") > time.time() - 600
+    assert _metric(metrics, "lienthong_axis_last_success_timestamp_seconds") > 0
     assert "lienthong_axis_queued" in metrics
-    _ = AXIS_OUTBOUND, json  # the topic the documents waited on
 
 
-def _metric(text: str, name: str) -> float:
-    """The summed value of every sample whose name and labels start with ``name`` (0 when absent)."""
-    total = 0.0
+def _metrics(world: World) -> str:
+    """The hub's /metrics page (the connector's metrics are collected there, like the workers')."""
+    url = f"http://127.0.0.1:{world.stack.settings.http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return str(reply.read().decode())
+
+
+def _metric(text: str, sample: str) -> float:
+    """The value of ``sample`` (a name, with its labels if it has any) on a /metrics page; 0 when absent."""
     for line in text.splitlines():
-        if line.startswith(name.rstrip("}")) and not line.startswith("#"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    return 0.0
