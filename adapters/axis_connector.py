@@ -258,6 +258,8 @@ class AxisConnector:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=24 * 3600 * 1000,  # a send may wait out a long axis outage between polls
+            session_timeout_ms=6000,  # a killed connector's partition is handed to its restart within seconds
+            heartbeat_interval_ms=1000,
             **self._kafka.options(),
         )
         self._producer = KafkaProducer(

@@ -13,7 +13,7 @@ import hashlib
 import os
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
+from kafka import KafkaConsumer
 
 from adapters.axis_connector import CRASH_HOOK_ENV
 from adapters.dms import HubClient
 from adapters.vxp import VxpClient
 from hub.demo import create_demo_material, demo_status
-from hub.records import DEADLETTER, inbox_topic, status_topic
+from hub.records import DEADLETTER, LEDGER, inbox_topic, status_topic
 from hub.settings import DEFAULT_HUB_ORGAN_ID
 from hub.up import wait_until
 from schemas import Edoc, StatusMessage, build_document, parse
@@ -35,6 +36,7 @@ from schemas.examples import example_edoc
 from signer import devpki
 from signer.keys import PemKey
 from signer.sign import sign_document
+from storage.ledger import LedgerEvent, decode_ledger_record
 from tests.support.axis_sim import AxisSim, start_axis_sim
 from tests.support.hub_fixtures import Outputs, Stack, start_stack
 
@@ -214,6 +216,26 @@ def test_local_document_reaches_the_axis_byte_for_byte_and_the_sender_hears_queu
     assert QUEUED in first.description
     assert FORWARDED in second.description
     assert second.sender.organ_id == DEFAULT_HUB_ORGAN_ID
+    axis_doc_id = second.description.rsplit("mã trên trục: ", 1)[1].rstrip(")")
+    events = _ledger_events(world, lambda e: e.detail.get("axis_doc_id") == axis_doc_id)
+    assert [(e.verdict, e.sha256, e.detail["recipient"]) for e in events] == [
+        ("sent-to-axis", _sha(document), AXIS_AGENCY)
+    ]
+
+
+def _ledger_events(world: World, wanted: Callable[[LedgerEvent], bool]) -> list[LedgerEvent]:
+    """The events on lienthong.ledger that ``wanted`` picks (waiting a little for them to arrive)."""
+    consumer = KafkaConsumer(
+        LEDGER,
+        auto_offset_reset="earliest",
+        group_id=None,
+        consumer_timeout_ms=3000,
+        **world.stack.connection.options(),
+    )
+    try:
+        return [e for m in consumer for e in decode_ledger_record(m.value)[0] if wanted(e)]
+    finally:
+        consumer.close()
 
 
 def test_axis_document_reaches_the_local_inbox_and_its_status_reaches_the_axis(world: World) -> None:

@@ -915,6 +915,14 @@ class TestAxisOrigin:
         status = parse(answer.value).message
         assert (status.status_code, status.response_for.organ_id) == ("02", AXIS_AGENCY)
 
+    def test_unknown_axis_sender_signing_with_a_certificate_naming_another_agency_is_refused(self, hub, material):
+        """No pin for an unlisted axis sender, but a certificate that names another OrganId: CERT_ORGAN_MISMATCH."""
+        processor, _ = hub
+        edoc = example_edoc(sender=NOT_IN_DIRECTORY, recipients=(A,), number=78, notation="LT-TEST", day=NOW.date())
+        outcome = processor.process(from_axis(sign_document(build_document(edoc), material.keys[AXIS_AGENCY])))
+        assert (outcome.outcome, outcome.reason) == ("rejected", "CERT_ORGAN_MISMATCH")
+        assert [r.topic for r in outcome.records] == [DEADLETTER, AXIS_OUTBOUND]
+
     def test_unknown_axis_sender_needs_a_chain_not_a_pin(self, hub, material):
         """Not in the directory and signed by a key the anchors do not reach: refused on the chain, not the pin."""
         processor, _ = hub
