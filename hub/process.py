@@ -401,12 +401,9 @@ class DocumentProcessor:
         directory = self._directory()
         local = [t for t in known if (a := directory.get(t)) is not None and a.route is Route.LOCAL]
         axis = [t for t in known if t not in local]
-        parts = []
-        if local:
-            parts.append("đã chuyển tới: " + ", ".join(local))
+        note = "Hub lienthong đã nhận và chuyển tới: " + ", ".join(local) if local else "Hub lienthong đã nhận"
         if axis:
-            parts.append("đang chờ gửi lên Trục liên thông văn bản quốc gia tới: " + ", ".join(axis))
-        note = "Hub lienthong đã nhận; " + "; ".join(parts)
+            note += "; đang chờ gửi lên Trục liên thông văn bản quốc gia tới: " + ", ".join(axis)
         if unknown:
             note += "; không có trong danh bạ (UNKNOWN_RECIPIENT): " + ", ".join(unknown)
         return note
