@@ -33,7 +33,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -42,7 +42,16 @@ import yaml
 from aiohttp import web
 from cryptography import x509
 
-from adapters._axis_sim_store import KINDS, PendingReply, Recipient, SentRecord, SimStore, new_doc_id, now_text
+from adapters._axis_sim_store import (
+    KINDS,
+    MailboxItem,
+    PendingReply,
+    Recipient,
+    SentRecord,
+    SimStore,
+    new_doc_id,
+    now_text,
+)
 from adapters.vxp import (
     CRLF,
     DEFAULT_TIMESTAMP_WINDOW,
@@ -511,7 +520,7 @@ class AxisSimulator:
                 pending = PendingReply(receiver_doc_id, code, record.system, record.doc_id)
                 self.store.add_pending_reply(pending, data)
                 self._schedule(pending)
-        return SentRecord(**{**record.__dict__, "recipients": tuple(recipients)})
+        return replace(record, recipients=tuple(recipients))
 
     # --- auto-replies ------------------------------------------------------------------------------------------
 
@@ -569,7 +578,7 @@ class AxisSimulator:
         listed = [i.listed() for i in items if _within(i.created, since, until)]
         return _Answer(ok(data=listed))
 
-    def _item(self, caller: Authenticated) -> Any:
+    def _item(self, caller: Authenticated) -> MailboxItem:
         doc_id = caller.require("docId")
         item = self.store.find(caller.system_id, doc_id) if DOC_ID_PATTERN.match(doc_id) else None
         if item is None:
