@@ -329,6 +329,7 @@ class AxisSimulator:
         app.router.add_post("/_sim/outage", self._control(self._set_outage))
         app.router.add_post("/_sim/slow", self._control(self._set_slow))
         app.router.add_get("/_sim/stats", self._control(self._stats))
+        app.router.add_route("*", "/{path:.*}", self._elsewhere)
         return app
 
     def start_auto_replies(self) -> None:
@@ -361,6 +362,11 @@ class AxisSimulator:
             return web.Response(body=answer.raw, content_type="application/octet-stream")
         assert answer.reply is not None
         return self._json(operation, answer.reply, answer.http_status)
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        """Any other path: a FAIL envelope too, never an HTML page."""
+        error = VxpError(VxpCode.UNKNOWN_OPERATION, f"nothing is served at {request.path[:200]}; try /vxp/<operation>")
+        return self._json("", fail(error), 404)
 
     def _json(self, operation: str, reply: dict[str, Any], status: int) -> web.Response:
         if operation == "sendEdoc":
