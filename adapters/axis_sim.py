@@ -33,7 +33,7 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -42,7 +42,16 @@ import yaml
 from aiohttp import web
 from cryptography import x509
 
-from adapters._axis_sim_store import KINDS, PendingReply, Recipient, SentRecord, SimStore, new_doc_id, now_text
+from adapters._axis_sim_store import (
+    KINDS,
+    MailboxItem,
+    PendingReply,
+    Recipient,
+    SentRecord,
+    SimStore,
+    new_doc_id,
+    now_text,
+)
 from adapters.vxp import (
     CRLF,
     DEFAULT_TIMESTAMP_WINDOW,
@@ -320,6 +329,7 @@ class AxisSimulator:
         app.router.add_post("/_sim/outage", self._control(self._set_outage))
         app.router.add_post("/_sim/slow", self._control(self._set_slow))
         app.router.add_get("/_sim/stats", self._control(self._stats))
+        app.router.add_route("*", "/{path:.*}", self._elsewhere)
         return app
 
     def start_auto_replies(self) -> None:
@@ -352,6 +362,11 @@ class AxisSimulator:
             return web.Response(body=answer.raw, content_type="application/octet-stream")
         assert answer.reply is not None
         return self._json(operation, answer.reply, answer.http_status)
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        """Any other path: a FAIL envelope too, never an HTML page."""
+        error = VxpError(VxpCode.UNKNOWN_OPERATION, f"nothing is served at {request.path[:200]}; try /vxp/<operation>")
+        return self._json("", fail(error), 404)
 
     def _json(self, operation: str, reply: dict[str, Any], status: int) -> web.Response:
         if operation == "sendEdoc":
@@ -511,7 +526,7 @@ class AxisSimulator:
                 pending = PendingReply(receiver_doc_id, code, record.system, record.doc_id)
                 self.store.add_pending_reply(pending, data)
                 self._schedule(pending)
-        return SentRecord(**{**record.__dict__, "recipients": tuple(recipients)})
+        return replace(record, recipients=tuple(recipients))
 
     # --- auto-replies ------------------------------------------------------------------------------------------
 
@@ -569,7 +584,7 @@ class AxisSimulator:
         listed = [i.listed() for i in items if _within(i.created, since, until)]
         return _Answer(ok(data=listed))
 
-    def _item(self, caller: Authenticated) -> Any:
+    def _item(self, caller: Authenticated) -> MailboxItem:
         doc_id = caller.require("docId")
         item = self.store.find(caller.system_id, doc_id) if DOC_ID_PATTERN.match(doc_id) else None
         if item is None:
