@@ -18,14 +18,17 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.kafka import KafkaConnection
 from hub.records import (
+    AXIS_INBOUND,
     DEADLETTER,
     H_ERROR,
     H_INPUT,
+    H_ORIGIN,
     H_REASON,
     H_RECEIVED_AT,
     H_SENDER,
     H_SHA256,
     H_SOURCE,
+    ORIGIN_AXIS,
     Headers,
     outbox_topic,
 )
@@ -36,7 +39,9 @@ __all__ = ["H_REPLAY_OF", "DeadLetter", "read_dead_letters", "replay"]
 #: Header on a replayed record: which dead letter it replays.
 H_REPLAY_OF = "lienthong-replay-of"
 #: Headers the hub adds on the way; a replay sends the record as its sender did, without them.
-_HUB_HEADERS = frozenset({H_REASON, H_ERROR, H_SOURCE, H_SENDER, H_SHA256, H_RECEIVED_AT, H_INPUT, H_REPLAY_OF})
+_HUB_HEADERS = frozenset(
+    {H_ORIGIN, H_REASON, H_ERROR, H_SOURCE, H_SENDER, H_SHA256, H_RECEIVED_AT, H_INPUT, H_REPLAY_OF}
+)
 _READ_IDLE_MS = 3000  # a read stops once the topic end is reached, or after this long without a record
 
 
@@ -78,6 +83,18 @@ class DeadLetter:
             "replay_of": self.header(H_REPLAY_OF),
         }
 
+    @property
+    def from_axis(self) -> bool:
+        """Whether the record came in through the national axis (the intake marked it; it has no sender key)."""
+        return self.header(H_ORIGIN) == ORIGIN_AXIS.decode()
+
+    @property
+    def replay_topic(self) -> str:
+        """Where a replay goes: the sender's outbox, or ``lienthong.axis.inbound`` for what came from the axis."""
+        if self.from_axis:
+            return AXIS_INBOUND
+        return outbox_topic((self.key or b"").decode("utf-8", "replace"))
+
     def replay_headers(self) -> Headers:
         """The sender's own headers, plus where this replay comes from."""
         own = tuple((k, v) for k, v in self.headers if k not in _HUB_HEADERS)
@@ -116,9 +133,10 @@ def read_dead_letters(connection: KafkaConnection, *, reason: str | None = None)
 
 
 def replay(connection: KafkaConnection, letters: Iterable[DeadLetter]) -> list[DeadLetter]:
-    """Publish each dead letter's original record to its sender's outbox; return those the broker acknowledged.
+    """Publish each dead letter's original record where it came from; return those the broker acknowledged.
 
-    The key of a dead letter is the sender the hub authenticated (the owner of the outbox it arrived on).
+    The key of a dead letter is the sender the hub authenticated (the owner of the outbox it arrived on); a record
+    from the national axis goes back to ``lienthong.axis.inbound``.
     """
     producer = KafkaProducer(
         acks="all", enable_idempotence=True, max_request_size=4 * 1024 * 1024, **connection.options()
@@ -128,8 +146,8 @@ def replay(connection: KafkaConnection, letters: Iterable[DeadLetter]) -> list[D
             (
                 letter,
                 producer.send(
-                    outbox_topic((letter.key or b"").decode("utf-8", "replace")),
-                    key=letter.key,
+                    letter.replay_topic,
+                    key=None if letter.from_axis else letter.key,
                     value=letter.value,
                     headers=list(letter.replay_headers()),
                 ),

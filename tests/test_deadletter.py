@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from hub.deadletter import H_REPLAY_OF, DeadLetter
-from hub.records import H_ERROR, H_INPUT, H_REASON, H_SENDER, H_SHA256, H_SOURCE
+from hub.records import (
+    AXIS_INBOUND,
+    H_ERROR,
+    H_INPUT,
+    H_ORIGIN,
+    H_REASON,
+    H_SENDER,
+    H_SHA256,
+    H_SOURCE,
+    ORIGIN_AXIS,
+)
 
 
 def _letter() -> DeadLetter:
@@ -40,3 +50,12 @@ def test_the_summary_names_reason_sender_problem_and_position() -> None:
     assert summary["sender"] == "000.01.00.H41"
     assert "revoked on 2026-01-01" in str(summary["error"])
     assert summary["sha256"] == "ab" * 32
+
+
+def test_a_dead_letter_from_the_national_axis_replays_to_the_axis_inbound_topic() -> None:
+    """A record the connector brought in (origin axis, no key) is replayed to lienthong.axis.inbound, unmarked."""
+    letter = DeadLetter(0, 7, None, b"<edXML/>", ((H_ORIGIN, ORIGIN_AXIS), (H_REASON, b"REVOKED")))
+    assert letter.from_axis
+    assert letter.replay_topic == AXIS_INBOUND
+    assert H_ORIGIN not in dict(letter.replay_headers())  # only the intake marks the origin
+    assert _letter().replay_topic == "lienthong.outbox.000.01.00.H41"
