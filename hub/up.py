@@ -150,7 +150,9 @@ class Hub:
     def _start(self) -> HubAddresses:
         self.settings = settings = with_secrets(self.settings)
         self._restarts = Counter(
-            "lienthong_restarts_total", "Children of lienthong up restarted after they died", ["process"],
+            "lienthong_restarts_total",
+            "Children of lienthong up restarted after they died",
+            ["process"],
             registry=self._registry,
         )
         settings_file = self.data / "settings.yaml"  # what the workers (and the next start) read
@@ -421,6 +423,64 @@ def with_demo(settings: HubSettings) -> HubSettings:
         intermediates=settings.intermediates or (trust / "ca.pem",),
         crls=settings.crls or (trust / "ca-crl.pem", trust / "root-crl.pem"),
     )
+
+
+def _demo_axis_secret(settings: HubSettings) -> Path:
+    return settings.data_dir / "demo" / "axis-sim" / "secret"
+
+
+def uses_demo_axis(settings: HubSettings) -> bool:
+    """Whether ``axis_url`` is the demo's simulator (set by ``with_demo_axis``), not a real axis."""
+    secret_file = _demo_axis_secret(settings)
+    return bool(settings.axis_url) and secret_file.is_file() and secret_file.read_text().strip() == settings.axis_secret
+
+
+def with_demo_axis(settings: HubSettings) -> HubSettings:
+    """Demo settings reaching a local national-axis simulator on a free port, unless ``axis_url`` is set.
+
+    The hub's systemId at the simulated axis is its OrganId; its secret is generated once and kept in
+    ``DATA/demo/axis-sim/secret`` (0600). A restart of the demo finds the simulator again on a new port.
+    """
+    if settings.axis_url and not uses_demo_axis(settings):
+        return settings
+    from hub.embedded._process import free_port  # noqa: PLC0415
+
+    secret_file = _demo_axis_secret(settings)
+    if not secret_file.is_file():
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        write_private(secret_file, secrets.token_urlsafe(24))
+    return replace(
+        settings,
+        axis_url=f"http://127.0.0.1:{free_port()}/vxp",
+        axis_system_id=settings.hub_organ_id,
+        axis_secret=secret_file.read_text(encoding="utf-8").strip(),
+    )
+
+
+@contextlib.contextmanager
+def demo_axis_simulator(settings: HubSettings) -> Iterator[ManagedProcess]:
+    """Run ``lienthong axis-sim`` at ``settings.axis_url`` for the demo: its axis agencies answer with 01 and 03."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    from hub.demo import create_demo_material, write_axis_sim_agencies  # noqa: PLC0415
+
+    material = create_demo_material(settings.data_dir / "demo")
+    agencies = write_axis_sim_agencies(
+        material,
+        settings.data_dir / "demo" / "axis-sim" / "agencies.yaml",
+        system_id=settings.axis_system_id,
+        secret=settings.axis_secret,
+        hub_organ_id=settings.hub_organ_id,
+    )
+    port = urlsplit(settings.axis_url).port or 80
+    argv = [sys.executable, "-m", "hub", "axis-sim", "--port", str(port), "--data", str(settings.data_dir / "axis-sim")]
+    argv += ["--agencies", str(agencies)]
+    simulator = ManagedProcess("axis-sim", argv, port=port, log_path=settings.data_dir / "logs" / "axis-sim.log")
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
 
 
 def demo_settings_on_free_ports(data: Path, **overrides: Any) -> HubSettings:

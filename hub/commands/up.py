@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Start the hub, run the demo if asked, then wait for Ctrl-C (or exit when done)."""
     from hub.settings import HubSettings  # noqa: PLC0415
-    from hub.up import Hub, running, with_demo  # noqa: PLC0415
+    from hub.up import Hub, demo_axis_simulator, running, uses_demo_axis, with_demo, with_demo_axis  # noqa: PLC0415
 
     # A restart without --settings picks up what the last run wrote (its directory, trust anchors, options).
     previous = args.data / "settings.yaml"
@@ -68,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
             s3_endpoint=f"127.0.0.1:{args.s3_port}" if args.s3_port else None,
             http_port=args.http_port,
         )
+        simulate_axis = args.demo and (not settings.axis_url or uses_demo_axis(settings))
         if args.demo:
-            settings = with_demo(settings)
+            settings = with_demo_axis(with_demo(settings))
     except ConfigError as exc:
         print(f"lienthong up: {exc}", file=sys.stderr)
         return 2
@@ -78,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     hub = Hub(settings, workers=args.workers, progress=lambda line: print(f"· {line}", flush=True))
     try:
-        with running(hub) as addresses:
+        with contextlib.ExitStack() as stack:
+            if simulate_axis:
+                stack.enter_context(demo_axis_simulator(settings))
+                print(f"· national axis (simulated, lienthong axis-sim): {settings.axis_url}", flush=True)
+            addresses = stack.enter_context(running(hub))
             print(
                 f"lienthong hub is up: Kafka {addresses.kafka}, S3 {addresses.s3}, "
                 f"metrics and dashboard http://{addresses.http}/  (Ctrl-C stops it)",
@@ -110,12 +116,24 @@ def demo_connection(settings: object, organ_id: str) -> KafkaConnection:
     return KafkaConnection.from_credentials(json.loads(path.read_text(encoding="utf-8")))
 
 
+def _status_from(data: bytes) -> str:
+    """The From/OrganId of a status message ('' for anything else)."""
+    from schemas import parse  # noqa: PLC0415
+    from schemas.model import StatusMessage  # noqa: PLC0415
+
+    try:
+        message = parse(data).message
+    except HubError:
+        return ""
+    return message.sender.organ_id if isinstance(message, StatusMessage) else ""
+
+
 def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, PLR0912, PLR0915 - one linear story
     """Send ``count`` demo documents (a tenth invalid on purpose), send statuses back, print a summary."""
     from kafka import KafkaConsumer  # noqa: PLC0415
 
     from adapters.dms import HubClient  # noqa: PLC0415
-    from hub.demo import create_demo_material, demo_documents, demo_status  # noqa: PLC0415
+    from hub.demo import DEMO_AGENCIES, create_demo_material, demo_documents, demo_status  # noqa: PLC0415
     from hub.settings import HubSettings  # noqa: PLC0415
 
     assert isinstance(settings, HubSettings)
@@ -146,6 +164,8 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
     statuses: Counter[str] = Counter()
     received_docs: list[tuple[str, bytes]] = []
     rejections_expected = sum(1 for d in documents if d.expect != "delivered")
+    axis_agencies = {oid for oid, (_, route) in DEMO_AGENCIES.items() if route == "axis"}
+    from_axis = 0  # statuses the axis agencies sent back through the (simulated) national axis
     deadline = time.monotonic() + max(60.0, count / 5)
     last_report = 0.0
     while time.monotonic() < deadline:
@@ -156,6 +176,7 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
                     rejected[headers.get("lienthong-reason", b"?").decode()] += 1
                 elif record.topic.startswith("lienthong.status."):
                     statuses["hub 02 rejected" if headers.get("lienthong-reason") else "hub/recipient status"] += 1
+                    from_axis += _status_from(record.value or b"") in axis_agencies
                 else:
                     delivered[record.topic.removeprefix("lienthong.inbox.")] += 1
                     if record.topic.startswith("lienthong.inbox.") and len(received_docs) < 20:  # noqa: PLR2004
@@ -177,15 +198,23 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
         client.close()
     relayed_deadline = time.monotonic() + 30
     relayed = 0  # only the recipients' own statuses, byte for byte (not the hub's late 01/02 answers)
-    while relayed < len(sent_statuses) and time.monotonic() < relayed_deadline:
+    # Each document for an axis agency comes back with its 01 and 03 through the axis (the simulator answers).
+    axis_expected = 2 * sum(n for organ_id, n in delivered.items() if organ_id == "lienthong.axis.outbound")
+    while time.monotonic() < relayed_deadline and (
+        relayed < len(sent_statuses) or (settings.axis_url and from_axis < axis_expected)
+    ):
         for records in watcher.poll(timeout_ms=500).values():
-            relayed += sum(1 for r in records if r.topic.startswith("lienthong.status.") and r.value in sent_statuses)
+            for r in records:
+                if r.topic.startswith("lienthong.status."):
+                    relayed += r.value in sent_statuses
+                    from_axis += _status_from(r.value or b"") in axis_agencies
     watcher.close()
     summary = {
         "documents": count,
         "deliveries": sum(delivered.values()),
         "rejected": dict(rejected),
         "statuses_relayed": relayed,
+        "statuses_from_axis": from_axis,
         "seconds": round(elapsed, 1),
         "documents_per_second": round(count / elapsed, 1) if elapsed else None,
     }
@@ -198,5 +227,7 @@ def run_demo(settings: object, count: int) -> dict[str, object]:  # noqa: C901, 
     for reason, n in rejected.most_common():
         print(f"    {reason:<26} {n}")
     print(f"  recipient statuses    {relayed} of {len(sent_statuses)} relayed back to the senders (status 03)")
+    if settings.axis_url:
+        print(f"  from the national axis {from_axis} statuses (01/03) of {axis_expected} expected")
     print(f"  ledger                lienthong ledger verify --data {settings.data_dir}")
     return summary
