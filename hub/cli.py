@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "hub.commands.deadletter",
     "hub.commands.up",
     "hub.commands.acl",
+    "hub.commands.vxp_facade",
 )
 
 

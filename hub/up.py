@@ -64,6 +64,7 @@ class HubAddresses:
     kafka: str
     s3: str
     http: str
+    vxp: str = ""  # the VXP facade's endpoint
 
 
 def with_secrets(settings: HubSettings) -> HubSettings:
@@ -80,6 +81,7 @@ def with_secrets(settings: HubSettings) -> HubSettings:
         "kafka_password": not settings.kafka_external,
         "s3_secret_key": not settings.s3_external,
         "ledger_key": True,  # the workers' own (hub.ledger_mac), whoever runs the broker and the store
+        "vxp_kafka_password": True,  # the VXP facade's principal (lienthong-vxp), set on the broker at each start
     }
     for name, embedded in wanted.items():
         if embedded and not kept.get(name):
@@ -92,6 +94,7 @@ def with_secrets(settings: HubSettings) -> HubSettings:
         kafka_password=given.get("kafka_password", settings.kafka_password),
         s3_secret_key=given.get("s3_secret_key", settings.s3_secret_key),
         ledger_key=given.get("ledger_key", settings.ledger_key),
+        vxp_kafka_password=given.get("vxp_kafka_password", settings.vxp_kafka_password),
     )
 
 
@@ -117,6 +120,7 @@ class Hub:
     _kafka: EmbeddedKafka | None = None
     _workers: list[ManagedProcess] = field(default_factory=list)
     _http: ThreadingHTTPServer | None = None
+    _vxp: ManagedProcess | None = None
     _children: list[_Child] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _supervisor: threading.Thread | None = None
@@ -204,10 +208,12 @@ class Hub:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         for n in range(self.workers):
             self.add_worker(settings_file, n)
+        vxp = self.start_vxp_facade()
         self._start_http()
         self._supervisor = threading.Thread(target=self._watch, name="lienthong-supervisor", daemon=True)
         self._supervisor.start()
-        return HubAddresses(settings.kafka_bootstrap, settings.s3_endpoint, f"127.0.0.1:{settings.http_port}")
+        http = f"127.0.0.1:{settings.http_port}"
+        return HubAddresses(settings.kafka_bootstrap, settings.s3_endpoint, http, vxp)
 
     def _create_topics(self, directory: Directory) -> None:
         from hub.access import create_hub_topics, topic_plan  # noqa: PLC0415
@@ -256,6 +262,31 @@ class Hub:
         self._supervise(worker.name, lambda: worker.running, worker.start)
         self.progress(f"worker {n} started (pid {worker.pid})")
         return worker
+
+    def start_vxp_facade(self) -> str:
+        """Start the VXP facade process (``lienthong vxp-facade``), supervised; its endpoint.
+
+        Its Kafka principal ``lienthong-vxp`` gets the password kept in ``DATA/secrets.yaml`` (``with_secrets``).
+        """
+        from hub.access import VXP_USER, set_password  # noqa: PLC0415
+
+        settings = self.settings
+        if settings.kafka_username and settings.vxp_kafka_password:
+            set_password(settings.kafka, [VXP_USER], given={VXP_USER: settings.vxp_kafka_password})
+        argv = [sys.executable, "-m", "hub", "vxp-facade", "--data", str(self.data), "--port", str(settings.vxp_port)]
+        self._vxp = facade = ManagedProcess(
+            "vxp-facade", argv, port=settings.vxp_port, log_path=self.data / "logs" / "vxp-facade.log"
+        )
+        facade.start()
+        self._supervise("vxp facade", lambda: facade.running, facade.start)
+        endpoint = f"http://127.0.0.1:{settings.vxp_port}/vxp"
+        self.progress(f"VXP facade started at {endpoint} (pid {facade.pid})")
+        return endpoint
+
+    @property
+    def vxp_facade(self) -> ManagedProcess | None:
+        """The VXP facade process while the hub runs."""
+        return self._vxp
 
     def remove_worker(self, worker: ManagedProcess) -> None:
         """Stop one worker for good (scale-in): it commits, leaves the group, and is not restarted."""
@@ -314,6 +345,8 @@ class Hub:
                     lines.append(
                         f"{labels['stage']:>8} {labels['outcome']:<10} {labels['reason']:<28} {int(sample.value)}"
                     )
+                elif sample.name == "lienthong_vxp_failed_total" and sample.value:  # updateStatus fail, by agency
+                    lines.append(f"{'vxp':>8} {'fail':<10} {sample.labels['agency']:<28} {int(sample.value)}")
         return "\n".join(lines) + "\n"
 
     def stop(self) -> None:
@@ -323,6 +356,9 @@ class Hub:
             self._supervisor.join()
             self._supervisor = None
         self._children.clear()
+        if self._vxp is not None:
+            self._vxp.stop()
+            self._vxp = None
         for worker in self._workers:
             worker.stop(grace=_WORKER_STOP_GRACE)
         self._workers.clear()
@@ -400,7 +436,7 @@ def demo_settings_on_free_ports(data: Path, **overrides: Any) -> HubSettings:
     """Demo settings for a private hub in ``data``, every server on a free loopback port (tests, benchmarks)."""
     from hub.embedded._process import free_port  # noqa: PLC0415
 
-    ports: dict[str, Any] = {"http_port": free_port()}
+    ports: dict[str, Any] = {"http_port": free_port(), "vxp_port": free_port()}
     if not overrides.get("kafka_external"):
         ports["kafka_bootstrap"] = f"127.0.0.1:{free_port()}"
     if not overrides.get("s3_external"):
