@@ -37,6 +37,7 @@ class SdkReply:
     status: int
     headers: dict[str, str]
     body: bytes
+    continued: bool = False  # the server answered ``Expect: 100-continue`` with ``100 Continue``
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object (fails the test if it is not one)."""
@@ -128,7 +129,9 @@ class SdkClient:
                 while stream.readline() not in {b"\r\n", b""}:
                     pass
             sock.sendall(body)
-            return _read_reply(stream.readline(), stream)
+            reply = _read_reply(stream.readline(), stream)
+            reply.continued = expect
+            return reply
 
     # --- the operations, as the SDK's methods call them -------------------------------------------------------
 
@@ -143,13 +146,13 @@ class SdkClient:
         return self.call("sendEdoc", parameters, body=data + b"\r\n", content_type="application/octet-stream")
 
     def received(self, messagetype: str = "edoc", **dates: str) -> SdkReply:
-        """getReceivedEdocList (empty body), optionally with fromDate/toDate."""
+        """The getReceivedEdocList call (empty body), optionally with fromDate/toDate."""
         parameters = [("servicetype", "eDoc"), ("messagetype", messagetype), *dates.items()]
         return self.call("getReceivedEdocList", parameters)
 
     def get_edoc(self, doc_id: str, *, spelling: str = "docId") -> SdkReply:
         """getEdoc: body ``{}``, Expect: 100-continue."""
-        return self.call("getEdoc", [(spelling, doc_id), ("filePath", f"/tmp/{doc_id}.edxml")], body=b"{}")
+        return self.call("getEdoc", [(spelling, doc_id), ("filePath", f"C:\\dms\\inbox\\{doc_id}.edxml")], body=b"{}")
 
     def get_edoc_bytes(self, doc_id: str) -> bytes:
         """GetEdoc's base64, decoded."""
@@ -159,21 +162,21 @@ class SdkClient:
 
     def download_edoc(self, doc_id: str) -> SdkReply:
         """downloadEdoc: a GET answered with the raw bytes."""
-        return self.call("downloadEdoc", [("docId", doc_id), ("filePath", f"/tmp/{doc_id}")], method="GET")
+        return self.call("downloadEdoc", [("docId", doc_id), ("filePath", f"C:\\dms\\inbox\\{doc_id}")], method="GET")
 
     def update_status(self, doc_id: str, status: str, *, spelling: str = "docid") -> SdkReply:
         """updateStatus: body ``{}``; spelt ``docid`` by default, so that it lingers beside an earlier ``docId``."""
         return self.call("updateStatus", [(spelling, doc_id), ("status", status)], body=b"{}")
 
     def sent(self, messagetype: str = "edoc", doc_id: str = "") -> SdkReply:
-        """getSentEdocList (empty body), optionally one docId."""
+        """The getSentEdocList call (empty body), optionally one docId."""
         parameters = [("servicetype", "eDoc"), ("messagetype", messagetype)]
         if doc_id:
             parameters.append(("docId", doc_id))
         return self.call("getSentEdocList", parameters)
 
     def count(self, kind: str = "Edoc") -> SdkReply:
-        """countReceiveEdoc / countReceiveStatus: body ``{}``."""
+        """The countReceiveEdoc / countReceiveStatus call: body ``{}``."""
         return self.call(f"countReceive{kind}", [("servicetype", "eDoc"), ("messagetype", kind.lower())], body=b"{}")
 
 
