@@ -56,6 +56,7 @@ from adapters.vxp_mailbox import (
     MAILBOX_STATUSES,
     Mailbox,
     MailboxError,
+    SentRecord,
     describe_sent,
     item_fields,
     parse_list_date,
@@ -171,7 +172,7 @@ class VxpFacade:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
-        self.mailbox = Mailbox(store)
+        self.mailbox = Mailbox(store, clock=clock)
         self._store = store
         self._clock = clock
         self._connection = facade_connection(settings)
@@ -309,16 +310,20 @@ class VxpFacade:
         if hash_file(data) != expected_hash:
             raise VxpError(VxpCode.BAD_BODY, "hash-file is not the SHA-256 of the body (without its trailing CRLF)")
         record = await asyncio.to_thread(self._check_document, sender, messagetype, doc_id, data)
-        await asyncio.to_thread(self.mailbox.record_sent, record)  # first: a retried send finds it, a lost one lacks
         value = data
         if len(data) > self.settings.claim_check_bytes:
             value = await asyncio.to_thread(self._claim_check, data)
-        await asyncio.wait_for(
-            self._producer.send_and_wait(outbox_topic(sender), value, key=sender.encode()), _SEND_TIMEOUT
+        # The record of the send and the send itself at once: a failure of either is a FAIL, and the DMS's retry
+        # of the same body has the same DocId (the record is create-only, the hub drops the duplicate document).
+        await asyncio.gather(
+            asyncio.to_thread(self.mailbox.record_sent, record),
+            asyncio.wait_for(
+                self._producer.send_and_wait(outbox_topic(sender), value, key=sender.encode()), _SEND_TIMEOUT
+            ),
         )
         return _reply(ok(DocId=doc_id))
 
-    def _check_document(self, sender: str, messagetype: str, doc_id: str, data: bytes) -> Any:
+    def _check_document(self, sender: str, messagetype: str, doc_id: str, data: bytes) -> SentRecord:
         """The sent record of ``data``, once it reads as an edXML of ``messagetype`` from ``sender``."""
         try:
             message = parse(data, max_bytes=self.settings.max_document_bytes).message
@@ -331,7 +336,7 @@ class VxpFacade:
             raise VxpError(
                 VxpCode.FROM_NOT_ALLOWED, f"the edXML's From/OrganId {message.sender.organ_id} is not from={sender}"
             )
-        return describe_sent(sender, kind, doc_id, data, self._clock())
+        return describe_sent(sender, kind, doc_id, message, self._clock())
 
     def _claim_check(self, data: bytes) -> bytes:
         sha = hashlib.sha256(data).hexdigest()
@@ -388,9 +393,7 @@ class VxpFacade:
             raise VxpError(VxpCode.BAD_PARAMETER, f"status is one of {', '.join(MAILBOX_STATUSES)}, not {status!r}")
         description = call.caller.get("description") or call.caller.get("status_desc")
         try:
-            await asyncio.to_thread(
-                self.mailbox.update_status, call.system_id, doc_id, status, description, at=self._clock()
-            )
+            await asyncio.to_thread(self.mailbox.update_status, call.system_id, doc_id, status, description)
         except KeyError:
             raise VxpError(VxpCode.NOT_FOUND, f"no document {doc_id!r} in your mailbox") from None
         if status == "fail":
@@ -459,7 +462,7 @@ class VxpFacade:
         topic: str = record.topic
         kind = "edoc" if topic.startswith("lienthong.inbox.") else "status"
         recipient = topic.split(".", 2)[2]
-        return self.mailbox.ingest(recipient, kind, record.key, record.value or b"", at=self._clock())
+        return self.mailbox.ingest(recipient, kind, record.key, record.value or b"")
 
     # --- the directory ---------------------------------------------------------------------------------------
 

@@ -1,20 +1,22 @@
 """The VXP facade's state in the object store: each agency's mailbox and what it sent, shared by every facade.
 
 Everything is create-only (the archive bucket has object lock: nothing is ever overwritten or deleted), so a state
-change is a new object and the state is what the objects say:
+change is a new object, and each prefix is an append-only log whose keys start with the UTC time of the write
+(``<time>`` below, ``yyyymmddThhmmssffffffZ``):
 
-- ``vxp/mailbox/<organ>/<kind>/items/<docId>``: one record of ``lienthong.inbox.<organ>`` (kind ``edoc``) or
-  ``lienthong.status.<organ>`` (kind ``status``), its value byte for byte (a claim check stays a claim check and is
-  resolved when read); metadata: ``from``, ``received`` and, for statuses, what they answer.
-- ``vxp/mailbox/<organ>/<kind>/state/<docId>/<time>-<status>``: one ``updateStatus`` (``done``, ``fail``,
-  ``processing``); its content is the description. An item with a ``done`` is never listed again, whatever arrives
-  later (a record read again after a crash finds its item there and changes nothing).
-- ``vxp/sent/<organ>/<kind>/<DocId>``: what an agency sent through the facade (JSON), for ``getSentEdocList``.
+- ``vxp/mailbox/<organ>/<kind>/items/<time>_<docId>``: one record of ``lienthong.inbox.<organ>`` (kind ``edoc``)
+  or ``lienthong.status.<organ>`` (kind ``status``), its value byte for byte (a claim check stays a claim check and
+  is resolved when read); statuses carry what they answer in metadata.
+- ``vxp/mailbox/<organ>/<kind>/state/<time>_<docId>_<status>``: one ``updateStatus`` (``done``, ``fail``,
+  ``processing``); its content is the description. An item with a ``done`` is never listed again, whatever
+  arrives later (a record read again after a crash adds an item with the same docId, which changes nothing).
+- ``vxp/sent/<organ>/<kind>/<time>_<DocId>``: what an agency sent through the facade (JSON), for getSentEdocList.
 
 A mailbox docId is ``<from>_<first 32 hex of the record's SHA-256>_<recipient>``: the same record read again gives
-the same docId (stable across restarts), two recipients of one document get two docIds. Immutable things (items,
-sent records) are cached per process; the lists (``items/``, ``state/``) are read from the store on every call, so
-that several facades share one state.
+the same docId (stable across restarts), two recipients of one document get two docIds. Each facade process tails
+the logs (``start_after`` a minute before the newest key it saw, for writers whose clocks differ a little), so a call
+costs what changed since the previous one; the logs are the state, so several facades share it and a restart
+rebuilds it.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from hub.records import CLAIM_CHECK_MAGIC, ClaimCheck
@@ -97,12 +99,10 @@ class MailboxItem:
     recipient: str
     received: datetime
     key: str
-    claim: bool
     status: str = "new"  # new | processing | fail (done items are not listed)
     status_desc: str = ""
     updated: datetime | None = None
     about: str = ""  # statuses: the DocumentId they answer
-    about_organ: str = ""  # statuses: that document's sender
     code: str = ""  # statuses: the status code (01..16)
     status_time: str = ""  # statuses: their own timestamp (ISO)
 
@@ -150,9 +150,8 @@ class SentRecord:
         )
 
 
-def describe_sent(sender: str, kind: str, doc_id: str, data: bytes, at: datetime) -> SentRecord:
-    """The record of a sendEdoc of ``data`` (an edXML the facade parsed already; it parses again, cheaply)."""
-    message = parse(data).message
+def describe_sent(sender: str, kind: str, doc_id: str, message: Edoc | StatusMessage, at: datetime) -> SentRecord:
+    """The record of a sendEdoc of ``message`` (parsed from the body by the facade)."""
     if isinstance(message, Edoc):
         recipients = tuple(o.organ_id for o in message.recipients)
         notation = f"{message.code.code_number}/{message.code.code_notation}"
@@ -161,81 +160,123 @@ def describe_sent(sender: str, kind: str, doc_id: str, data: bytes, at: datetime
     return SentRecord(doc_id, kind, sender, (about.organ_id,), about.document_id, about.code, message.status_code, at)
 
 
-class Mailbox:
-    """Mailboxes and sent records of the agencies a facade serves, in one object store (thread-safe)."""
+_STAMP: Final = "%Y%m%dT%H%M%S%fZ"  # fixed width: keys sort by time
+_STAMP_LEN: Final = 22
+#: How far back each listing looks again: another facade's write stamped by its clock may land behind our cursor.
+_RELIST: Final = timedelta(seconds=60)
 
-    def __init__(self, store: ObjectStore) -> None:
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime(_STAMP)
+
+
+def _unstamp(text: str) -> datetime:
+    return datetime.strptime(text, _STAMP).replace(tzinfo=UTC)
+
+
+@dataclass
+class _Log:
+    """One append-only prefix, tailed: what was listed so far, and where the next listing starts."""
+
+    prefix: str
+    cursor: str = ""
+    seen: set[str] = field(default_factory=set)
+
+    def tail(self, store: ObjectStore) -> list[str]:
+        """The keys written since the last call (each once), oldest first."""
+        fresh = [k for k in store.list(self.prefix, start_after=self.cursor) if k not in self.seen]
+        if fresh:
+            self.seen.update(fresh)
+            newest = _unstamp(max(fresh)[len(self.prefix) :][:_STAMP_LEN])
+            self.cursor = self.prefix + _stamp(newest - _RELIST)
+            self.seen = {k for k in self.seen if k > self.cursor}  # keys behind the cursor are never listed again
+        return fresh
+
+
+@dataclass
+class _View:
+    """One mailbox as this process knows it: items by docId and their latest updateStatus."""
+
+    items: _Log
+    states: _Log
+    keys: dict[str, str] = field(default_factory=dict)  # docId → its item's key (the first written)
+    latest: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # docId → (time, status, key)
+    done: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Mailbox:
+    """Mailboxes and sent records of the agencies a facade serves, in one object store (thread-safe).
+
+    Each prefix is an append-only log whose keys start with the time they were written; a process tails them
+    (``start_after`` a minute before the newest key it saw), so a call costs what changed since the last one, not
+    the mailbox's whole history.
+    """
+
+    def __init__(self, store: ObjectStore, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._store = store
-        self._items: dict[str, MailboxItem] = {}  # key → item as stored (immutable)
-        self._sent: dict[str, SentRecord] = {}
+        self._clock = clock
+        self._views: dict[tuple[str, str], _View] = {}
+        self._sent_logs: dict[tuple[str, str], tuple[_Log, list[SentRecord]]] = {}
+        self._metadata: dict[str, MailboxItem] = {}  # status item key → what its metadata says (immutable)
+        self._descriptions: dict[str, str] = {}  # fail state key → its description (immutable)
         self._lock = threading.Lock()
 
     # --- writing ---------------------------------------------------------------------------------------------
 
-    def ingest(self, recipient: str, kind: str, key: bytes | None, value: bytes, *, at: datetime) -> str:
+    def ingest(self, recipient: str, kind: str, key: bytes | None, value: bytes) -> str:
         """File one record of ``recipient``'s inbox (``edoc``) or status topic (``status``); its docId.
 
-        Create-only: a record filed already (read again after a crash) changes nothing, not even a ``done``.
+        A record filed again (read again after a crash) gets a second item object with the same docId, which
+        every reader takes as the first one: nothing reappears, nothing marked done comes back.
         """
         sha = hashlib.sha256(value).hexdigest()
         claim = value.startswith(CLAIM_CHECK_MAGIC)
         sender = (key or b"").decode("utf-8", "replace")
-        metadata: dict[str, str] = {}
-        if not claim:
+        metadata: dict[str, str] = {"claim": "1" if claim else "0"}
+        if kind == "status" and not claim:
             try:
                 message = parse(value).message
-            except HubError:  # the hub delivers only what it parsed; keep anything else as it came
+            except HubError:  # the hub relays only what it parsed; keep anything else as it came
                 message = None
-            if message is not None:
-                sender = message.sender.organ_id
             if isinstance(message, StatusMessage):
+                sender = message.sender.organ_id
                 metadata |= {
                     "about": message.response_for.document_id,
-                    "about-organ": message.response_for.organ_id,
                     "code": message.status_code,
                     "status-time": message.timestamp.isoformat(),
                     "desc": message.description[:_DESC_LIMIT],
                 }
         doc_id = mailbox_doc_id(sender, sha, recipient)
-        metadata |= {"from": sender, "received": at.astimezone(UTC).isoformat(), "claim": "1" if claim else "0"}
+        item_key = f"{self._prefix(recipient, kind)}items/{_stamp(self._clock())}_{doc_id}"
         with contextlib.suppress(ObjectExists):
-            self._store.put(self._item_key(recipient, kind, doc_id), value, metadata=metadata)
+            self._store.put(item_key, value, metadata=metadata)
         return doc_id
 
-    def update_status(self, recipient: str, doc_id: str, status: str, description: str, *, at: datetime) -> str:
+    def update_status(self, recipient: str, doc_id: str, status: str, description: str) -> str:
         """Record ``status`` (done, fail, processing) of ``recipient``'s ``doc_id``; its kind (``KeyError``: none)."""
-        kind = self.kind_of(recipient, doc_id)
-        if kind is None:
-            raise KeyError(doc_id)
-        stamp = at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        key = f"{self._prefix(recipient, kind)}state/{doc_id}/{stamp}-{status}"
+        kind, _ = self._find(recipient, doc_id)
+        key = f"{self._prefix(recipient, kind)}state/{_stamp(self._clock())}_{doc_id}_{status}"
         with contextlib.suppress(ObjectExists):  # the same microsecond twice: one record is enough
             self._store.put(key, description.encode("utf-8"))
+        view = self._view(recipient, kind)
+        with view.lock:  # this process sees its own change at once
+            self._apply_state(view, key)
         return kind
 
     def record_sent(self, record: SentRecord) -> None:
-        """Keep what ``record.sender`` sent (create-only: the same DocId again changes nothing)."""
+        """Keep what ``record.sender`` sent."""
+        key = f"{_ROOT}sent/{record.sender}/{record.kind}/{_stamp(record.sent)}_{record.doc_id}"
         with contextlib.suppress(ObjectExists):
-            self._store.put(self._sent_key(record.sender, record.kind, record.doc_id), record.to_json())
+            self._store.put(key, record.to_json())
 
     # --- reading ---------------------------------------------------------------------------------------------
 
-    def kind_of(self, recipient: str, doc_id: str) -> str | None:
-        """Which mailbox of ``recipient`` holds ``doc_id`` (None: neither; another agency's is never looked at)."""
-        for kind in KINDS:
-            key = self._item_key(recipient, kind, doc_id)
-            if key in self._items or self._store.exists(key):
-                return kind
-        return None
-
     def read(self, recipient: str, doc_id: str) -> bytes:
         """The bytes of ``doc_id`` in ``recipient``'s mailbox (a claim check resolved); ``KeyError`` if none."""
-        kind = self.kind_of(recipient, doc_id)
-        if kind is None:
-            raise KeyError(doc_id)
-        item = self._item(self._item_key(recipient, kind, doc_id))
-        value = self._store.get(item.key)
-        if not item.claim:
+        _, key = self._find(recipient, doc_id)
+        value = self._store.get(key)
+        if not value.startswith(CLAIM_CHECK_MAGIC) or self._store.stat(key).metadata.get("claim") != "1":
             return value
         check = ClaimCheck.from_bytes(value)
         try:
@@ -248,20 +289,19 @@ class Mailbox:
 
     def pending(self, recipient: str, kind: str, *, limit: int = DEFAULT_LIST_LIMIT) -> list[MailboxItem]:
         """Items of one mailbox not marked done, oldest first, at most ``limit``."""
-        prefix = self._prefix(recipient, kind)
-        states = self._states(prefix)
+        view = self._refresh(recipient, kind)
+        with view.lock:
+            listed = [(doc_id, key, view.latest.get(doc_id)) for doc_id, key in view.keys.items()]
+            done = set(view.done)
         items = []
-        for key in self._store.list(f"{prefix}items/"):
-            doc_id = key.rsplit("/", 1)[1]
-            marks = states.get(doc_id, [])
-            if any(status == "done" for _, status, _ in marks):
+        for doc_id, key, state in listed:
+            if doc_id in done:
                 continue
-            item = self._item(key)
-            if marks:
-                stamp, status, state_key = max(marks)
-                when = datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
-                description = self._store.get(state_key).decode("utf-8", "replace") if status == "fail" else ""
-                item = _with_state(item, status, description, when)
+            item = self._from_key(key, recipient, kind)
+            if state is not None:
+                stamp, status, state_key = state
+                description = self._description(state_key) if status == "fail" else ""
+                item = replace(item, status=status, status_desc=description, updated=_unstamp(stamp))
             items.append(item)
         items.sort(key=lambda i: (i.received, i.doc_id))
         return items[:limit]
@@ -271,75 +311,99 @@ class Mailbox:
         return len(self.pending(recipient, kind, limit=1 << 62))
 
     def statuses(self, recipient: str) -> list[MailboxItem]:
-        """Every status ``recipient`` received (done or not): what answers the documents it sent."""
-        return [self._item(key) for key in self._store.list(f"{self._prefix(recipient, 'status')}items/")]
+        """Every status ``recipient`` received (done or not), with what each answers: for getSentEdocList."""
+        view = self._refresh(recipient, "status")
+        with view.lock:
+            keys = list(view.keys.values())
+        found = []
+        for key in keys:
+            with self._lock:
+                item = self._metadata.get(key)
+            if item is None:
+                meta = self._store.stat(key).metadata
+                item = replace(
+                    self._from_key(key, recipient, "status"),
+                    about=meta.get("about", ""),
+                    code=meta.get("code", ""),
+                    status_time=meta.get("status-time", ""),
+                    status_desc=meta.get("desc", ""),
+                )
+                with self._lock:
+                    self._metadata[key] = item
+            found.append(item)
+        return found
 
     def sent(self, sender: str, kind: str) -> list[SentRecord]:
         """What ``sender`` sent through the facade, oldest first."""
-        records = []
-        for key in self._store.list(f"{_ROOT}sent/{sender}/{kind}/"):
-            with self._lock:
-                record = self._sent.get(key)
-            if record is None:
-                record = SentRecord.from_json(self._store.get(key))
-                with self._lock:
-                    self._sent[key] = record
-            records.append(record)
-        records.sort(key=lambda r: (r.sent, r.doc_id))
-        return records
+        with self._lock:
+            log, records = self._sent_logs.setdefault((sender, kind), (_Log(f"{_ROOT}sent/{sender}/{kind}/"), []))
+        fresh = log.tail(self._store)
+        known = {r.doc_id for r in records}
+        for key in fresh:
+            record = SentRecord.from_json(self._store.get(key))
+            if record.doc_id not in known:
+                known.add(record.doc_id)
+                records.append(record)
+        return sorted(records, key=lambda r: (r.sent, r.doc_id))
 
-    # --- keys and the cache ----------------------------------------------------------------------------------
+    # --- the views -------------------------------------------------------------------------------------------
 
     @staticmethod
     def _prefix(recipient: str, kind: str) -> str:
         return f"{_ROOT}mailbox/{recipient}/{kind}/"
 
-    def _item_key(self, recipient: str, kind: str, doc_id: str) -> str:
-        return f"{self._prefix(recipient, kind)}items/{doc_id}"
+    def _view(self, recipient: str, kind: str) -> _View:
+        with self._lock:
+            view = self._views.get((recipient, kind))
+            if view is None:
+                prefix = self._prefix(recipient, kind)
+                view = self._views[(recipient, kind)] = _View(_Log(f"{prefix}items/"), _Log(f"{prefix}state/"))
+            return view
+
+    def _refresh(self, recipient: str, kind: str) -> _View:
+        view = self._view(recipient, kind)
+        with view.lock:
+            for key in view.items.tail(self._store):
+                doc_id = key[len(view.items.prefix) + _STAMP_LEN + 1 :]
+                view.keys.setdefault(doc_id, key)
+            for key in view.states.tail(self._store):
+                self._apply_state(view, key)
+        return view
 
     @staticmethod
-    def _sent_key(sender: str, kind: str, doc_id: str) -> str:
-        return f"{_ROOT}sent/{sender}/{kind}/{doc_id}"
+    def _apply_state(view: _View, key: str) -> None:
+        stamp, rest = key[len(view.states.prefix) :].split("_", 1)
+        doc_id, status = rest.rsplit("_", 1)
+        if status == "done":
+            view.done.add(doc_id)
+        if doc_id not in view.latest or view.latest[doc_id][0] < stamp:
+            view.latest[doc_id] = (stamp, status, key)
 
-    def _states(self, prefix: str) -> dict[str, list[tuple[str, str, str]]]:
-        """The (time, status, key) of every updateStatus of one mailbox, by docId."""
-        states: dict[str, list[tuple[str, str, str]]] = {}
-        for key in self._store.list(f"{prefix}state/"):
-            parts = key[len(prefix) :].split("/")
-            if len(parts) == 3 and "-" in parts[2]:  # noqa: PLR2004 - state/<docId>/<time>-<status>
-                stamp, status = parts[2].split("-", 1)
-                states.setdefault(parts[1], []).append((stamp, status, key))
-        return states
+    def _find(self, recipient: str, doc_id: str) -> tuple[str, str]:
+        """(kind, item key) of ``doc_id`` in ``recipient``'s mailboxes; ``KeyError`` if neither holds it."""
+        for refresh in (False, True):
+            for kind in KINDS:
+                view = self._refresh(recipient, kind) if refresh else self._view(recipient, kind)
+                with view.lock:
+                    key = view.keys.get(doc_id)
+                if key is not None:
+                    return kind, key
+        raise KeyError(doc_id)
 
-    def _item(self, key: str) -> MailboxItem:
+    def _from_key(self, key: str, recipient: str, kind: str) -> MailboxItem:
+        """What an item's key says: when it arrived, and who sent it (the docId's first part)."""
+        name = key.rsplit("/", 1)[1]
+        stamp, doc_id = name[:_STAMP_LEN], name[_STAMP_LEN + 1 :]
+        return MailboxItem(doc_id, kind, doc_id.split("_", 1)[0], recipient, _unstamp(stamp), key)
+
+    def _description(self, state_key: str) -> str:
         with self._lock:
-            item = self._items.get(key)
-        if item is not None:
-            return item
-        info = self._store.stat(key)
-        meta = info.metadata
-        parts = key.split("/")  # vxp/mailbox/<organ>/<kind>/items/<docId>
-        item = MailboxItem(
-            doc_id=parts[-1],
-            kind=parts[-3],
-            sender=meta.get("from", ""),
-            recipient=parts[-4],
-            received=datetime.fromisoformat(meta.get("received", "1970-01-01T00:00:00+00:00")),
-            key=key,
-            claim=meta.get("claim") == "1",
-            about=meta.get("about", ""),
-            about_organ=meta.get("about-organ", ""),
-            code=meta.get("code", ""),
-            status_time=meta.get("status-time", ""),
-            status_desc=meta.get("desc", ""),
-        )
-        with self._lock:
-            self._items[key] = item
-        return item
-
-
-def _with_state(item: MailboxItem, status: str, description: str, when: datetime) -> MailboxItem:
-    return replace(item, status=status, status_desc=description or item.status_desc, updated=when)
+            text = self._descriptions.get(state_key)
+        if text is None:
+            text = self._store.get(state_key).decode("utf-8", "replace")
+            with self._lock:
+                self._descriptions[state_key] = text
+        return text
 
 
 def item_fields(item: MailboxItem) -> dict[str, Any]:

@@ -205,7 +205,7 @@ def test_done_removes_an_item_for_good_even_across_a_restart(stack: Stack, vxp: 
     store = S3ObjectStore.connect(
         settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket
     )
-    Mailbox(store).ingest(B, "edoc", A.encode(), delivered.data, at=datetime.now(UTC))  # read again after a crash
+    Mailbox(store).ingest(B, "edoc", A.encode(), delivered.data)  # read again after a crash
     assert doc_id not in {i["docId"] for i in _ok(vxp.b.received())["data"]}
     assert vxp.b.get_edoc_bytes(doc_id) == delivered.data  # done is not deleted: it can still be fetched
 
