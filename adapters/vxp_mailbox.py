@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -164,6 +165,8 @@ _STAMP: Final = "%Y%m%dT%H%M%S%fZ"  # fixed width: keys sort by time
 _STAMP_LEN: Final = 22
 #: How far back each listing looks again: another facade's write stamped by its clock may land behind our cursor.
 _RELIST: Final = timedelta(seconds=60)
+#: How stale a view may be before a call lists the store again (this process's own writes show at once).
+_REFRESH_EVERY: Final = 0.5
 
 
 def _stamp(at: datetime) -> str:
@@ -203,6 +206,7 @@ class _View:
     latest: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # docId → (time, status, key)
     done: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refreshed: float = -1e9  # time.monotonic() of the last listing
 
 
 class Mailbox:
@@ -251,6 +255,10 @@ class Mailbox:
         item_key = f"{self._prefix(recipient, kind)}items/{_stamp(self._clock())}_{doc_id}"
         with contextlib.suppress(ObjectExists):
             self._store.put(item_key, value, metadata=metadata)
+        view = self._view(recipient, kind)
+        with view.lock:  # this process sees its own write at once
+            view.items.seen.add(item_key)
+            view.keys.setdefault(doc_id, item_key)
         return doc_id
 
     def update_status(self, recipient: str, doc_id: str, status: str, description: str) -> str:
@@ -261,6 +269,7 @@ class Mailbox:
             self._store.put(key, description.encode("utf-8"))
         view = self._view(recipient, kind)
         with view.lock:  # this process sees its own change at once
+            view.states.seen.add(key)
             self._apply_state(view, key)
         return kind
 
@@ -360,9 +369,13 @@ class Mailbox:
                 view = self._views[(recipient, kind)] = _View(_Log(f"{prefix}items/"), _Log(f"{prefix}state/"))
             return view
 
-    def _refresh(self, recipient: str, kind: str) -> _View:
+    def _refresh(self, recipient: str, kind: str, *, force: bool = False) -> _View:
+        """The view, with what other processes wrote (listed at most every ``_REFRESH_EVERY`` s unless forced)."""
         view = self._view(recipient, kind)
         with view.lock:
+            if not force and time.monotonic() - view.refreshed < _REFRESH_EVERY:
+                return view
+            view.refreshed = time.monotonic()
             for key in view.items.tail(self._store):
                 doc_id = key[len(view.items.prefix) + _STAMP_LEN + 1 :]
                 view.keys.setdefault(doc_id, key)
@@ -383,7 +396,7 @@ class Mailbox:
         """(kind, item key) of ``doc_id`` in ``recipient``'s mailboxes; ``KeyError`` if neither holds it."""
         for refresh in (False, True):
             for kind in KINDS:
-                view = self._refresh(recipient, kind) if refresh else self._view(recipient, kind)
+                view = self._refresh(recipient, kind, force=refresh)
                 with view.lock:
                     key = view.keys.get(doc_id)
                 if key is not None:

@@ -126,8 +126,8 @@ def _facade(endpoint: str, secrets: dict[str, str], documents: Sequence[bytes], 
             _raise_failed(sent)
             items = poller.received("edoc").get("data", [])
             list(takers.map(take, [item["docId"] for item in items]))
-            if not items:
-                time.sleep(0.05)
+            if not items:  # a DMS polls every few seconds; this one, as often as the hub can answer in time
+                time.sleep(0.2)
         for future in sent:
             future.result()
         poller.close()
