@@ -32,7 +32,7 @@ from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from hub.directory import Directory, load_directory
-from hub.embedded._process import ManagedProcess
+from hub.embedded._process import ManagedProcess, ServerStartError
 from hub.embedded.kafka import EmbeddedKafka, wait_ready
 from hub.embedded.s3 import EmbeddedS3
 from hub.metrics import collecting_registry
@@ -153,7 +153,9 @@ class Hub:
     def _start(self) -> HubAddresses:
         self.settings = settings = with_secrets(self.settings)
         self._restarts = Counter(
-            "lienthong_restarts_total", "Children of lienthong up restarted after they died", ["process"],
+            "lienthong_restarts_total",
+            "Children of lienthong up restarted after they died",
+            ["process"],
             registry=self._registry,
         )
         settings_file = self.data / "settings.yaml"  # what the workers (and the next start) read
@@ -278,6 +280,12 @@ class Hub:
             "vxp-facade", argv, port=settings.vxp_port, log_path=self.data / "logs" / "vxp-facade.log"
         )
         facade.start()
+        # The port answering is not enough: another server may hold it (a free port picked twice), and then ours
+        # dies on bind while that one answers. Ours answers any path with a JSON envelope.
+        wait_until(lambda: not facade.running or _answers_vxp(settings.vxp_port), timeout=60, every=0.2)
+        if not facade.running or not _answers_vxp(settings.vxp_port):
+            facade.stop()
+            raise ServerStartError(f"the VXP facade did not start on port {settings.vxp_port}:\n{facade.log_tail()}")
         self._supervise("vxp facade", lambda: facade.running, facade.start)
         endpoint = f"http://127.0.0.1:{settings.vxp_port}/vxp"
         self.progress(f"VXP facade started at {endpoint} (pid {facade.pid})")
@@ -383,6 +391,20 @@ class _WorkerProcess(ManagedProcess):
     def start(self, *, timeout: float = 0) -> _WorkerProcess:  # noqa: ARG002 - nothing to wait for
         """Start the process (no port to wait for)."""
         return self.launch()
+
+
+def _answers_vxp(port: int) -> bool:
+    """Whether the server on ``port`` is a VXP facade (its refusal of an unknown operation is a JSON envelope)."""
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/vxp/ping", timeout=2):
+            return False
+    except urllib.error.HTTPError as exc:
+        return b'"ErrorCode"' in exc.read()
+    except OSError:
+        return False
 
 
 def _plain(settings: HubSettings) -> dict[str, Any]:
