@@ -182,7 +182,7 @@ class SdkClient:
 
 def _read_reply(status_line: bytes, stream: Any) -> SdkReply:
     parts = status_line.decode("latin-1").split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/"):  # noqa: PLR2004
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
         raise ConnectionError(f"not an HTTP reply (is another server on that port?): {status_line[:80]!r}")
     status = int(parts[1])
     headers: dict[str, str] = {}
