@@ -7,26 +7,33 @@ both occur, ``{}`` bodies go with ``Expect: 100-continue``, and its timestamp wa
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaConsumer, TopicPartition
 
-from adapters.vxp import DOC_ID_PATTERN, VxpCode
-from adapters.vxp_mailbox import Mailbox
-from hub.access import issue_credentials
+from adapters.vxp import DOC_ID_PATTERN, VxpCode, hash_file, sign_request
+from adapters.vxp_facade import VxpFacade, facade_connection
+from adapters.vxp_mailbox import DEFAULT_LIST_LIMIT, Mailbox
+from hub.access import VXP_USER, issue_credentials
 from hub.demo import demo_status
 from hub.records import outbox_topic
+from hub.settings import HubSettings
 from schemas import build_document
 from schemas.examples import example_edoc
 from signer.sign import sign_document
+from storage.objectstore import MemoryObjectStore, ObjectInfo, StoreUnavailable
 from storage.s3 import S3ObjectStore
 from tests.support.hub_fixtures import Stack
 from tests.support.vxp_sdk import SdkClient, SdkReply, sdk_hash_file
@@ -231,7 +238,7 @@ def test_refusals_are_fail_envelopes_with_their_code_and_deliver_nothing(stack: 
     data = _edoc(stack, 7003)
     ends = _outbox_ends(stack)
     wrong_secret = SdkClient(vxp.endpoint, A, "not-the-secret")
-    assert _refused(wrong_secret.send_edoc(data), VxpCode.BAD_SIGNATURE)["DocId"]
+    assert _refused(wrong_secret.send_edoc(data), VxpCode.BAD_SIGNATURE)["DocId"] == f"{A}_{'0' * 32}"
     _refused(SdkClient(vxp.endpoint, "000.77.00.H41", vxp.secrets[A]).send_edoc(data), VxpCode.UNKNOWN_SYSTEM)
     altered = vxp.a.call(
         "sendEdoc",
@@ -260,6 +267,8 @@ def test_refusals_are_fail_envelopes_with_their_code_and_deliver_nothing(stack: 
     )
     _refused(mismatch, VxpCode.BAD_BODY)
     _refused(vxp.a.send_edoc(data, messagetype="status"), VxpCode.BAD_PARAMETER)
+    _refused(vxp.a.send_edoc(_edoc(stack, 7004, sender=C)), VxpCode.FROM_NOT_ALLOWED)  # the edXML's From is C
+    _refused(vxp.a.call("getEdoc", [("filePath", "x")], body=b"{}"), VxpCode.MISSING_PARAMETER)
     stale = SdkClient(vxp.endpoint, A, vxp.secrets[A], age=timedelta(days=2))
     _refused(stale.send_edoc(data), VxpCode.STALE_TIMESTAMP)
     time.sleep(1.0)
@@ -276,6 +285,13 @@ def test_another_agencys_document_is_not_found_like_a_missing_one(vxp: Clients, 
     assert download.status == 404
     assert download.json()["ErrorCode"] == VxpCode.NOT_FOUND.value
     _refused(vxp.c.update_status(delivered.received_id, "done"), VxpCode.NOT_FOUND)
+
+
+def test_the_facade_logs_in_as_its_own_principal_with_a_kept_password(stack: Stack) -> None:
+    """Up generates lienthong-vxp's password once, keeps it in DATA/secrets.yaml and gives it to the facade."""
+    kept = yaml.safe_load((stack.settings.data_dir / "secrets.yaml").read_text(encoding="utf-8"))
+    assert kept["vxp_kafka_password"] == stack.settings.vxp_kafka_password != ""
+    assert facade_connection(stack.settings).username == VXP_USER
 
 
 def test_unknown_operations_and_paths_are_json_404s(vxp: Clients) -> None:
@@ -333,3 +349,68 @@ def test_directory_lists_and_the_administrators_changes(vxp: Clients) -> None:
     _ok(vxp.admin.call("deleteAgency", [("AgencyCode", "000.44.00.H41")], body=b"{}"))
     assert "000.44.00.H41" not in {row["code"] for row in _ok(vxp.admin.call("getAgenciesList"))["data"]}
     _refused(vxp.admin.call("deleteAgency", [("AgencyCode", "000.44.00.H41")], body=b"{}"), VxpCode.NOT_FOUND)
+
+
+# --- the hub's own trouble, in process (no broker needed: these calls fail before reaching it) --------------------
+
+
+class _BrokenStore(MemoryObjectStore):
+    """An object store that is down (every write fails as the S3 adapter reports it)."""
+
+    def put(self, key: str, data: bytes, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:  # noqa: ARG002
+        """Fail like an unreachable S3."""
+        raise StoreUnavailable(f"object store unreachable for {key!r}")
+
+
+async def _call_in_process(tmp_path: Path, store: MemoryObjectStore, body: bytes, **settings: Any) -> tuple[int, bytes]:
+    (tmp_path / "vxp-secrets.yaml").write_text(yaml.safe_dump({A: "secret-a"}), encoding="utf-8")
+    app = VxpFacade(HubSettings(data_dir=tmp_path, **settings), store).application()
+    app.cleanup_ctx.clear()  # no Kafka producer: a send that gets as far as the broker fails on its own
+    parameters = [("from", A), ("servicetype", "eDoc"), ("messagetype", "edoc"), ("hash-file", hash_file(body))]
+    headers = sign_request(A, "secret-a", parameters, content_type="application/octet-stream")
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post("/vxp/sendEdoc", data=body + b"\r\n", headers=headers)
+        return response.status, await response.read()
+
+
+def _unsigned_edoc() -> bytes:
+    return build_document(example_edoc(sender=A, recipients=(B,), number=1, notation="LT-VXP"))
+
+
+def test_a_body_over_the_limit_is_too_large(tmp_path: Path) -> None:
+    """A sendEdoc body over max_document_bytes is refused with TOO_LARGE (and a DocId), as JSON with HTTP 200."""
+    status, body = asyncio.run(_call_in_process(tmp_path, MemoryObjectStore(), b"x" * 5000, max_document_bytes=1000))
+    reply = json.loads(body)
+    assert (status, reply["status"], reply["ErrorCode"]) == (200, "FAIL", VxpCode.TOO_LARGE.value)
+    assert DOC_ID_PATTERN.match(reply["DocId"])
+
+
+def test_the_hubs_own_failures_are_unavailable_or_internal_never_a_traceback(tmp_path: Path) -> None:
+    """A store that is down answers UNAVAILABLE (retry later); a failure of the hub's own code answers INTERNAL."""
+    # Above claim_check_bytes the document goes to the store before the broker: the store's failure shows.
+    status, body = asyncio.run(_call_in_process(tmp_path, _BrokenStore(), _unsigned_edoc(), claim_check_bytes=100))
+    reply = json.loads(body)
+    assert (status, reply["ErrorCode"]) == (200, VxpCode.UNAVAILABLE.value)
+    status, body = asyncio.run(_call_in_process(tmp_path, MemoryObjectStore(), _unsigned_edoc()))
+    reply = json.loads(body)
+    assert (status, reply["ErrorCode"]) == (200, VxpCode.INTERNAL.value)  # no broker client at all: the hub's fault
+    assert b"Traceback" not in body
+    assert "NoneType" not in reply["ErrorDesc"]
+
+
+def test_a_list_gives_at_most_the_limit_oldest_first() -> None:
+    """GetReceivedEdocList answers at most DEFAULT_LIST_LIMIT (500) items, oldest first; the rest come once done."""
+    ticks = iter(datetime(2026, 6, 1, tzinfo=UTC) + timedelta(seconds=n) for n in range(100))
+    mailbox = Mailbox(MemoryObjectStore(), clock=lambda: next(ticks))
+    ids = [mailbox.ingest(B, "edoc", A.encode(), f"document {n}".encode()) for n in range(3)]
+    assert [i.doc_id for i in mailbox.pending(B, "edoc", limit=2)] == ids[:2]
+    mailbox.update_status(B, ids[0], "done", "")
+    assert [i.doc_id for i in mailbox.pending(B, "edoc", limit=2)] == ids[1:]
+    assert DEFAULT_LIST_LIMIT == 500
+
+
+def test_the_facade_settings_default_to_port_8080_and_a_one_day_window() -> None:
+    """Unless set, the facade listens on 8080 and accepts timestamps up to a day old or ahead (settings, env)."""
+    assert (HubSettings().vxp_port, HubSettings().vxp_timestamp_window_seconds) == (8080, 86400)
+    overridden = HubSettings.load(env={"LIENTHONG_VXP_TIMESTAMP_WINDOW_SECONDS": "3600"})
+    assert overridden.vxp_timestamp_window_seconds == 3600
