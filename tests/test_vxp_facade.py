@@ -146,13 +146,14 @@ def test_a_document_sent_by_a_reaches_b_byte_for_byte(delivered: Delivered, vxp:
     assert DOC_ID_PATTERN.match(delivered.sent_id)
     assert delivered.sent_id == f"{A}_{hashlib.sha256(delivered.data).hexdigest()[:32]}"
     assert DOC_ID_PATTERN.match(delivered.received_id)
-    assert delivered.received_id != delivered.sent_id  # unique per (document, recipient)
+    assert delivered.received_id == f"{A}_{hashlib.sha256(delivered.data).hexdigest()[:32]}_{B}"  # per recipient
     item = delivered.item
     assert set(item) == {
         "docId", "serviceType", "messageType", "created_time", "updated_time", "from", "to", "status", "status_desc",
     }  # fmt: skip
     assert (item["to"], item["messageType"], item["status"]) == (B, "edoc", "new")
     assert datetime.fromisoformat(item["created_time"]).utcoffset() == timedelta(hours=7)
+    assert item["updated_time"] == item["created_time"]  # no updateStatus yet
     download = vxp.b.download_edoc(delivered.received_id)
     assert download.status == 200
     assert download.body == delivered.data
@@ -195,6 +196,7 @@ def test_done_removes_an_item_for_good_even_across_a_restart(stack: Stack, vxp: 
     _ok(vxp.b.update_status(doc_id, "processing"))  # spelt docid: the signed value wins over the lingering one
     listed = {i["docId"]: i for i in _ok(vxp.b.received())["data"]}
     assert listed[doc_id]["status"] == "processing"
+    assert listed[doc_id]["updated_time"] >= listed[doc_id]["created_time"]
     _ok(vxp.b.update_status(doc_id, "fail"))
     assert {i["docId"]: i for i in _ok(vxp.b.received())["data"]}[doc_id]["status"] == "fail"
     assert f"{'vxp':>8} {'fail':<10} {B:<28} 1" in stack.hub.dashboard()
@@ -218,11 +220,18 @@ def test_done_removes_an_item_for_good_even_across_a_restart(stack: Stack, vxp: 
 
 
 def test_list_dates_filter_and_refuse_what_they_cannot_read(stack: Stack, vxp: Clients, delivered: Delivered) -> None:
-    """FromDate/toDate take yyyy-MM-dd (whole days, Vietnam time) or ISO 8601; anything else is BAD_PARAMETER."""
+    """FromDate/toDate take yyyy-MM-dd (whole days, Vietnam time) or ISO 8601; anything else is BAD_PARAMETER.
+
+    C's document to B and A also shows getSentEdocList's one row per recipient.
+    """
     today = datetime.now(UTC).astimezone().date()
     tomorrow, yesterday = today + timedelta(days=2), today - timedelta(days=2)
-    _ok(vxp.c.send_edoc(_edoc(stack, 7002, sender=C, recipients=(B,))))
+    reply = _ok(vxp.c.send_edoc(_edoc(stack, 7002, sender=C, recipients=(B, A))))
     item = _wait_for(vxp.b, "edoc", lambda i: i["from"] == C)
+    rows = _ok(vxp.c.sent(doc_id=reply["DocId"]))["data"]
+    assert sorted(r["toCode"] for r in rows) == [A, B]  # one row per (document, recipient)
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    assert any(i["docId"] == item["docId"] for i in _ok(vxp.b.received(fromDate=an_hour_ago))["data"])
     assert any(i["docId"] == item["docId"] for i in _ok(vxp.b.received(fromDate=yesterday.isoformat()))["data"])
     assert _ok(vxp.b.received(fromDate=tomorrow.isoformat()))["data"] == []
     assert _ok(vxp.b.received(toDate=yesterday.isoformat()))["data"] == []
