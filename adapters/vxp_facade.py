@@ -415,6 +415,17 @@ class VxpFacade:
         return _reply(ok(data=sent_rows(records, statuses, hub_organ_id=self.settings.hub_organ_id)))
 
     async def _mailbox_loop(self) -> None:
+        """Run the mailbox consumer for as long as the facade runs, starting it again when it fails."""
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the broker is down or refused us: the facade keeps serving and tries again
+                log.exception("vxp mailbox: the consumer stopped; starting it again in 5 s")
+                await asyncio.sleep(5.0)
+
+    async def _consume(self) -> None:
         """File every record of the served agencies' inbox and status topics; commit only what is written."""
         from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
 
@@ -459,6 +470,8 @@ class VxpFacade:
         return frozenset(topics)
 
     def _ingest(self, record: Any) -> str:
+        if not record.value:  # nothing to file (the hub never delivers an empty record)
+            return ""
         topic: str = record.topic
         kind = "edoc" if topic.startswith("lienthong.inbox.") else "status"
         recipient = topic.split(".", 2)[2]
@@ -522,6 +535,8 @@ class VxpFacade:
 
     async def _register_agency(self, call: _Call) -> web.StreamResponse:
         self._administrator(call)
+        if (call.request.content_length or 0) > _SMALL_BODY:
+            raise VxpError(VxpCode.TOO_LARGE, f"a registerAgency body is at most {_SMALL_BODY} bytes")
         agency = _agency_from_body(await call.request.read())
         state = await self._directory_state(fresh=True)
         if state.directory.get(agency.id) is not None:
