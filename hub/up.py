@@ -153,9 +153,7 @@ class Hub:
     def _start(self) -> HubAddresses:
         self.settings = settings = with_secrets(self.settings)
         self._restarts = Counter(
-            "lienthong_restarts_total",
-            "Children of lienthong up restarted after they died",
-            ["process"],
+            "lienthong_restarts_total", "Children of lienthong up restarted after they died", ["process"],
             registry=self._registry,
         )
         settings_file = self.data / "settings.yaml"  # what the workers (and the next start) read

@@ -236,7 +236,9 @@ class S3ObjectStore:
                 return  # another process created it between our check and our request; it set the rule
             if object_lock and self.retention_days is not None:
                 # The bucket's own rule: objects written by anything but this adapter are retained too.
-                self.client.set_object_lock_config(self.bucket, ObjectLockConfig(COMPLIANCE, self.retention_days, DAYS))
+                self.client.set_object_lock_config(
+                    self.bucket, ObjectLockConfig(COMPLIANCE, self.retention_days, DAYS)
+                )
 
     # --- writes ---------------------------------------------------------------------------------------------
 
