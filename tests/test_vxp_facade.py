@@ -296,6 +296,17 @@ def test_another_agencys_document_is_not_found_like_a_missing_one(vxp: Clients, 
     _refused(vxp.c.update_status(delivered.received_id, "done"), VxpCode.NOT_FOUND)
 
 
+def test_the_store_lists_only_keys_after_start_after(stack: Stack) -> None:
+    """The object store's list(prefix, start_after=K) gives the keys after K in byte order (mailboxes are tailed so)."""
+    s = stack.settings
+    store = S3ObjectStore.connect(s.s3_endpoint, s.s3_access_key, s.s3_secret_key, s.s3_bucket)
+    keys = [f"vxp-test/log/2026060{n}T000000000000Z_x" for n in range(1, 6)]
+    for key in reversed(keys):
+        store.put(key, b"")
+    assert list(store.list("vxp-test/log/", start_after=keys[2])) == keys[3:]
+    assert list(store.list("vxp-test/log/")) == keys
+
+
 def test_the_facade_logs_in_as_its_own_principal_with_a_kept_password(stack: Stack) -> None:
     """Up generates lienthong-vxp's password once, keeps it in DATA/secrets.yaml and gives it to the facade."""
     kept = yaml.safe_load((stack.settings.data_dir / "secrets.yaml").read_text(encoding="utf-8"))
