@@ -65,7 +65,7 @@ from adapters.vxp_mailbox import (
 )
 from hub.access import ADMIN_USER, VXP_SECRETS_FILE, VXP_USER, provision_agency
 from hub.directory import Agency, DirectoryError, Route
-from hub.records import ClaimCheck, inbox_topic, outbox_topic, status_topic
+from hub.records import PRODUCER_LINGER_MS, ClaimCheck, inbox_topic, outbox_topic, status_topic
 from hub.settings import HubSettings
 from hub.signed_directory import (
     DirectoryState,
@@ -90,6 +90,7 @@ _SEND_TIMEOUT: Final = 30.0  # seconds to wait for the broker's acknowledgement 
 _SMALL_BODY: Final = 64 * 1024  # every call but sendEdoc carries ``{}``, an empty body or a small JSON object
 _DIRECTORY_TTL: Final = 5.0  # seconds a directory read serves the list calls
 _CLAIMS_PREFIX: Final = "claims/"
+_COMMIT_EVERY: Final = 1.0  # seconds between the mailbox consumer's offset commits
 _NO_BODY_ID: Final = "0" * 32  # the DocId's hash part when the body was never read (refused before it)
 _HTTP_STATUS: Final = {  # downloadEdoc's failures (the other calls answer 200: the SDK reads the envelope)
     VxpCode.NOT_FOUND: 404,
@@ -221,7 +222,7 @@ class VxpFacade:
         self._producer = AIOKafkaProducer(
             acks="all",
             enable_idempotence=True,
-            linger_ms=2,
+            linger_ms=PRODUCER_LINGER_MS,  # concurrent sends share a request
             max_request_size=2 * 1024 * 1024,
             **self._connection.options(),
         )
@@ -433,10 +434,15 @@ class VxpFacade:
             group_id=MAILBOX_GROUP,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # The broker answers a fetch when 64 KB wait or after 250 ms: a few fetches a second, not one a record.
+            fetch_min_bytes=64 * 1024,
+            fetch_max_wait_ms=250,
             **self._connection.options(),
         )
         await consumer.start()
         topics: frozenset[str] = frozenset()
+        written: dict[Any, int] = {}  # partition → next offset, filed but not yet committed
+        committed_at = 0.0
         try:
             while True:
                 wanted = self._mailbox_topics()
@@ -449,15 +455,21 @@ class VxpFacade:
                 if not topics:
                     await asyncio.sleep(1.0)
                     continue
-                batches = await consumer.getmany(timeout_ms=500, max_records=200)
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for partition, records in batches.items():
                     try:
                         await asyncio.gather(*(asyncio.to_thread(self._ingest, r) for r in records))
-                        await consumer.commit({partition: records[-1].offset + 1})
-                    except Exception:  # the store or broker is down: read the batch again, later
+                        written[partition] = records[-1].offset + 1
+                    except Exception:  # the store is down: read the batch again, later
                         log.exception("vxp mailbox: filing %s failed; retrying", partition)
                         consumer.seek(TopicPartition(partition.topic, partition.partition), records[0].offset)
                         await asyncio.sleep(1.0)
+                # Offsets of what is filed, at most every _COMMIT_EVERY s: filing again after a crash changes nothing.
+                now = asyncio.get_running_loop().time()
+                if written and (now - committed_at >= _COMMIT_EVERY or not batches):
+                    await consumer.commit(dict(written))
+                    written.clear()
+                    committed_at = now
         finally:
             await consumer.stop()
 
