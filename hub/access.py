@@ -214,14 +214,17 @@ def user_exists(connection: KafkaConnection, user: str) -> bool:
     return not entry.get("error") and bool(entry.get("credential_infos"))
 
 
-def set_password(connection: KafkaConnection, users: Iterable[str]) -> dict[str, str]:
+def set_password(
+    connection: KafkaConnection, users: Iterable[str], *, given: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Give each of ``users`` a new random SCRAM-SHA-512 password (creating the user); user → password.
 
-    The broker stores only the salted hash; the password exists in the returned mapping alone.
+    The broker stores only the salted hash; the password exists in the returned mapping alone. ``given`` sets a
+    kept password instead of a new one (a principal of the hub's own whose password lives in ``DATA``).
     """
     from kafka.admin import ScramMechanism, UserScramCredentialUpsertion  # noqa: PLC0415
 
-    passwords = {user: secrets.token_urlsafe(_PASSWORD_BYTES) for user in users}
+    passwords = {user: (given or {}).get(user) or secrets.token_urlsafe(_PASSWORD_BYTES) for user in users}
     upserts = [
         UserScramCredentialUpsertion(user, ScramMechanism.SCRAM_SHA_512, password, iterations=_SCRAM_ITERATIONS)
         for user, password in passwords.items()
@@ -328,16 +331,17 @@ def issue_credentials(settings: HubSettings, organ_id: str | None, *, rotate: bo
         "kafka_python": client.kafka_python(),
         "java": client.java_properties(),
     }
+    vxp_id = ADMIN_USER if organ_id is None else organ_id  # the administrator's systemId may change agencies
+    issued["vxp"] = {
+        "endpoint": f"http://127.0.0.1:{settings.vxp_port}/vxp",
+        "system_id": vxp_id,
+        "secret": _vxp_secret(settings, vxp_id, rotate=rotate),
+    }
     if organ_id is not None:
         issued["topics"] = {
             "outbox": outbox_topic(organ_id),
             "inbox": inbox_topic(organ_id),
             "status": status_topic(organ_id),
             "consumer_groups": dms_group_prefix(organ_id) + "*",
-        }
-        issued["vxp"] = {
-            "endpoint": f"http://127.0.0.1:{settings.vxp_port}/vxp",
-            "system_id": organ_id,
-            "secret": _vxp_secret(settings, organ_id, rotate=rotate),
         }
     return issued

@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "hub.commands.acl",
     "hub.commands.axis_sim",
     "hub.commands.axis_connector",
+    "hub.commands.vxp_facade",
 )
 
 

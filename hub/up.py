@@ -32,7 +32,7 @@ from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from hub.directory import Directory, load_directory
-from hub.embedded._process import ManagedProcess
+from hub.embedded._process import ManagedProcess, ServerStartError
 from hub.embedded.kafka import EmbeddedKafka, wait_ready
 from hub.embedded.s3 import EmbeddedS3
 from hub.metrics import collecting_registry
@@ -64,6 +64,7 @@ class HubAddresses:
     kafka: str
     s3: str
     http: str
+    vxp: str = ""  # the VXP facade's endpoint
 
 
 def with_secrets(settings: HubSettings) -> HubSettings:
@@ -80,6 +81,7 @@ def with_secrets(settings: HubSettings) -> HubSettings:
         "kafka_password": not settings.kafka_external,
         "s3_secret_key": not settings.s3_external,
         "ledger_key": True,  # the workers' own (hub.ledger_mac), whoever runs the broker and the store
+        "vxp_kafka_password": True,  # the VXP facade's principal (lienthong-vxp), set on the broker at each start
     }
     for name, embedded in wanted.items():
         if embedded and not kept.get(name):
@@ -92,6 +94,7 @@ def with_secrets(settings: HubSettings) -> HubSettings:
         kafka_password=given.get("kafka_password", settings.kafka_password),
         s3_secret_key=given.get("s3_secret_key", settings.s3_secret_key),
         ledger_key=given.get("ledger_key", settings.ledger_key),
+        vxp_kafka_password=given.get("vxp_kafka_password", settings.vxp_kafka_password),
     )
 
 
@@ -117,6 +120,7 @@ class Hub:
     _kafka: EmbeddedKafka | None = None
     _workers: list[ManagedProcess] = field(default_factory=list)
     _http: ThreadingHTTPServer | None = None
+    _vxp: ManagedProcess | None = None
     _children: list[_Child] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _supervisor: threading.Thread | None = None
@@ -207,11 +211,13 @@ class Hub:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         for n in range(self.workers):
             self.add_worker(settings_file, n)
+        vxp = self.start_vxp_facade()
         self._start_axis_connector()
         self._start_http()
         self._supervisor = threading.Thread(target=self._watch, name="lienthong-supervisor", daemon=True)
         self._supervisor.start()
-        return HubAddresses(settings.kafka_bootstrap, settings.s3_endpoint, f"127.0.0.1:{settings.http_port}")
+        http = f"127.0.0.1:{settings.http_port}"
+        return HubAddresses(settings.kafka_bootstrap, settings.s3_endpoint, http, vxp)
 
     def _create_topics(self, directory: Directory) -> None:
         from hub.access import create_hub_topics, topic_plan  # noqa: PLC0415
@@ -283,6 +289,37 @@ class Hub:
         self._supervise(connector.name, lambda: connector.running, connector.start)
         self.progress(f"axis connector started (pid {connector.pid}): {self.settings.axis_url}")
 
+    def start_vxp_facade(self) -> str:
+        """Start the VXP facade process (``lienthong vxp-facade``), supervised; its endpoint.
+
+        Its Kafka principal ``lienthong-vxp`` gets the password kept in ``DATA/secrets.yaml`` (``with_secrets``).
+        """
+        from hub.access import VXP_USER, set_password  # noqa: PLC0415
+
+        settings = self.settings
+        if settings.kafka_username and settings.vxp_kafka_password:
+            set_password(settings.kafka, [VXP_USER], given={VXP_USER: settings.vxp_kafka_password})
+        argv = [sys.executable, "-m", "hub", "vxp-facade", "--data", str(self.data), "--port", str(settings.vxp_port)]
+        self._vxp = facade = ManagedProcess(
+            "vxp-facade", argv, port=settings.vxp_port, log_path=self.data / "logs" / "vxp-facade.log"
+        )
+        facade.start()
+        # The port answering is not enough: another server may hold it (a free port picked twice), and then ours
+        # dies on bind while that one answers. Ours answers any path with a JSON envelope.
+        wait_until(lambda: not facade.running or _answers_vxp(settings.vxp_port), timeout=60, every=0.2)
+        if not facade.running or not _answers_vxp(settings.vxp_port):
+            facade.stop()
+            raise ServerStartError(f"the VXP facade did not start on port {settings.vxp_port}:\n{facade.log_tail()}")
+        self._supervise("vxp facade", lambda: facade.running, facade.start)
+        endpoint = f"http://127.0.0.1:{settings.vxp_port}/vxp"
+        self.progress(f"VXP facade started at {endpoint} (pid {facade.pid})")
+        return endpoint
+
+    @property
+    def vxp_facade(self) -> ManagedProcess | None:
+        """The VXP facade process while the hub runs."""
+        return self._vxp
+
     def remove_worker(self, worker: ManagedProcess) -> None:
         """Stop one worker for good (scale-in): it commits, leaves the group, and is not restarted."""
         self._children = [c for c in self._children if c.name != worker.name]
@@ -340,6 +377,8 @@ class Hub:
                     lines.append(
                         f"{labels['stage']:>8} {labels['outcome']:<10} {labels['reason']:<28} {int(sample.value)}"
                     )
+                elif sample.name == "lienthong_vxp_failed_total" and sample.value:  # updateStatus fail, by agency
+                    lines.append(f"{'vxp':>8} {'fail':<10} {sample.labels['agency']:<28} {int(sample.value)}")
         return "\n".join(lines) + "\n"
 
     def stop(self) -> None:
@@ -349,6 +388,9 @@ class Hub:
             self._supervisor.join()
             self._supervisor = None
         self._children.clear()
+        if self._vxp is not None:
+            self._vxp.stop()
+            self._vxp = None
         for worker in self._workers:
             worker.stop(grace=_WORKER_STOP_GRACE)
         self._workers.clear()
@@ -376,6 +418,20 @@ class _WorkerProcess(ManagedProcess):
     def start(self, *, timeout: float = 0) -> _WorkerProcess:  # noqa: ARG002 - nothing to wait for
         """Start the process (no port to wait for)."""
         return self.launch()
+
+
+def _answers_vxp(port: int) -> bool:
+    """Whether the server on ``port`` is a VXP facade (its refusal of an unknown operation is a JSON envelope)."""
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/vxp/ping", timeout=2):
+            return False
+    except urllib.error.HTTPError as exc:
+        return b'"ErrorCode"' in exc.read()
+    except OSError:
+        return False
 
 
 def _plain(settings: HubSettings) -> dict[str, Any]:
@@ -487,7 +543,7 @@ def demo_settings_on_free_ports(data: Path, **overrides: Any) -> HubSettings:
     """Demo settings for a private hub in ``data``, every server on a free loopback port (tests, benchmarks)."""
     from hub.embedded._process import free_port  # noqa: PLC0415
 
-    ports: dict[str, Any] = {"http_port": free_port()}
+    ports: dict[str, Any] = {"http_port": free_port(), "vxp_port": free_port()}
     if not overrides.get("kafka_external"):
         ports["kafka_bootstrap"] = f"127.0.0.1:{free_port()}"
     if not overrides.get("s3_external"):

@@ -110,8 +110,8 @@ class ObjectStore(Protocol):
         """Whether an object is stored under ``key``."""
         ...
 
-    def list(self, prefix: str) -> Iterator[str]:
-        """Keys under ``prefix`` in lexicographic order."""
+    def list(self, prefix: str, *, start_after: str = "") -> Iterator[str]:
+        """Keys under ``prefix`` in lexicographic order (only those after ``start_after``, if given)."""
         ...
 
     def presigned_get(self, key: str, *, expires_seconds: int = 3600) -> str:
@@ -175,9 +175,9 @@ class MemoryObjectStore:
         """Whether ``key`` is stored."""
         return key in self._objects
 
-    def list(self, prefix: str) -> Iterator[str]:
-        """Stored keys under ``prefix``, sorted."""
-        return iter(sorted(k for k in list(self._objects) if k.startswith(prefix)))
+    def list(self, prefix: str, *, start_after: str = "") -> Iterator[str]:
+        """Stored keys under ``prefix`` (after ``start_after``), sorted."""
+        return iter(sorted(k for k in list(self._objects) if k.startswith(prefix) and k > start_after))
 
     def presigned_get(self, key: str, *, expires_seconds: int = 3600) -> str:
         """Not a real URL: the stand-in has no server."""

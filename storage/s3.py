@@ -414,17 +414,15 @@ class S3ObjectStore:
             return False
         return True
 
-    def list(self, prefix: str) -> Iterator[str]:
-        """Keys under ``prefix`` in lexicographic order."""
+    def list(self, prefix: str, *, start_after: str = "") -> Iterator[str]:
+        """Keys under ``prefix`` in lexicographic order (only those after ``start_after``, if given)."""
         with _translated(prefix):
-            keys = [
-                str(obj.object_name)
-                for obj in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
-                if not obj.is_dir
-            ]
+            after = start_after or None
+            listed = self.client.list_objects(self.bucket, prefix=prefix, recursive=True, start_after=after)
+            keys = [str(obj.object_name) for obj in listed if not obj.is_dir]
         # SeaweedFS lists a folder's entries before the keys that sort between them ("a/b" before "a-c"), as a
-        # file system walk would; S3 promises byte order.
-        return iter(sorted(keys))
+        # file system walk would; S3 promises byte order. (The filter: a server may take start_after as a hint.)
+        return iter(sorted(k for k in keys if k > start_after))
 
     def presigned_get(self, key: str, *, expires_seconds: int = 3600) -> str:
         """A URL that lets its holder GET the object until it expires (a claim check); made without a request."""

@@ -39,7 +39,12 @@ DEFAULT_SECONDS = 2.0
 SIZES: tuple[tuple[str, int, bool], ...] = (("5 KB", 5_000, False), ("200 KB", 200_000, True))
 
 # Modules adding ``bench <name>``; each defines ``register_bench(subparsers)``.
-_BENCH_MODULES: tuple[str, ...] = ("hub.commands.bench_parse", "hub.commands.bench_archive", "hub.commands.bench_e2e")
+_BENCH_MODULES: tuple[str, ...] = (
+    "hub.commands.bench_parse",
+    "hub.commands.bench_archive",
+    "hub.commands.bench_e2e",
+    "hub.commands.bench_vxp",
+)
 
 _SENDER = "000.00.00.G22"
 _AT = datetime(2026, 6, 1, tzinfo=UTC)

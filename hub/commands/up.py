@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--kafka-port", type=int, help="the embedded broker's port (default 9092)")
     parser.add_argument("--s3-port", type=int, help="the embedded object store's port (default 9000)")
     parser.add_argument("--http-port", type=int, help="metrics and dashboard (default 6066)")
+    parser.add_argument("--vxp-port", type=int, help="the VXP facade, http://127.0.0.1:PORT/vxp (default 8080)")
     parser.set_defaults(func=run)
 
 
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             kafka_bootstrap=f"127.0.0.1:{args.kafka_port}" if args.kafka_port else None,
             s3_endpoint=f"127.0.0.1:{args.s3_port}" if args.s3_port else None,
             http_port=args.http_port,
+            vxp_port=args.vxp_port,
         )
         simulate_axis = args.demo and (not settings.axis_url or uses_demo_axis(settings))
         if args.demo:
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             addresses = stack.enter_context(running(hub))
             print(
                 f"lienthong hub is up: Kafka {addresses.kafka}, S3 {addresses.s3}, "
-                f"metrics and dashboard http://{addresses.http}/  (Ctrl-C stops it)",
+                f"metrics and dashboard http://{addresses.http}/, VXP {addresses.vxp}  (Ctrl-C stops it)",
                 flush=True,
             )
             if args.demo:
