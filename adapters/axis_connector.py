@@ -589,8 +589,6 @@ def _sent_time(value: object) -> datetime | None:
 
 def run_connector(settings: HubSettings) -> int:
     """Build the connector from the settings and run it until SIGTERM/SIGINT; the process exit code."""
-    from hub.app import open_store  # noqa: PLC0415 - faust comes with hub.app; the connector needs the store only
-
     if not settings.axis_url:
         raise ConfigError("axis_url is not set: the connector has no national axis to talk to")
     if not settings.axis_system_id or not settings.axis_secret:
@@ -599,7 +597,7 @@ def run_connector(settings: HubSettings) -> int:
     connector = AxisConnector(
         settings,
         kafka=axis_kafka_connection(settings),
-        store=open_store(settings),
+        store=settings.open_store(max_connections=4),  # one send or fetch at a time, and the ledger's
         client=client,
         seal=create_seal_identity(settings.data_dir),
         metrics=AxisMetrics.create(),

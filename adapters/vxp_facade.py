@@ -610,19 +610,8 @@ def _is_kafka_error(exc: BaseException) -> bool:
 
 def run_facade(settings: HubSettings, *, host: str = "127.0.0.1", port: int | None = None) -> None:
     """Serve the facade until SIGINT/SIGTERM (``lienthong vxp-facade``; ``lienthong up`` runs one)."""
-    from storage.s3 import S3ObjectStore  # noqa: PLC0415 - minio only when serving
-
     try:
-        store = S3ObjectStore.connect(
-            settings.s3_endpoint,
-            settings.s3_access_key,
-            settings.s3_secret_key,
-            settings.s3_bucket,
-            secure=settings.s3_tls,
-            ca_file=settings.s3_ca_file,
-            retention_days=settings.s3_retention_days,
-            max_connections=16,  # the default thread pool's workers, each holding at most one
-        )
+        store = settings.open_store(max_connections=16)  # the default thread pool's workers, one each
     except HubError as exc:
         raise HubError(f"the VXP facade cannot open the object store: {exc}") from exc
     facade = VxpFacade(settings, store, registry=_process_registry())

@@ -95,17 +95,8 @@ _OUTBOXES = OUTBOX_PREFIX + "*"  # the lag metric's label for all outboxes toget
 
 
 def open_store(settings: HubSettings) -> S3ObjectStore:
-    """The archive bucket on the configured S3 endpoint."""
-    return S3ObjectStore.connect(
-        settings.s3_endpoint,
-        settings.s3_access_key,
-        settings.s3_secret_key,
-        settings.s3_bucket,
-        secure=settings.s3_tls,
-        ca_file=settings.s3_ca_file,
-        retention_days=settings.s3_retention_days,
-        max_connections=_STAGE_THREADS + 2,  # every stage thread and the ledger's may hold one at once
-    )
+    """The archive bucket, with a connection for every stage thread and the ledger's."""
+    return settings.open_store(max_connections=_STAGE_THREADS + 2)
 
 
 def build_policy(settings: HubSettings, directory: Directory) -> TrustPolicy:

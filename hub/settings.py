@@ -11,13 +11,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from adapters.kafka import KafkaConnection
 from hub.trust import ConfigError
 from signer.policy import RevocationPolicy
+
+if TYPE_CHECKING:
+    from storage.s3 import S3ObjectStore
 
 __all__ = [
     "DEFAULT_AXIS_POLL_SECONDS",
@@ -128,6 +131,21 @@ class HubSettings:
             self.kafka_password,
             tls=self.kafka_tls,
             ca_file=self.kafka_ca_file,
+        )
+
+    def open_store(self, *, max_connections: int) -> S3ObjectStore:
+        """The archive bucket on the configured S3 endpoint (object lock and retention as configured)."""
+        from storage.s3 import S3ObjectStore  # noqa: PLC0415 - minio only for the processes that need a store
+
+        return S3ObjectStore.connect(
+            self.s3_endpoint,
+            self.s3_access_key,
+            self.s3_secret_key,
+            self.s3_bucket,
+            secure=self.s3_tls,
+            ca_file=self.s3_ca_file,
+            retention_days=self.s3_retention_days,
+            max_connections=max_connections,
         )
 
     @property
