@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.servers, pytest.mark.timeout(600)]
 
 
 def _ports() -> list[str]:
-    return ["--kafka-port", str(free_port()), "--s3-port", str(free_port()), "--http-port", str(free_port())]
+    ports = ["--kafka-port", str(free_port()), "--s3-port", str(free_port()), "--http-port", str(free_port())]
+    return [*ports, "--vxp-port", str(free_port())]
 
 
 def test_demo_delivers_answers_and_restarts_from_its_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,6 +25,7 @@ def test_demo_delivers_answers_and_restarts_from_its_data(tmp_path: Path, capsys
     data = tmp_path / "data"
     assert main(["up", "--demo", "--docs", "60", "--exit-when-done", "--data", str(data), *_ports()]) == 0
     out = capsys.readouterr().out
+    assert "/vxp" in next(line for line in out.splitlines() if line.startswith("lienthong hub is up"))
     delivered = next(line for line in out.splitlines() if line.strip().startswith("deliveries"))
     done, _, expected = delivered.split()[1:4]
     assert done == expected
@@ -35,7 +37,8 @@ def test_demo_delivers_answers_and_restarts_from_its_data(tmp_path: Path, capsys
     secrets_file = data / "secrets.yaml"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((data / "settings.yaml").stat().st_mode) == 0o600
-    lasting = ("kafka_password", "s3_secret_key", "ledger_key")  # the facade's and connector's are new each start
+    # The connector's password is new at each start; these are kept.
+    lasting = ("kafka_password", "s3_secret_key", "ledger_key", "vxp_kafka_password")
     kept = {k: v for k, v in yaml.safe_load(secrets_file.read_text()).items() if k in lasting}
     # A second start reads DATA/settings.yaml and the kept secrets: the broker's log and the store accept them.
     assert main(["up", "--exit-when-done", "--data", str(data), *_ports()]) == 0
