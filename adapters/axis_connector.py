@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from adapters.kafka import KafkaConnection
@@ -68,7 +67,6 @@ from storage.ledger import EventKind, LedgerEvent, create_seal_identity
 from storage.objectstore import ObjectExists, ObjectNotFound, ObjectStore
 
 __all__ = [
-    "AXIS_PASSWORD_SECRET",
     "CONSUMER_GROUP",
     "CRASH_HOOK_ENV",
     "AxisConnector",
@@ -84,7 +82,6 @@ log = logging.getLogger("lienthong.axis")
 #: The connector's consumer group (the ``lienthong-axis`` principal may use ``axis.*``).
 CONSUMER_GROUP: Final = "axis.connector"
 #: The key in ``DATA/secrets.yaml`` of the ``lienthong-axis`` Kafka password (``lienthong up`` sets it each start).
-AXIS_PASSWORD_SECRET: Final = "axis_kafka_password"  # noqa: S105 - the name of the entry, not a password
 #: Test-only hook: a file path; when that file exists and names a point (``after-send`` or ``after-produce``), the
 #: connector deletes it and kills itself (SIGKILL) right at that point, so that a test can crash it exactly between
 #: a send and its record, or between a produce and its ``done``. Unset in production: no effect.
@@ -173,17 +170,8 @@ class AxisMetrics:
 
 
 def axis_kafka_connection(settings: HubSettings) -> KafkaConnection:
-    """How the connector reaches Kafka: as ``lienthong-axis``, its password from ``DATA/secrets.yaml``."""
-    path = settings.data_dir / "secrets.yaml"
-    try:
-        kept = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}; `lienthong up` with axis_url set creates it") from exc
-    password = kept.get(AXIS_PASSWORD_SECRET) if isinstance(kept, dict) else None
-    if not password:
-        raise ConfigError(f"{path} has no {AXIS_PASSWORD_SECRET}: `lienthong up` with axis_url set generates it")
-    base = settings.kafka
-    return KafkaConnection(base.bootstrap, AXIS_USER, str(password), tls=base.tls, ca_file=base.ca_file)
+    """How the connector reaches Kafka: as ``lienthong-axis`` (the hub's own principal without SASL)."""
+    return settings.principal(AXIS_USER, settings.axis_kafka_password)
 
 
 def _crash_point(point: str) -> None:

@@ -107,15 +107,7 @@ _AUTH_CODES: Final = frozenset(
 
 def facade_connection(settings: HubSettings) -> KafkaConnection:
     """The facade's Kafka principal (``lienthong-vxp``); the hub's own when no password was generated for it."""
-    if not settings.vxp_kafka_password:
-        return settings.kafka
-    return KafkaConnection(
-        settings.kafka_bootstrap,
-        VXP_USER,
-        settings.vxp_kafka_password,
-        tls=settings.kafka_tls,
-        ca_file=settings.kafka_ca_file,
-    )
+    return settings.principal(VXP_USER, settings.vxp_kafka_password)
 
 
 class _Secrets:

@@ -82,6 +82,7 @@ def with_secrets(settings: HubSettings) -> HubSettings:
         "s3_secret_key": not settings.s3_external,
         "ledger_key": True,  # the workers' own (hub.ledger_mac), whoever runs the broker and the store
         "vxp_kafka_password": True,  # the VXP facade's principal (lienthong-vxp), set on the broker at each start
+        "axis_kafka_password": True,  # the axis connector's (lienthong-axis), the same way
     }
     for name, embedded in wanted.items():
         if embedded and not kept.get(name):
@@ -95,6 +96,7 @@ def with_secrets(settings: HubSettings) -> HubSettings:
         s3_secret_key=given.get("s3_secret_key", settings.s3_secret_key),
         ledger_key=given.get("ledger_key", settings.ledger_key),
         vxp_kafka_password=given.get("vxp_kafka_password", settings.vxp_kafka_password),
+        axis_kafka_password=given.get("axis_kafka_password", settings.axis_kafka_password),
     )
 
 
@@ -270,18 +272,14 @@ class Hub:
     def _start_axis_connector(self) -> None:
         """With ``axis_url`` set: the national-axis connector, supervised, as Kafka principal ``lienthong-axis``.
 
-        Its password is new at each start, kept in ``DATA/secrets.yaml`` (0600) where ``lienthong axis-connector``
-        reads it; the connector reads everything else from ``DATA/settings.yaml``.
+        Its password is generated once and kept in ``DATA/secrets.yaml`` (``with_secrets``), set on the broker at
+        each start; the connector reads it with everything else from ``DATA/settings.yaml``.
         """
         if not self.settings.axis_url:
             return
-        from adapters.axis_connector import AXIS_PASSWORD_SECRET  # noqa: PLC0415
-        from hub.access import AXIS_USER, set_password  # noqa: PLC0415
+        from hub.access import AXIS_USER  # noqa: PLC0415
 
-        password = set_password(self.settings.kafka, [AXIS_USER])[AXIS_USER]
-        path = self.data / "secrets.yaml"
-        kept = yaml.safe_load(path.read_text(encoding="utf-8")) or {} if path.is_file() else {}
-        write_private(path, yaml.safe_dump({**kept, AXIS_PASSWORD_SECRET: password}))
+        self._set_principal_password(AXIS_USER, self.settings.axis_kafka_password)
         argv = [sys.executable, "-m", "hub", "axis-connector", "--data", str(self.data)]
         connector = _WorkerProcess("axis-connector", argv, log_path=self.data / "logs" / "axis-connector.log")
         connector.start()
@@ -289,16 +287,22 @@ class Hub:
         self._supervise(connector.name, lambda: connector.running, connector.start)
         self.progress(f"axis connector started (pid {connector.pid}): {self.settings.axis_url}")
 
+    def _set_principal_password(self, user: str, password: str) -> None:
+        """Give a hub process's own principal its password (kept in ``DATA/secrets.yaml``) on the broker."""
+        from hub.access import set_password  # noqa: PLC0415
+
+        if self.settings.kafka_username and password:
+            set_password(self.settings.kafka, [user], given={user: password})
+
     def start_vxp_facade(self) -> str:
         """Start the VXP facade process (``lienthong vxp-facade``), supervised; its endpoint.
 
         Its Kafka principal ``lienthong-vxp`` gets the password kept in ``DATA/secrets.yaml`` (``with_secrets``).
         """
-        from hub.access import VXP_USER, set_password  # noqa: PLC0415
+        from hub.access import VXP_USER  # noqa: PLC0415
 
         settings = self.settings
-        if settings.kafka_username and settings.vxp_kafka_password:
-            set_password(settings.kafka, [VXP_USER], given={VXP_USER: settings.vxp_kafka_password})
+        self._set_principal_password(VXP_USER, settings.vxp_kafka_password)
         argv = [sys.executable, "-m", "hub", "vxp-facade", "--data", str(self.data), "--port", str(settings.vxp_port)]
         self._vxp = facade = ManagedProcess(
             "vxp-facade", argv, port=settings.vxp_port, log_path=self.data / "logs" / "vxp-facade.log"
