@@ -234,8 +234,11 @@ class Mailbox:
         A record filed again (read again after a crash) gets a second item object with the same docId, which
         every reader takes as the first one: nothing reappears, nothing marked done comes back.
         """
-        sha = hashlib.sha256(value).hexdigest()
         claim = value.startswith(CLAIM_CHECK_MAGIC)
+        sha = hashlib.sha256(value).hexdigest()
+        if claim:  # the document's own SHA-256, which the claim check names: one document, one docId either way
+            with contextlib.suppress(HubError):
+                sha = ClaimCheck.from_bytes(value).sha256
         sender = (key or b"").decode("utf-8", "replace")
         metadata: dict[str, str] = {"claim": "1" if claim else "0"}
         if kind == "status" and not claim:

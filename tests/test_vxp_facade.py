@@ -164,6 +164,28 @@ def test_a_document_sent_by_a_reaches_b_byte_for_byte(delivered: Delivered, vxp:
     assert _ok(vxp.a.send_edoc(delivered.data))["DocId"] == delivered.sent_id  # the same body, the same DocId
 
 
+def test_a_document_over_the_record_limit_travels_as_a_claim_check(stack: Stack, vxp: Clients) -> None:
+    """A 2 MB sendEdoc goes to the outbox as a claim check and reaches B's mailbox whole, byte for byte."""
+    edoc = example_edoc(
+        sender=A,
+        recipients=(B,),
+        number=7002,
+        notation="LT-VXP",
+        day=datetime.now(UTC).date(),
+        attachment_bytes=1500_000,
+    )
+    data = sign_document(build_document(edoc), stack.material.keys[A])
+    assert len(data) > stack.settings.claim_check_bytes
+    _ok(vxp.a.send_edoc(data))
+    wanted = f"{A}_{hashlib.sha256(data).hexdigest()[:32]}_{B}"
+    item = _wait_for(vxp.b, "edoc", lambda i: i["docId"] == wanted)
+    download = vxp.b.download_edoc(item["docId"])
+    assert download.status == 200
+    assert download.body == data
+    assert base64.b64decode(_ok(vxp.b.get_edoc(item["docId"]))["data"]) == data
+    _ok(vxp.b.update_status(item["docId"], "done"))
+
+
 def test_status_03_from_b_reaches_a_and_its_sent_list(stack: Stack, vxp: Clients, delivered: Delivered) -> None:
     """B's signed status 03, sent with messagetype status, lands in A's status list and A's getSentEdocList."""
     status = demo_status(stack.material, delivered.data, by=B, code="03")
