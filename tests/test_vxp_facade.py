@@ -456,3 +456,31 @@ def test_the_facade_settings_default_to_port_8080_and_a_one_day_window() -> None
     assert (HubSettings().vxp_port, HubSettings().vxp_timestamp_window_seconds) == (8080, 86400)
     overridden = HubSettings.load(env={"LIENTHONG_VXP_TIMESTAMP_WINDOW_SECONDS": "3600"})
     assert overridden.vxp_timestamp_window_seconds == 3600
+
+
+def test_two_facade_processes_share_one_mailbox_state(stack: Stack) -> None:
+    """Two mailboxes over the same store (two facade processes): one files, the other lists; a done in either holds."""
+    settings = stack.settings
+    store = S3ObjectStore.connect(
+        settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket
+    )
+    first, second = Mailbox(store), Mailbox(store)
+    recipient = "000.77.00.H41"  # a mailbox of its own: nothing else in the module touches it
+    doc_ids = [first.ingest(recipient, "edoc", A.encode(), f"shared document {n}".encode()) for n in range(2)]
+
+    def listed(mailbox: Mailbox) -> list[str]:
+        return [i.doc_id for i in mailbox.pending(recipient, "edoc")]
+
+    assert _eventually(lambda: listed(second) == doc_ids)
+    second.update_status(recipient, doc_ids[0], "done", "")
+    assert _eventually(lambda: listed(first) == doc_ids[1:])
+    assert first.read(recipient, doc_ids[1]) == b"shared document 1"
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
