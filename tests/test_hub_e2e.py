@@ -67,7 +67,7 @@ def _ledger_consistent(stack: Stack) -> None:
         head = ledger.head()
         if head is not None and head.size == ledger.size and ledger.size:
             break
-        time.sleep(1)
+        time.sleep(0.25)
     report = verify_log(store, [stack.hub.seal_certificate()])
     assert report.ok, report.to_text()
 
@@ -188,7 +188,7 @@ def _metrics_count(stack: Stack, documents: list[DemoDocument], before: dict[str
         lag = {k: v for k, v in _metrics(stack).items() if k.startswith("lienthong_consumer_lag{")}
         if lag and not any(lag.values()):
             break
-        time.sleep(1)
+        time.sleep(0.5)
     assert 'lienthong_consumer_lag{topic="lienthong.outbox.*"}' in lag
     assert not any(lag.values()), lag
 
@@ -250,7 +250,7 @@ def test_field_quirks_are_delivered_and_counted_per_agency(module_stack: Stack) 
     outputs.close()
     deadline = time.monotonic() + 30  # counted just after the deliveries are acknowledged
     while _metrics(stack).get(warning, 0.0) == counted and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert _metrics(stack).get(warning) == counted + 1
 
 
@@ -304,7 +304,7 @@ def test_a_forged_ledger_record_is_refused_and_counted(module_stack: Stack) -> N
         ids = {ledger.event(i).document_id for i in range(ledger.size)}
         if wanted <= ids:
             break
-        time.sleep(1)
+        time.sleep(0.5)
     assert wanted <= ids
     assert forged_id not in ids
     samples = _metrics(stack)

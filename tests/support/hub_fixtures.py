@@ -145,7 +145,7 @@ class Outputs:
         assert callable(condition)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.poll(1.0)
+            self.poll(0.25)  # a condition met is seen within a quarter second
             if condition(self):
                 return True
         return bool(condition(self))
