@@ -79,7 +79,7 @@ def _wait(condition: object, timeout: float = 60) -> bool:
     while time.monotonic() < deadline:
         if condition():
             return True
-        time.sleep(1)
+        time.sleep(0.5)
     return bool(condition())
 
 

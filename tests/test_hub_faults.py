@@ -1,6 +1,8 @@
 """Faults on the real embedded stack: kill -9, workers joining and leaving, bad traffic, a whole restart.
 
-Each run checks exactly-once delivery on the inboxes and the axis topic.
+Each run checks exactly-once delivery on the inboxes and the axis topic. Workers joining and leaving and the whole
+restart get a hub of their own; the kill -9 runs and the bad traffic share one (``module_stack``, started after
+those two so that no idle hub competes with them), each counting only the records that follow its own start.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from hub.demo import demo_documents
 from hub.up import wait_until
 from storage.ledger import Ledger
 from tests.support.hub_fixtures import Outputs, Stack, start_stack
-from tests.test_hub_e2e import _delivered, _expected, _ledger_consistent, _metrics, _send, _store
+from tests.test_hub_e2e import _delivered, _expected, _fresh_outputs, _ledger_consistent, _metrics, _send, _store
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # thousands of documents through the whole hub
 
@@ -27,20 +29,6 @@ def assert_each_delivered_once(stack: Stack, outputs: Outputs, expected: Counter
     assert delivered == expected, f"duplicates: {[k for k, n in delivered.items() if n > 1][:5]}"
     outputs.close()
     _ledger_consistent(stack)
-
-
-def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(stack: Stack) -> None:
-    """A worker SIGKILLed mid-stream is restarted by `up`: each delivery exactly once, the ledger consistent."""
-    documents = [d for d in demo_documents(stack.material, 2500, start_number=10_000) if d.expect == "delivered"]
-    expected = _expected(documents)
-    outputs = Outputs(stack.connection)
-    _send(stack, documents)
-    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > sum(expected.values()) // 3, timeout=300)
-    killed = stack.hub.worker_processes[0]
-    old_pid = killed.pid
-    killed.kill()
-    assert wait_until(lambda: killed.running and killed.pid != old_pid, timeout=30)  # the supervisor restarted it
-    assert_each_delivered_once(stack, outputs, expected)
 
 
 def test_workers_joining_and_leaving_lose_and_duplicate_nothing(stack: Stack) -> None:
@@ -57,33 +45,6 @@ def test_workers_joining_and_leaving_lose_and_duplicate_nothing(stack: Stack) ->
     assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= total, timeout=600)
     outputs.poll(5.0)
     assert _delivered(outputs) == expected
-    outputs.close()
-
-
-def test_bad_traffic_does_not_stop_the_hub_serving_others(stack: Stack) -> None:
-    """Garbage, 0-byte and oversized records and a flood from one sender: another agency's documents still arrive."""
-    from kafka import KafkaProducer  # noqa: PLC0415
-
-    producer = KafkaProducer(**stack.connection.options(), acks="all", max_request_size=4 * 1024 * 1024)
-    flood = "000.02.00.H41"
-    outbox = f"lienthong.outbox.{flood}"
-    for n in range(500):
-        producer.send(outbox, key=flood.encode(), value=b"\x00\xff garbage %d" % n)
-    producer.send(outbox, key=flood.encode(), value=b"")
-    producer.send(outbox, key=b"nobody", value=None)  # a tombstone under another key
-    producer.send(outbox, key=flood.encode(), value=b"<" * 950_000)
-    producer.flush()
-    producer.close()
-    good = [d for d in demo_documents(stack.material, 40, start_number=30_000) if d.expect == "delivered"]
-    good = [d for d in good if d.sender != flood][:10]
-    expected = _expected(good)
-    outputs = Outputs(stack.connection)
-    _send(stack, good)
-    assert outputs.wait_for(lambda o: all(k in _delivered(o) for k in expected), timeout=300)
-    assert outputs.wait_for(lambda o: len(o.records["lienthong.deadletter"]) >= 503, timeout=120)
-    reasons = Counter(h["lienthong-reason"].decode() for h, _ in outputs.records["lienthong.deadletter"])
-    assert reasons["EMPTY"] == 2
-    assert reasons["MALFORMED"] >= 501
     outputs.close()
 
 
@@ -116,12 +77,59 @@ def test_restart_of_the_whole_hub_keeps_topics_offsets_archive_and_ledger(tmp_pa
         stack.hub.stop()
 
 
-@pytest.mark.parametrize("server", ["kafka", "s3"])
-def test_kill_9_of_the_broker_or_the_store_mid_run_loses_and_duplicates_nothing(stack: Stack, server: str) -> None:
-    """Kafka or SeaweedFS SIGKILLed mid-run is restarted by `up`: every delivery exactly once, the ledger verifies."""
-    documents = [d for d in demo_documents(stack.material, 2000, start_number=50_000) if d.expect == "delivered"]
+def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(module_stack: Stack) -> None:
+    """A worker SIGKILLed mid-stream is restarted by `up`: each delivery exactly once, the ledger consistent."""
+    stack = module_stack
+    documents = [d for d in demo_documents(stack.material, 2500, start_number=10_000) if d.expect == "delivered"]
     expected = _expected(documents)
-    outputs = Outputs(stack.connection)
+    outputs = _fresh_outputs(stack)
+    _send(stack, documents)
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > sum(expected.values()) // 3, timeout=300)
+    killed = stack.hub.worker_processes[0]
+    old_pid = killed.pid
+    killed.kill()
+    assert wait_until(lambda: killed.running and killed.pid != old_pid, timeout=30)  # the supervisor restarted it
+    assert_each_delivered_once(stack, outputs, expected)
+
+
+def test_bad_traffic_does_not_stop_the_hub_serving_others(module_stack: Stack) -> None:
+    """Garbage, 0-byte and oversized records and a flood from one sender: another agency's documents still arrive."""
+    stack = module_stack
+    outputs = _fresh_outputs(stack)
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    producer = KafkaProducer(**stack.connection.options(), acks="all", max_request_size=4 * 1024 * 1024)
+    flood = "000.02.00.H41"
+    outbox = f"lienthong.outbox.{flood}"
+    for n in range(500):
+        producer.send(outbox, key=flood.encode(), value=b"\x00\xff garbage %d" % n)
+    producer.send(outbox, key=flood.encode(), value=b"")
+    producer.send(outbox, key=b"nobody", value=None)  # a tombstone under another key
+    producer.send(outbox, key=flood.encode(), value=b"<" * 950_000)
+    producer.flush()
+    producer.close()
+    good = [d for d in demo_documents(stack.material, 40, start_number=30_000) if d.expect == "delivered"]
+    good = [d for d in good if d.sender != flood][:10]
+    expected = _expected(good)
+    _send(stack, good)
+    assert outputs.wait_for(lambda o: all(k in _delivered(o) for k in expected), timeout=300)
+    assert outputs.wait_for(lambda o: len(o.records["lienthong.deadletter"]) >= 503, timeout=120)
+    reasons = Counter(h["lienthong-reason"].decode() for h, _ in outputs.records["lienthong.deadletter"])
+    assert reasons["EMPTY"] == 2
+    assert reasons["MALFORMED"] >= 501
+    outputs.close()
+
+
+@pytest.mark.parametrize("server", ["kafka", "s3"])
+def test_kill_9_of_the_broker_or_the_store_mid_run_loses_and_duplicates_nothing(
+    module_stack: Stack, server: str
+) -> None:
+    """Kafka or SeaweedFS SIGKILLed mid-run is restarted by `up`: every delivery exactly once, the ledger verifies."""
+    stack = module_stack
+    first = 50_000 if server == "kafka" else 60_000  # other documents for each run: the hub is the module's
+    documents = [d for d in demo_documents(stack.material, 2000, start_number=first) if d.expect == "delivered"]
+    expected = _expected(documents)
+    outputs = _fresh_outputs(stack)
     _send(stack, documents)
     assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > sum(expected.values()) // 3, timeout=300)
     if server == "kafka":
