@@ -23,11 +23,11 @@ pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # thousands of doc
 
 
 def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing(kafka_cluster: EmbeddedKafka, tmp_path: Path) -> None:
-    """SIGKILL of one of three brokers during 5,000 documents: every delivery exactly once, the ledger verifies."""
+    """SIGKILL of one of three brokers during 2,500 documents: every delivery exactly once, the ledger verifies."""
     stack = start_external_stack(tmp_path / "data", kafka_cluster)
     hub, material = stack.hub, stack.material
     try:
-        documents = [d for d in demo_documents(material, 5000, start_number=70_000) if d.expect == "delivered"]
+        documents = [d for d in demo_documents(material, 2500, start_number=70_000) if d.expect == "delivered"]
         expected = _expected(documents)
         outputs = Outputs(stack.connection)
         _send(stack, documents)

@@ -175,3 +175,16 @@ def test_receive_twice_on_one_group_gets_what_is_waiting(
     assert main(receive) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3, lines
+
+
+def test_cluster_ids_are_22_characters_of_url_safe_base64_of_16_bytes() -> None:
+    """The KRaft cluster id made without a JVM has the shape `kafka-storage random-uuid` gives, never a leading '-'."""
+    import base64  # noqa: PLC0415
+
+    from hub.embedded.kafka import random_cluster_id  # noqa: PLC0415
+
+    for _ in range(200):
+        text = random_cluster_id()
+        assert len(text) == 22
+        assert not text.startswith("-")
+        assert len(base64.urlsafe_b64decode(text + "==")) == 16

@@ -80,7 +80,7 @@ def test_restart_of_the_whole_hub_keeps_topics_offsets_archive_and_ledger(tmp_pa
 def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(module_stack: Stack) -> None:
     """A worker SIGKILLed mid-stream is restarted by `up`: each delivery exactly once, the ledger consistent."""
     stack = module_stack
-    documents = [d for d in demo_documents(stack.material, 2500, start_number=10_000) if d.expect == "delivered"]
+    documents = [d for d in demo_documents(stack.material, 1500, start_number=10_000) if d.expect == "delivered"]
     expected = _expected(documents)
     outputs = _fresh_outputs(stack)
     _send(stack, documents)
@@ -127,7 +127,7 @@ def test_kill_9_of_the_broker_or_the_store_mid_run_loses_and_duplicates_nothing(
     """Kafka or SeaweedFS SIGKILLed mid-run is restarted by `up`: every delivery exactly once, the ledger verifies."""
     stack = module_stack
     first = 50_000 if server == "kafka" else 60_000  # other documents for each run: the hub is the module's
-    documents = [d for d in demo_documents(stack.material, 2000, start_number=first) if d.expect == "delivered"]
+    documents = [d for d in demo_documents(stack.material, 1200, start_number=first) if d.expect == "delivered"]
     expected = _expected(documents)
     outputs = _fresh_outputs(stack)
     _send(stack, documents)

@@ -10,6 +10,7 @@ JVM from Debian.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,13 +209,7 @@ class EmbeddedKafka:
         path = self.data / "cluster-id"
         if not path.is_file():
             self.data.mkdir(parents=True, exist_ok=True)
-            answer = subprocess.run(  # noqa: S603 - our own java and classpath
-                [_java(), "-cp", kafka_classpath(), "kafka.tools.StorageTool", "random-uuid"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            path.write_text(answer.stdout.strip().splitlines()[-1] + "\n", encoding="utf-8")
+            path.write_text(random_cluster_id() + "\n", encoding="utf-8")
         return path.read_text(encoding="utf-8").strip()
 
     def _launch_node(self, index: int, cluster_id: str) -> ManagedProcess:
@@ -317,6 +313,18 @@ class EmbeddedKafka:
                 "ssl.truststore.location": str(self.tls.ca_file),
             }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def random_cluster_id() -> str:
+    """A KRaft cluster id as ``kafka-storage random-uuid`` makes one, without starting a JVM for it.
+
+    16 random bytes (a version-4 UUID) in URL-safe base64 without padding; never one that starts with '-' (the
+    tools would read it as an option) nor the all-zero id.
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not text.startswith("-") and text != "AAAAAAAAAAAAAAAAAAAAAA":
+            return text
 
 
 def admin_client(connection: KafkaConnection, *, timeout: float = _ADMIN_TIMEOUT) -> Any:
