@@ -27,6 +27,7 @@ import json
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,9 @@ DEFAULT_LIST_LIMIT: Final = 500
 _ROOT: Final = "vxp/"
 _SAFE: Final = re.compile(r"[^A-Za-z0-9.-]")
 _DESC_LIMIT: Final = 500  # characters of a status description kept in metadata
+#: Bytes of recently filed items a process keeps, so that a DMS fetching what was just filed costs no GET (items are
+#: written once and never change, so a copy cannot go stale).
+_RECENT_BYTES: Final = 32 * 1024 * 1024
 
 
 class MailboxError(HubError):
@@ -224,6 +228,8 @@ class Mailbox:
         self._sent_logs: dict[tuple[str, str], tuple[_Log, list[SentRecord]]] = {}
         self._metadata: dict[str, MailboxItem] = {}  # status item key → what its metadata says (immutable)
         self._descriptions: dict[str, str] = {}  # fail state key → its description (immutable)
+        self._recent: OrderedDict[str, bytes] = OrderedDict()  # item key → its inline document, newest last
+        self._recent_bytes = 0
         self._lock = threading.Lock()
 
     # --- writing ---------------------------------------------------------------------------------------------
@@ -258,6 +264,8 @@ class Mailbox:
         item_key = f"{self._prefix(recipient, kind)}items/{_stamp(self._clock())}_{doc_id}"
         with contextlib.suppress(ObjectExists):
             self._store.put(item_key, value, metadata=metadata)
+        if not claim:
+            self._remember(item_key, value)
         view = self._view(recipient, kind)
         with view.lock:  # this process sees its own write at once
             view.items.seen.add(item_key)
@@ -287,6 +295,10 @@ class Mailbox:
     def read(self, recipient: str, doc_id: str) -> bytes:
         """The bytes of ``doc_id`` in ``recipient``'s mailbox (a claim check resolved); ``KeyError`` if none."""
         _, key = self._find(recipient, doc_id)
+        with self._lock:
+            recent = self._recent.get(key)
+        if recent is not None:
+            return recent
         value = self._store.get(key)
         if not value.startswith(CLAIM_CHECK_MAGIC) or self._store.stat(key).metadata.get("claim") != "1":
             return value
@@ -298,6 +310,19 @@ class Mailbox:
         if hashlib.sha256(data).hexdigest() != check.sha256:
             raise MailboxError(f"{doc_id}: the claimed object {check.key} does not match its SHA-256")
         return data
+
+    def _remember(self, item_key: str, value: bytes) -> None:
+        """Keep ``value`` as the bytes of ``item_key``, forgetting the oldest beyond ``_RECENT_BYTES``."""
+        if len(value) > _RECENT_BYTES // 8:
+            return
+        with self._lock:
+            if item_key in self._recent:
+                return
+            self._recent[item_key] = value
+            self._recent_bytes += len(value)
+            while self._recent_bytes > _RECENT_BYTES:
+                _, dropped = self._recent.popitem(last=False)
+                self._recent_bytes -= len(dropped)
 
     def pending(self, recipient: str, kind: str, *, limit: int = DEFAULT_LIST_LIMIT) -> list[MailboxItem]:
         """Items of one mailbox not marked done, oldest first, at most ``limit``."""

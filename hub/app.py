@@ -175,12 +175,10 @@ class HubWorker:
 
         @app.agent(outboxes, name="intake", concurrency=_INTAKE_CONCURRENCY)
         async def intake(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                await self._forward(_record(event), lanes)
+            await _each_acked_after(stream, lambda event: self._forward(_record(event), lanes))
 
         async def work(stream: faust.StreamT[bytes], lane: str) -> None:
-            async for event in stream.events():
-                await self._handle(_record(event))
+            await _each_acked_after(stream, lambda event: self._handle(_record(event)))
             log.info("%s lane stopped", lane)
 
         @app.agent(urgent, name="urgent", concurrency=4)
@@ -491,6 +489,20 @@ class HubWorker:
                 self.metrics.documents.labels(what, "retry", type(exc).__name__).inc()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
+
+
+async def _each_acked_after(stream: faust.StreamT[bytes], handle: Callable[[Any], Awaitable[None]]) -> None:
+    """Run ``handle`` on each event of ``stream`` and ack the event only once ``handle`` has returned.
+
+    faust acks an event in its iterator's ``finally``, so an agent stopped while handling one (a worker leaving, a
+    rebalance) would ack, and then commit, a record whose outputs were never sent: that record would be lost.
+    Acked by hand, a record cut short is read again by whoever takes its partition (``hub.guard`` then keeps its
+    outputs to one each).
+    """
+    manual = stream.noack()  # type: ignore[attr-defined]  # faust-streaming's Stream, not in its StreamT stub
+    async for event in manual.events():
+        await handle(event)
+        await manual.ack(event)
 
 
 async def _sent(pending: Awaitable[Any]) -> None:

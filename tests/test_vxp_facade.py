@@ -484,3 +484,22 @@ def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_a_document_just_filed_is_read_back_without_a_get() -> None:
+    """The process that filed an item serves its bytes from memory; another process reads them from the store."""
+    store = MemoryObjectStore()
+    gets: list[str] = []
+    original_get = store.get
+
+    def counting_get(key: str) -> bytes:
+        gets.append(key)
+        return original_get(key)
+
+    store.get = counting_get  # type: ignore[method-assign]
+    filer = Mailbox(store)
+    doc_id = filer.ingest(B, "edoc", A.encode(), b"<edXML>filed</edXML>")
+    assert filer.read(B, doc_id) == b"<edXML>filed</edXML>"
+    assert gets == []
+    assert Mailbox(store).read(B, doc_id) == b"<edXML>filed</edXML>"
+    assert len(gets) == 1
