@@ -563,12 +563,7 @@ class AxisSimulator:
         names = {e.code: e.name for e in self.config.directory}
         status = StatusMessage(
             sender=Organization(organ_id=organ_id, organ_name=names.get(organ_id, "")),
-            response_for=ResponseFor(
-                organ_id=document.sender.organ_id,
-                code=f"{document.code.code_number}/{document.code.code_notation}",
-                promulgation_date=document.promulgation.promulgation_date,
-                document_id=document.document_id,
-            ),
+            response_for=ResponseFor.answering(document),
             status_code=code,
             timestamp=self._clock().astimezone(VIETNAM_TZ),
             description=_REPLY_TEXT[code],

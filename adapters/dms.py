@@ -196,12 +196,7 @@ class HubClient:
             raise ClientError("a status answers a document, and this is itself a status")
         status = StatusMessage(
             sender=organization or Organization(organ_id=self.organ_id),
-            response_for=ResponseFor(
-                organ_id=message.sender.organ_id,
-                code=f"{message.code.code_number}/{message.code.code_notation}",
-                promulgation_date=message.promulgation.promulgation_date,
-                document_id=message.document_id,
-            ),
+            response_for=ResponseFor.answering(message),
             status_code=code,
             timestamp=datetime.now(UTC).astimezone(VIETNAM_TZ),
             description=description,

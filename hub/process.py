@@ -138,12 +138,7 @@ def transport_status(  # noqa: PLR0917 - as hub_status, with the document answer
     seal: SigningKey, hub_organ_id: str, edoc: Edoc, code: str, description: str, at: datetime
 ) -> bytes:
     """The hub's status ``code`` about ``edoc``, to its sender (``hub_status`` naming that document)."""
-    response_for = ResponseFor(
-        organ_id=edoc.sender.organ_id,
-        code=f"{edoc.code.code_number}/{edoc.code.code_notation}",
-        promulgation_date=edoc.promulgation.promulgation_date,
-        document_id=edoc.document_id,
-    )
+    response_for = ResponseFor.answering(edoc)
     return hub_status(seal, hub_organ_id, response_for, code, description, at)
 
 

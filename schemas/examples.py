@@ -108,12 +108,7 @@ def example_status(
     responder = by or edoc.recipients[0].organ_id
     return StatusMessage(
         sender=_org(responder),
-        response_for=ResponseFor(
-            organ_id=edoc.sender.organ_id,
-            code=f"{edoc.code.code_number}/{edoc.code.code_notation}",
-            promulgation_date=edoc.promulgation.promulgation_date,
-            document_id=edoc.document_id,
-        ),
+        response_for=ResponseFor.answering(edoc),
         status_code=code,
         timestamp=datetime(2026, 5, 16, 9, 0, tzinfo=VIETNAM_TZ),
         description=description,

@@ -113,6 +113,16 @@ class ResponseFor:
     promulgation_date: date
     document_id: str
 
+    @classmethod
+    def answering(cls, edoc: Edoc) -> ResponseFor:
+        """The ResponseFor of a status about ``edoc``: its sender, code, promulgation date and DocumentId."""
+        return cls(
+            organ_id=edoc.sender.organ_id,
+            code=f"{edoc.code.code_number}/{edoc.code.code_notation}",
+            promulgation_date=edoc.promulgation.promulgation_date,
+            document_id=edoc.document_id,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TraceHeader:
