@@ -519,11 +519,7 @@ class AxisConnector:
             return
         value = data
         if len(data) > self._settings.claim_check_bytes:
-            sha = hashlib.sha256(data).hexdigest()
-            key = f"{_CLAIMS_PREFIX}{sha}"
-            if not self._store.exists(key):
-                self._store.put(key, data)
-            value = ClaimCheck(key, sha, len(data)).to_bytes()
+            value = ClaimCheck.deposit(self._store, data, prefix=_CLAIMS_PREFIX).to_bytes()
         future = self._producer.send(
             AXIS_INBOUND, key=doc_id.encode(), value=value, headers=[("axis-doc-id", doc_id.encode())]
         )

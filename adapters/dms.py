@@ -141,10 +141,7 @@ class HubClient:
         if self._store is None:
             msg = f"{len(data)} bytes is above the claim-check size ({self._claim_check_bytes}); give an object store"
             raise ClientError(msg)
-        key = f"{_CLAIMS_PREFIX}{sha}"
-        if not self._store.exists(key):
-            self._store.put(key, data)
-        return ClaimCheck(key, sha, len(data)).to_bytes()
+        return ClaimCheck.deposit(self._store, data, prefix=_CLAIMS_PREFIX, sha256=sha).to_bytes()
 
     def receive(
         self, *, timeout: float | None = None, from_beginning: bool = False, group: str | None = None

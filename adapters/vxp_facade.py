@@ -23,7 +23,6 @@ import asyncio
 import base64
 import contextlib
 import functools
-import hashlib
 import json
 import logging
 import threading
@@ -332,11 +331,7 @@ class VxpFacade:
         return describe_sent(sender, kind, doc_id, message, self._clock())
 
     def _claim_check(self, data: bytes) -> bytes:
-        sha = hashlib.sha256(data).hexdigest()
-        key = f"{_CLAIMS_PREFIX}{sha}"
-        if not self._store.exists(key):
-            self._store.put(key, data)
-        return ClaimCheck(key, sha, len(data)).to_bytes()
+        return ClaimCheck.deposit(self._store, data, prefix=_CLAIMS_PREFIX).to_bytes()
 
     # --- the mailbox -----------------------------------------------------------------------------------------
 

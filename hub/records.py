@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from schemas.errors import DocumentRejected, Problem
+
+if TYPE_CHECKING:
+    from storage.objectstore import ObjectStore
 
 __all__ = [
     "AXIS_INBOUND",
@@ -169,6 +174,15 @@ class ClaimCheck:
         """The record value senders publish instead of the document."""
         body = {"key": self.key, "sha256": self.sha256, "size": self.size}
         return json.dumps({"lienthong-claim-check": body}, separators=(",", ":")).encode()
+
+    @classmethod
+    def deposit(cls, store: ObjectStore, data: bytes, *, prefix: str, sha256: str | None = None) -> ClaimCheck:
+        """Store ``data`` under ``prefix`` + its SHA-256, once (the key names the content); its claim check."""
+        sha = sha256 or hashlib.sha256(data).hexdigest()
+        key = f"{prefix}{sha}"
+        if not store.exists(key):
+            store.put(key, data)
+        return cls(key, sha, len(data))
 
     @classmethod
     def from_bytes(cls, value: bytes) -> ClaimCheck:

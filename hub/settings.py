@@ -141,7 +141,7 @@ class HubSettings:
         """
         if not password:
             return self.kafka
-        return KafkaConnection(self.kafka_bootstrap, username, password, tls=self.kafka_tls, ca_file=self.kafka_ca_file)
+        return dataclasses.replace(self.kafka, username=username, password=password)
 
     def open_store(self, *, max_connections: int) -> S3ObjectStore:
         """The archive bucket on the configured S3 endpoint (object lock and retention as configured)."""

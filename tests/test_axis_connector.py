@@ -198,16 +198,21 @@ def _dead_letters(world: World, data: bytes) -> list[dict[str, bytes]]:
     return [headers for headers, value in world.outputs.records[DEADLETTER] if value == data]
 
 
+def _send_to_axis_agency(world: World) -> bytes:
+    """A new document from SENDER to the axis agency, sent to the hub through SENDER's outbox."""
+    document = _edoc(SENDER, (AXIS_AGENCY,), world.stack.material.keys[SENDER])
+    client = world.hub_client(SENDER)
+    client.send(document)
+    client.close()
+    return document
+
+
 # --- both ways --------------------------------------------------------------------------------------------------
 
 
 def test_local_document_reaches_the_axis_byte_for_byte_and_the_sender_hears_queued_then_forwarded(world: World) -> None:
     """A document for an axis agency reaches its axis mailbox unchanged, sent once; 01 queued, then 01 forwarded."""
-    material = world.stack.material
-    document = _edoc(SENDER, (AXIS_AGENCY,), material.keys[SENDER])
-    client = world.hub_client(SENDER)
-    client.send(document)
-    client.close()
+    document = _send_to_axis_agency(world)
     _take_from_mailbox(world.vpcp, document)
     assert world.axis.stats()["sends"][_sha(document)] == 1
     assert world.outputs.wait_for(lambda _: len(_statuses(world, SENDER, document)) >= 2, timeout=60)
@@ -257,10 +262,7 @@ def test_axis_document_reaches_the_local_inbox_and_its_status_reaches_the_axis(w
 def test_axis_status_about_a_local_document_reaches_its_sender(world: World) -> None:
     """The axis agency's 03 about a local agency's document arrives on that agency's status topic, unchanged."""
     material = world.stack.material
-    document = _edoc(SENDER, (AXIS_AGENCY,), material.keys[SENDER])
-    client = world.hub_client(SENDER)
-    client.send(document)
-    client.close()
+    document = _send_to_axis_agency(world)
     _take_from_mailbox(world.vpcp, document)
     answer = demo_status(material, document, by=AXIS_AGENCY, code="03")
     assert world.vpcp.send_edoc(answer, sender=AXIS_AGENCY, messagetype="status")["status"] == "OK"
@@ -322,13 +324,9 @@ def _connector_pid(world: World) -> int | None:
 
 def test_connector_killed_between_send_and_record_does_not_send_again(world: World) -> None:
     """SIGKILL right after the axis accepted a send: the restarted connector asks the axis and does not resend."""
-    material = world.stack.material
     before = _connector_pid(world)
     world.crash_file.write_text("after-send", encoding="utf-8")
-    document = _edoc(SENDER, (AXIS_AGENCY,), material.keys[SENDER])
-    client = world.hub_client(SENDER)
-    client.send(document)
-    client.close()
+    document = _send_to_axis_agency(world)
     assert wait_until(lambda: _connector_pid(world) not in (None, before), timeout=90), (
         "the connector was not restarted"
     )
