@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.s3_fixtures",
     "tests.support.broker_fixtures",
     "tests.support.hub_fixtures",
+    "tests.support.demo_fixtures",
 ]
