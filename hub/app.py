@@ -67,7 +67,7 @@ from hub.records import (
 from hub.settings import HubSettings
 from hub.signed_directory import Change, DirectoryState, RecordRefused, load_admin_certificates
 from hub.transport import broker_url
-from hub.trust import trust_policy
+from hub.trust import earliest_next_update, trust_policy
 from schemas.errors import HubError
 from signer.policy import TrustPolicy
 from signer.verify import Verifier
@@ -319,6 +319,13 @@ class HubWorker:
 
     def _count(self, outcome: Outcome, record: InboundRecord) -> None:
         self.metrics.documents.labels("route", outcome.outcome, outcome.reason).inc()
+        self.metrics.count_route(
+            outcome.outcome,
+            sender=outcome.sender,
+            recipients=outcome.recipients,
+            status_code=outcome.status_code,
+            known=self._known_agencies,
+        )
         self.metrics.bytes_in.inc(len(record.value or b""))
         if outcome.outcome == "rejected":
             self.metrics.dead_letters.labels(outcome.reason).inc()
@@ -350,7 +357,9 @@ class HubWorker:
     def _seal(self) -> None:
         """Sign a tree head over everything stored (sealing with nothing new keeps the last head)."""
         if self.ledger is not None and self.ledger.size:
-            self.ledger.seal(self.seal, at=datetime.now(UTC))
+            head = self.ledger.seal(self.seal, at=datetime.now(UTC))
+            self.metrics.ledger_last_seal.set(head.time.timestamp())
+            self.metrics.ledger_last_seal_size.set(head.size)
 
     def _record_lag(self) -> None:
         """``lienthong_consumer_lag{topic}``: records on this worker's partitions not yet committed."""
@@ -370,8 +379,11 @@ class HubWorker:
     def _use_directory(self, directory: Directory) -> None:
         """Verify with ``directory``'s pins and route by it from now on; read the outboxes of new agencies."""
         self.directory = directory
+        self._known_agencies = frozenset(agency.id for agency in directory)  # the metrics' agency labels
         self._subscribe_outboxes(directory)
         self.verifier = Verifier(build_policy(self.settings, directory))
+        if (stale_at := earliest_next_update(self.verifier.policy.crls)) is not None:
+            self.metrics.crl_next_update.set(stale_at.timestamp())
         self.processor = DocumentProcessor(
             settings=self.settings,
             store=self.store,

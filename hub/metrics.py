@@ -3,19 +3,72 @@
 Worker processes write to ``PROMETHEUS_MULTIPROC_DIR`` (set by ``lienthong up``), and the one ``/metrics``
 endpoint of ``lienthong up`` collects them all; a worker started on its own serves its own registry.
 Names follow ``lienthong_<what>_total|_seconds|_bytes``.
+
+Per-agency labels are bounded: an OrganId in the directory, anything else ``other`` (``agency_label``), so a sender
+cannot grow the series without limit by inventing OrganIds. Gauges that hold a point in time (the last seal, the
+earliest CRL nextUpdate) exist only once they have a value (``LazyGauge``): absent, never a misleading 0.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["HubMetrics", "collecting_registry"]
+__all__ = ["OTHER_AGENCY", "HubMetrics", "LazyGauge", "agency_label", "collecting_registry", "status_code_label"]
+
+#: The ``agency`` label of every OrganId the directory does not know.
+OTHER_AGENCY = "other"
+#: The status codes counted under their own label (progress 01–06); the rest (13, 15, 16, unreadable) are "other".
+_PROGRESS_CODES = frozenset({"01", "02", "03", "04", "05", "06"})
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def agency_label(organ_id: str, known: Container[str]) -> str:
+    """``organ_id`` when the directory knows it (``known``: its OrganIds), else ``other``: bounded cardinality."""
+    return organ_id if organ_id and organ_id in known else OTHER_AGENCY
+
+
+def status_code_label(code: str) -> str:
+    """A status code as a label: 01–06 as they are, anything else ``other``."""
+    return code if code in _PROGRESS_CODES else "other"
+
+
+class LazyGauge:
+    """A label-free gauge that appears on ``/metrics`` only once set.
+
+    A gauge created up front reads 0 until set (in multiprocess mode too), and a timestamp of 0 would look like a
+    seal or a CRL from 1970 to an alert rule. Thread-safe: the first ``set`` creates it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        registry: CollectorRegistry,
+        multiprocess_mode: Literal["min", "max", "livemin", "livemax", "mostrecent"],
+    ) -> None:
+        self.name = name
+        self._documentation = documentation
+        self._registry = registry
+        self._mode = multiprocess_mode
+        self._gauge: Gauge | None = None
+        self._lock = threading.Lock()
+
+    def set(self, value: float) -> None:
+        """Set the value (creating the gauge the first time)."""
+        with self._lock:
+            if self._gauge is None:
+                self._gauge = Gauge(
+                    self.name, self._documentation, registry=self._registry, multiprocess_mode=self._mode
+                )
+        self._gauge.set(value)
 
 
 @dataclass(frozen=True)
@@ -33,6 +86,11 @@ class HubMetrics:
     edxml_warnings: Counter
     directory_refused: Counter
     ledger_refused: Counter
+    agency_documents: Counter
+    agency_statuses: Counter
+    crl_next_update: LazyGauge
+    ledger_last_seal: LazyGauge
+    ledger_last_seal_size: LazyGauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> HubMetrics:
@@ -91,7 +149,51 @@ class HubMetrics:
                 ["reason"],
                 registry=registry,
             ),
+            agency_documents=Counter(
+                "lienthong_agency_documents_total",
+                "Documents per agency (an OrganId in the directory, else other): sent, received, or refused "
+                "(records of the agency the hub refused)",
+                ["agency", "direction"],
+                registry=registry,
+            ),
+            agency_statuses=Counter(
+                "lienthong_agency_statuses_total",
+                "Statuses an agency sent that the hub relayed, by code (01-06, else other)",
+                ["agency", "code"],
+                registry=registry,
+            ),
+            crl_next_update=LazyGauge(
+                "lienthong_crl_next_update_timestamp_seconds",
+                "The earliest nextUpdate among the CRLs the verifier holds (Unix time; absent with no CRL)",
+                registry,
+                "min",
+            ),
+            ledger_last_seal=LazyGauge(
+                "lienthong_ledger_last_seal_timestamp_seconds",
+                "When the last signed tree head of the ledger was sealed (Unix time; absent before the first)",
+                registry,
+                "max",
+            ),
+            ledger_last_seal_size=LazyGauge(
+                "lienthong_ledger_last_seal_size",
+                "Events the last signed tree head covers",
+                registry,
+                "max",
+            ),
         )
+
+    def count_route(
+        self, kind: str, *, sender: str, recipients: Iterable[str], status_code: str, known: Container[str]
+    ) -> None:
+        """The per-agency counters of one routed record (``kind``: delivered, relayed, rejected or duplicate)."""
+        if kind == "delivered":
+            self.agency_documents.labels(agency_label(sender, known), "sent").inc()
+            for recipient in recipients:
+                self.agency_documents.labels(agency_label(recipient, known), "received").inc()
+        elif kind == "relayed":
+            self.agency_statuses.labels(agency_label(sender, known), status_code_label(status_code)).inc()
+        elif kind == "rejected":
+            self.agency_documents.labels(agency_label(sender, known), "refused").inc()
 
 
 def collecting_registry() -> CollectorRegistry:

@@ -162,6 +162,7 @@ class Outcome:
     recipients: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = field(default=())
     warnings: tuple[Problem, ...] = ()  # field quirks of an accepted document (README, "Field quirks")
+    status_code: str = ""  # a relayed status's StatusCode (per-agency metrics)
 
     def ledger_record(self, mac_key: bytes) -> OutboundRecord | None:
         """The ``lienthong.ledger`` record of the events and receipts, produced like any other output (or None).
@@ -386,6 +387,7 @@ class DocumentProcessor:
             recipients=tuple(known),
             reason="UNKNOWN_RECIPIENT" if unknown else "",
             warnings=accepted.parsed.warnings,
+            status_code=message.status_code if isinstance(message, StatusMessage) else "",
         )
 
     def _received_note(self, known: Sequence[str], unknown: Sequence[str]) -> str:
