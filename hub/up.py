@@ -3,11 +3,12 @@
 Start order: SeaweedFS (``weed mini``) over ``DATA/s3`` → Apache Kafka (KRaft) with its log in ``DATA/kafka`` →
 topics (explicit partitions) → the administrator identity (``DATA/admin``) and, on the first start only, the YAML
 directory published as signed records on ``lienthong.directory`` → the hub's seal identity → worker processes → the HTTP
-endpoint (``/metrics``, ``/``). Either server may be external instead (``s3_external``, ``kafka_external``). A
-supervisor restarts any child that dies, as systemd would, and counts it (``lienthong_restarts_total``). Stop order
-is the reverse; Ctrl-C (SIGINT) or SIGTERM stop it cleanly. Everything listens on 127.0.0.1. ``DATA`` survives a
-restart: topics, offsets, archive and ledger; the secrets generated on first start are kept in
-``DATA/settings.yaml`` (mode 0600).
+endpoint (``hub.dashboard``: the page at ``/``, ``/metrics``, ``/healthz``). Either server may be external instead
+(``s3_external``, ``kafka_external``). A supervisor restarts any child that dies, as systemd would, and counts it
+(``lienthong_restarts_total``; the workers configured and running are gauges beside it). Stop order is the
+reverse; Ctrl-C (SIGINT) or SIGTERM stop it cleanly. Everything listens on 127.0.0.1. ``DATA`` survives a restart:
+topics, offsets, archive and ledger; the secrets generated on first start are kept in ``DATA/settings.yaml`` (mode
+0600).
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 from cryptography import x509
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from hub.dashboard import AgencyFigures, Dashboard, DashboardServer
 from hub.directory import Directory, load_directory
 from hub.embedded._process import ManagedProcess, ServerStartError
 from hub.embedded.kafka import EmbeddedKafka, wait_ready
@@ -118,10 +119,12 @@ class Hub:
     settings: HubSettings
     workers: int = 1
     progress: Callable[[str], None] = print
+    #: OrganId → {"outstanding": n, "overdue": n} from the ledger's history, for the dashboard (None: shown as "–").
+    agency_figures: Callable[[], AgencyFigures] | None = None
     _s3: EmbeddedS3 | None = None
     _kafka: EmbeddedKafka | None = None
     _workers: list[ManagedProcess] = field(default_factory=list)
-    _http: ThreadingHTTPServer | None = None
+    _http: DashboardServer | None = None
     _vxp: ManagedProcess | None = None
     _children: list[_Child] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -161,6 +164,13 @@ class Hub:
             ["process"],
             registry=self._registry,
         )
+        # The workers the supervisor keeps (scale-out and scale-in change it), and those whose process is alive.
+        configured = Gauge(
+            "lienthong_workers_configured", "Worker processes lienthong up runs", registry=self._registry
+        )
+        configured.set_function(lambda: len(self._workers))
+        running = Gauge("lienthong_workers_running", "Worker processes alive now", registry=self._registry)
+        running.set_function(lambda: sum(worker.running for worker in self._workers))
         settings_file = self.data / "settings.yaml"  # what the workers (and the next start) read
         write_private(settings_file, yaml.safe_dump(_plain(settings), allow_unicode=True))
         if not settings.s3_external:
@@ -348,31 +358,13 @@ class Hub:
         self.progress(f"directory: {len(records)} agencies seeded on {DIRECTORY}, signed by the administrator key")
 
     def _start_http(self) -> None:
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.startswith("/metrics"):
-                    body = generate_latest(collecting_registry()) + generate_latest(hub._registry)
-                    content_type = "text/plain; version=0.0.4; charset=utf-8"
-                elif self.path == "/healthz":
-                    body, content_type = b"ok\n", "text/plain"
-                else:
-                    body, content_type = hub.dashboard().encode(), "text/plain; charset=utf-8"
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
-                """Quiet."""
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", self.settings.http_port), Handler)
-        threading.Thread(target=self._http.serve_forever, name="lienthong-http", daemon=True).start()
+        """The dashboard and ``/metrics`` (every worker's metrics and this supervisor's own) on 127.0.0.1."""
+        dashboard = Dashboard(lambda: (collecting_registry(), self._registry), agency_figures=self.agency_figures)
+        self._http = DashboardServer(dashboard, self.settings.http_port).start()
+        self.progress(f"dashboard at http://127.0.0.1:{self.settings.http_port}/ (read-only, this machine only)")
 
     def dashboard(self) -> str:
-        """A one-screen text summary of the metrics."""
+        """A one-screen text summary of the metrics (the page at ``/`` shows them all; this is for a terminal)."""
         lines = ["lienthong hub", ""]
         for metric in collecting_registry().collect():
             for sample in metric.samples:
@@ -402,8 +394,7 @@ class Hub:
             self._axis_connector.stop(grace=_WORKER_STOP_GRACE)
             self._axis_connector = None
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.stop()
             self._http = None
         if self._kafka is not None:
             self._kafka.stop()
