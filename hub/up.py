@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 from cryptography import x509
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess
 
 from hub.dashboard import AgencyFigures, Dashboard, DashboardServer
 from hub.directory import Directory, load_directory
@@ -275,7 +275,7 @@ class Hub:
         worker = _WorkerProcess(f"worker-{n}", argv, log_path=self.data / "logs" / f"worker-{n}.log")
         worker.start()
         self._workers.append(worker)
-        self._supervise(worker.name, lambda: worker.running, worker.start)
+        self._supervise(worker.name, lambda: worker.running, lambda: _restart_worker(worker))
         self.progress(f"worker {n} started (pid {worker.pid})")
         return worker
 
@@ -337,8 +337,10 @@ class Hub:
     def remove_worker(self, worker: ManagedProcess) -> None:
         """Stop one worker for good (scale-in): it commits, leaves the group, and is not restarted."""
         self._children = [c for c in self._children if c.name != worker.name]
+        pid = worker.pid
         worker.stop(grace=_WORKER_STOP_GRACE)
         self._workers.remove(worker)
+        _forget_metrics_of(pid)
 
     def seal_certificate(self) -> x509.Certificate:
         """The hub's seal certificate (what an auditor trusts for this hub)."""
@@ -413,6 +415,18 @@ class _WorkerProcess(ManagedProcess):
     def start(self, *, timeout: float = 0) -> _WorkerProcess:  # noqa: ARG002 - nothing to wait for
         """Start the process (no port to wait for)."""
         return self.launch()
+
+
+def _forget_metrics_of(pid: int | None) -> None:
+    """Drop a gone process's live gauges (its consumer lag) from ``/metrics``; counters keep what it counted."""
+    if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def _restart_worker(worker: ManagedProcess) -> None:
+    """Start a dead worker again, its old process's live gauges gone first."""
+    _forget_metrics_of(worker.pid)
+    worker.start()
 
 
 def _answers_vxp(port: int) -> bool:

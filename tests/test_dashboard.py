@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.cli import main
-from hub.dashboard import histogram_quantile
+from hub.dashboard import Dashboard, histogram_quantile
 from hub.metrics import OTHER_AGENCY, HubMetrics, agency_label, status_code_label
 from tests.support import IN_CI, require_tool
 from tests.support.demo_fixtures import RunningDemo
@@ -96,6 +96,30 @@ def test_histogram_quantile_interpolates_like_prometheus() -> None:
     assert histogram_quantile(0.5, buckets) == pytest.approx(0.125)
     assert histogram_quantile(0.95, buckets) == 0.2  # in +Inf: the highest finite bound
     assert histogram_quantile(0.5, [(0.1, 0.0), (float("inf"), 0.0)]) is None
+
+
+def test_ledger_figures_fill_the_agency_rows_and_a_failing_source_keeps_the_last() -> None:
+    """Outstanding and overdue come from the injected provider; "–" (None) before it answers or without it."""
+    metrics = HubMetrics.create(CollectorRegistry())
+    metrics.count_route("delivered", sender="A", recipients=["B"], status_code="", known={"A", "B"})
+    answers: list[Any] = [{"A": {"outstanding": 3, "overdue": 1}}, RuntimeError("ledger unreachable")]
+
+    def figures() -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def rows(board: Dashboard) -> dict[str, tuple[Any, Any]]:
+        return {a["organ_id"]: (a["outstanding"], a["overdue"]) for a in board.summary()["agencies"]}
+
+    assert rows(Dashboard(lambda: (metrics.registry,))) == {"A": (None, None), "B": (None, None)}
+    board = Dashboard(lambda: (metrics.registry,), agency_figures=figures)
+    assert rows(board) == {"A": (None, None), "B": (None, None)}
+    board.refresh_agency_figures()
+    assert rows(board) == {"A": (3, 1), "B": (None, None)}
+    board.refresh_agency_figures()  # the source fails: the last figures stay
+    assert rows(board) == {"A": (3, 1), "B": (None, None)}
 
 
 def test_the_page_names_its_files_relatively_and_loads_nothing_from_elsewhere() -> None:
