@@ -260,25 +260,53 @@ def unit_sections(path: Path) -> configparser.RawConfigParser:
     return parser
 
 
-def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
-    """systemd-analyze verify accepts every unit (the programs they start replaced by stand-ins)."""
+def systemd_analyze() -> str:
+    """The path of systemd-analyze; the test is skipped without it (Debian's systemd package)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (Debian systemd)")
-    stand_in = tmp_path / "program"
+    return analyze
+
+
+def unit_copies(folder: Path) -> list[str]:
+    """Each unit copied into ``folder``, the program it starts replaced by a stand-in (templates as instance 1)."""
+    stand_in = folder / "program"
     stand_in.write_text("#!/bin/sh\n", encoding="utf-8")
     stand_in.chmod(0o755)
     copies = []
     for unit in UNITS:
         text = re.sub(r"^(ExecStart=)(\S+)", rf"\g<1>{stand_in}", unit.read_text(encoding="utf-8"), flags=re.MULTILINE)
-        copy = tmp_path / unit.name.replace("@.", "@1.")  # a template is verified as one of its instances
+        copy = folder / unit.name.replace("@.", "@1.")
         copy.write_text(text, encoding="utf-8")
         copies.append(str(copy))
+    return copies
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    """systemd-analyze verify accepts every unit, without a warning."""
     result = subprocess.run(
-        [analyze, "verify", "--man=no", *copies], capture_output=True, text=True, check=False, timeout=60
+        [systemd_analyze(), "verify", "--man=no", *unit_copies(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert [line for line in result.stderr.splitlines() if "lienthong" in line] == [], result.stderr
+
+
+def test_units_expose_little_to_attack(tmp_path: Path) -> None:
+    """systemd-analyze security rates every unit's exposure at most 2.0 of 10 ("OK")."""
+    analyze = systemd_analyze()
+    for copy in unit_copies(tmp_path):
+        result = subprocess.run(
+            [analyze, "security", "--offline=yes", "--threshold=20", "--no-pager", copy],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout.splitlines()[-1:]
 
 
 def test_units_are_hardened() -> None:
