@@ -10,6 +10,7 @@ command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # headless, for the dashboard's tests
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)  # promtool: checks ops/prometheus and ops/grafana
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${need[*]}"
 if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
