@@ -14,6 +14,8 @@ import pytest
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
@@ -21,6 +23,8 @@ from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+import signer.pdf as pdf_module
+from schemas.model import Attachment
 from signer import devpki
 from signer.path import PathValidator
 from signer.pdf import (
@@ -335,6 +339,23 @@ def test_require_refuses_on_the_worst_attachment(pdfs, verifier):
     assert pdf_policy_problem([good, bad], "report") is None
 
 
+def test_attachments_are_picked_by_type_name_or_bytes(pdfs, verifier):
+    """verify_attachments checks every PDF attachment, even one labelled octet-stream, and skips the rest."""
+    attachments = [
+        Attachment("a1", "cong-van.pdf", "application/pdf", pdfs["valid"]),
+        Attachment("a2", "scan.bin", "application/octet-stream", pdfs["revoked"]),
+        Attachment("a3", "ghi-chu.txt", "text/plain", b"not a PDF"),
+    ]
+    reports = verifier.verify_attachments(attachments, at=FIXED_NOW)
+    assert [(r.name, r.indication) for r in reports] == [
+        ("cong-van.pdf", Indication.TOTAL_PASSED),
+        ("scan.bin", Indication.TOTAL_FAILED),
+    ]
+    reason, message = pdf_policy_problem(reports, "require")
+    assert reason == PDF_SIGNATURE_INVALID
+    assert "scan.bin" in message
+
+
 def test_verdicts_agree_with_the_xml_signature(pki, pdfs):
     """The same signer gets the same indication in a PDF as in an XML signature, sharing one PathValidator."""
     policy = policy_of(pki)
@@ -354,3 +375,29 @@ def test_reports_round_trip_through_json_and_recheck_the_same(pki, pdfs, verifie
         text = json.dumps(report.to_json())
         assert PdfReport.from_json(json.loads(text)) == report
         assert check(fresh, data).to_json() == report.to_json()
+
+
+def _read_both(data):
+    """Read ``data`` as a hex string with pyHanko's reader and with ours: (value or error type, position) each."""
+    outcomes = []
+    for reader in (pdf_module._pyhanko_read_hex_string, pdf_module._read_hex_string):
+        stream = io.BytesIO(data)
+        try:
+            value = reader(stream)
+            outcomes.append((type(value), bytes(value.original_bytes), stream.tell()))
+        except Exception as exc:  # noqa: BLE001 - the point is to compare failures too
+            outcomes.append((type(exc), None, None))
+    return outcomes
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"0", b"7", b"a", b"F", b" ", b"\n", b"\x00", b"%", b">", b"g", b"<", b"\r"]), max_size=40
+    )
+)
+def test_fast_hex_reader_reads_exactly_what_pyhanko_reads(pieces):
+    """The faster /Contents reader gives pyHanko's value, error and stream position on any input."""
+    data = b"<" + b"".join(pieces) + b"> /Next"
+    pyhanko, ours = _read_both(data)
+    assert ours == pyhanko
