@@ -390,7 +390,7 @@ def _read_both(data):
     return outcomes
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(
         st.sampled_from([b"0", b"7", b"a", b"F", b" ", b"\n", b"\x00", b"%", b">", b"g", b"<", b"\r"]), max_size=40
