@@ -237,6 +237,7 @@ class RevocationService:
         self._sources: dict[str, _Source] = {}
         self._refused_urls: set[str] = set()
         self._seen: set[x509.Certificate] = set()
+        self._seen_der: set[bytes] = set()
         self._refusals: collections.Counter[str] = collections.Counter()
         self._files = [_File(p, _mtime_ns(p), load_crl(p)) for p in crl_files]
         self._files_checked = clock()
@@ -326,6 +327,21 @@ class RevocationService:
             self._seen.add(each)
             for url in distribution_points(each):
                 self._add_url(url, each.issuer)
+
+    def observe_der(self, chain_der: Iterable[bytes]) -> None:
+        """``observe`` for DER certificates (a ``VerificationReport.chain_der``): parsed only when new."""
+        if not self._fetching:
+            return
+        for der in chain_der:
+            if der in self._seen_der:
+                continue
+            if len(self._seen_der) >= _SEEN_LIMIT:
+                self._seen_der.clear()
+            self._seen_der.add(der)
+            try:
+                self.observe(x509.load_der_x509_certificate(der))
+            except ValueError:
+                continue  # the verifier has already said what is wrong with it
 
     def _add_url(self, url: str, issuer: x509.Name | None) -> _Source | None:
         if not url.lower().startswith(("http://", "https://")):

@@ -24,6 +24,7 @@ from cryptography.x509 import ocsp
 
 from adapters.http_clients import OcspClient
 from hub.revocation import CACHE_PREFIX, CrlRefusal, RevocationService
+from hub.settings import HubSettings
 from signer import devpki
 from signer.path import PathValidator
 from signer.policy import TrustPolicy
@@ -245,6 +246,31 @@ def test_new_service_starts_from_the_cache_without_network(crl_server, revoc_pki
             assert {s.url for s in second.sources()} == {crl_server.url("root.crl"), crl_server.url("ca.crl")}
     finally:
         crl_server.start()
+
+
+def test_from_settings_reads_the_revocation_settings(pki_dir, revoc_pki, crl_server):
+    """The settings name the CAs, the CRL files and the three revocation settings; fetch off keeps files only."""
+    files = {"trust": (pki_dir / "root.pem",), "intermediates": (pki_dir / "ca.pem",), "crls": (pki_dir / "crl.pem",)}
+    env = {"LIENTHONG_REVOCATION_REFRESH_SECONDS": "0.5", "LIENTHONG_REVOCATION_MAX_CRL_BYTES": "1000"}
+    service = RevocationService.from_settings(HubSettings.load(None, env=env, **files), None)
+    leaf = revoc_pki["leaf"]("Settings Agency", url_name="big.crl")
+    entries = [(n, datetime.now(UTC)) for n in range(1, 100)]
+    crl_server.publish("big.crl", der(devpki.make_crl(revoc_pki["ca"], entries, **_valid_now())))
+    service.observe_der([leaf.cert.public_bytes(serialization.Encoding.DER)])
+    service.refresh_due()
+    assert service.refusals() == {CrlRefusal.TOO_LARGE: 1}  # over revocation_max_crl_bytes
+    (source,) = service.sources()
+    assert source.next_attempt - datetime.now(UTC) < timedelta(seconds=1)  # retry capped by the refresh interval
+    assert len(service.current_crls()) == 1  # the file
+    off = RevocationService.from_settings(
+        HubSettings.load(None, env={"LIENTHONG_REVOCATION_FETCH": "no"}, **files), None
+    )
+    off.observe(leaf.cert)
+    assert off.sources() == ()
+
+
+def _valid_now():
+    return {"this_update": datetime.now(UTC), "next_update": datetime.now(UTC) + HOUR}
 
 
 def test_crl_file_replaced_on_disk_is_read_again(pki, tmp_path):
