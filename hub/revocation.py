@@ -1,9 +1,9 @@
 """Revocation data that stays fresh: CRLs fetched from their distribution points, cached, refreshed, handed over.
 
 A ``RevocationService`` learns CRL distribution point URLs (``http``/``https`` only) from the configured CA
-certificates and from every certificate it is shown (``observe``), downloads each CRL with a size and a time
-limit, and keeps it only if it is signed by the issuer the URL is for (one of the configured CAs, with a key that
-may sign CRLs and a hash no weaker than SHA-256) and is not older than the one it holds (CRL number, then
+certificates and from every certificate it is shown (``observe``) that a known CA signed, downloads each CRL with
+a size and a time limit, and keeps it only if it is signed by the issuer the URL is for (a known CA, with a key
+that may sign CRLs and a hash no weaker than SHA-256) and is not older than the one it holds (CRL number, then
 thisUpdate). Every CRL kept is also written to the object store under
 ``revocation/crl/<sha256 of the URL>/<thisUpdate>-<sha256 of the CRL>.der``: the store is create-only (and the
 archive bucket is under object lock), so each version is its own object, and the newest sorts last. A restarted
@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Self
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID
@@ -245,8 +246,9 @@ class RevocationService:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        for ca in (c for same in self._cas.values() for c in same):
-            self.observe(ca)
+        if fetch:
+            for ca in (c for same in self._cas.values() for c in same):
+                self._learn(ca)  # configuration: trusted as it is
         self._publish()
 
     @classmethod
@@ -312,36 +314,63 @@ class RevocationService:
 
     # --- what the worker feeds in -----------------------------------------------------------------------------
 
-    def observe(self, cert: x509.Certificate, chain: Iterable[x509.Certificate] = ()) -> None:
-        """Learn the distribution points of ``cert`` (and of ``chain``); new ones are fetched at once.
+    def observe(self, cert: x509.Certificate, chain: Sequence[x509.Certificate] = ()) -> None:
+        """Learn the distribution points of ``cert`` and of its ``chain`` (issuers nearest first).
 
-        Cheap for a certificate seen before (a set look-up), so the worker may call it for every document.
+        Only certificates signed by a known CA are listened to (a configured one, or a CA certificate learnt
+        here because a known CA signed it), so a document cannot make the hub fetch URLs of its choosing. A CA
+        certificate so learnt may sign CRLs too. A new distribution point is fetched at once. For every document
+        prefer ``observe_der``: a certificate object seen before still costs its hash (microseconds).
         """
         if not self._fetching:
             return
-        for each in (cert, *chain):
-            if each in self._seen:
+        for each in (*reversed(chain), cert):  # issuers first: a CA learnt here vouches for the next one
+            if each in self._seen or not self._vouched_for(each):
                 continue
             if len(self._seen) >= _SEEN_LIMIT:
                 self._seen.clear()
             self._seen.add(each)
-            for url in distribution_points(each):
-                self._add_url(url, each.issuer)
+            self._learn(each)
 
-    def observe_der(self, chain_der: Iterable[bytes]) -> None:
-        """``observe`` for DER certificates (a ``VerificationReport.chain_der``): parsed only when new."""
+    def observe_der(self, chain_der: Sequence[bytes]) -> None:
+        """``observe`` for a chain in DER, leaf first (a ``VerificationReport.chain_der``): parsed only when new."""
         if not self._fetching:
             return
         for der in chain_der:
-            if der in self._seen_der:
-                continue
-            if len(self._seen_der) >= _SEEN_LIMIT:
-                self._seen_der.clear()
-            self._seen_der.add(der)
+            if der not in self._seen_der:
+                break
+        else:
+            return  # the usual case: a chain seen before costs a set look-up per certificate
+        try:
+            certs = [x509.load_der_x509_certificate(der) for der in chain_der]
+        except ValueError:
+            return  # the verifier has already said what is wrong with it
+        if not certs:
+            return
+        self.observe(certs[0], certs[1:])
+        if len(self._seen_der) >= _SEEN_LIMIT:
+            self._seen_der.clear()
+        self._seen_der.update(der for der, cert in zip(chain_der, certs, strict=True) if cert in self._seen)
+
+    def _vouched_for(self, cert: x509.Certificate) -> bool:
+        with self._lock:
+            issuers = list(self._cas.get(cert.issuer, ()))
+        for issuer in issuers:
             try:
-                self.observe(x509.load_der_x509_certificate(der))
-            except ValueError:
-                continue  # the verifier has already said what is wrong with it
+                cert.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return True
+        return False
+
+    def _learn(self, cert: x509.Certificate) -> None:
+        if _is_ca(cert):
+            with self._lock:
+                known = self._cas.setdefault(cert.subject, [])
+                if cert not in known:
+                    known.append(cert)
+        for url in distribution_points(cert):
+            self._add_url(url, cert.issuer)
 
     def _add_url(self, url: str, issuer: x509.Name | None) -> _Source | None:
         if not url.lower().startswith(("http://", "https://")):
@@ -555,7 +584,8 @@ class RevocationService:
         if source.issuers and crl.issuer not in source.issuers:
             expected = ", ".join(sorted(n.rfc4514_string() for n in source.issuers))
             raise CrlRefused(CrlRefusal.WRONG_ISSUER, f"it is the CRL of {issuer}, not of {expected}")
-        candidates = self._cas.get(crl.issuer, [])
+        with self._lock:
+            candidates = list(self._cas.get(crl.issuer, ()))
         if not candidates:
             raise CrlRefused(CrlRefusal.UNKNOWN_ISSUER, f"its issuer {issuer} is not a configured CA")
         if not any(_signed_by(crl, ca) for ca in candidates):
@@ -646,6 +676,13 @@ def _compare(new: x509.CertificateRevocationList, held: x509.CertificateRevocati
     if new.last_update_utc != held.last_update_utc:
         return 1 if new.last_update_utc > held.last_update_utc else -1
     return 0
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except (x509.ExtensionNotFound, ValueError):
+        return False
 
 
 def _signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 
 from adapters.http_clients import OcspClient
@@ -143,6 +143,11 @@ def publish_crls(server, pki_, *, now, revoked=(), valid=HOUR, number=None):
     server.publish("ca.crl", der(ca_crl))
 
 
+def der_of(issued):
+    """The certificate as DER."""
+    return issued.cert.public_bytes(serialization.Encoding.DER)
+
+
 def service_for(pki_, store=None, **kwargs):
     """A service trusting the root and the revocation test CA."""
     return RevocationService((pki_["root"].cert, pki_["ca"].cert), store=store, **kwargs)
@@ -256,12 +261,14 @@ def test_from_settings_reads_the_revocation_settings(pki_dir, revoc_pki, crl_ser
     leaf = revoc_pki["leaf"]("Settings Agency", url_name="big.crl")
     entries = [(n, datetime.now(UTC)) for n in range(1, 100)]
     crl_server.publish("big.crl", der(devpki.make_crl(revoc_pki["ca"], entries, **_valid_now())))
-    service.observe_der([leaf.cert.public_bytes(serialization.Encoding.DER)])
+    service.observe_der([leaf.cert.public_bytes(serialization.Encoding.DER), der_of(revoc_pki["ca"])])
     service.refresh_due()
-    assert service.refusals() == {CrlRefusal.TOO_LARGE: 1}  # over revocation_max_crl_bytes
-    (source,) = service.sources()
+    assert service.refusals()[CrlRefusal.TOO_LARGE] == 1  # over revocation_max_crl_bytes
+    (source,) = (s for s in service.sources() if s.url == crl_server.url("big.crl"))
     assert source.next_attempt - datetime.now(UTC) < timedelta(seconds=1)  # retry capped by the refresh interval
-    assert len(service.current_crls()) == 1  # the file
+    assert pki_dir.joinpath("crl.pem").read_bytes() in [
+        c.public_bytes(serialization.Encoding.PEM) for c in service.current_crls()
+    ]
     off = RevocationService.from_settings(
         HubSettings.load(None, env={"LIENTHONG_REVOCATION_FETCH": "no"}, **files), None
     )
@@ -337,6 +344,33 @@ def test_non_http_distribution_point_is_refused_once(revoc_pki, caplog):
     assert service.refusals() == {CrlRefusal.NOT_HTTP: 1}
     assert "file:///etc/passwd" not in {s.url for s in service.sources()}
     assert any("file:///etc/passwd" in r.message and "not-http" in r.message for r in caplog.records)
+
+
+def test_only_certificates_a_known_ca_signed_are_listened_to(crl_server, revoc_pki):
+    """A certificate naming a known CA but signed by another key adds no URL: a document cannot steer fetches."""
+    impostor = devpki.Issued(revoc_pki["ca"].cert, ec.generate_private_key(ec.SECP256R1()), ())
+    forged = devpki.make_leaf(impostor, "Forged Agency", crl_url=crl_server.url("forged.crl"), **WINDOW)
+    service = service_for(revoc_pki)
+    service.observe(forged.cert)
+    service.refresh_due()
+    assert crl_server.url("forged.crl") not in {s.url for s in service.sources()}
+    assert "forged.crl" not in crl_server.requests
+
+
+def test_intermediate_from_the_document_is_learnt_when_a_known_ca_signed_it(crl_server, revoc_pki):
+    """With only the root configured, a leaf's chain teaches the CA: its CRL is fetched and verified with it."""
+    publish_crls(crl_server, revoc_pki, now=datetime.now(UTC))
+    service = RevocationService((revoc_pki["root"].cert,))
+    good = revoc_pki["good"]
+    service.observe_der(
+        [
+            good.cert.public_bytes(serialization.Encoding.DER),
+            *(c.public_bytes(serialization.Encoding.DER) for c in good.chain),
+        ]
+    )
+    service.refresh_due()
+    assert {c.issuer for c in service.current_crls()} == {revoc_pki["root"].cert.subject, revoc_pki["ca"].cert.subject}
+    assert service.refusals() == {}
 
 
 def test_older_crl_is_refused(crl_server, revoc_pki):
