@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from adapters.kafka import KafkaConnection
+from hub.revocation import DEFAULT_MAX_CRL_BYTES, DEFAULT_REFRESH_SECONDS
 from hub.trust import ConfigError
 from signer.policy import RevocationPolicy
 
@@ -103,6 +104,10 @@ class HubSettings:
     crls: tuple[Path, ...] = ()
     revocation: RevocationPolicy = RevocationPolicy.REQUIRE
     ocsp: bool = False
+    # CRLs from the distribution points of the CAs and of signers' certificates, cached, refreshed (hub.revocation).
+    revocation_fetch: bool = True
+    revocation_refresh_seconds: float = DEFAULT_REFRESH_SECONDS
+    revocation_max_crl_bytes: int = DEFAULT_MAX_CRL_BYTES
     hub_organ_id: str = DEFAULT_HUB_ORGAN_ID
     partitions: int = DEFAULT_PARTITIONS
     claim_check_bytes: int = DEFAULT_CLAIM_CHECK_BYTES

@@ -197,15 +197,19 @@ def make_crl(
     *,
     this_update: datetime,
     next_update: datetime,
+    number: int | None = None,
 ) -> x509.CertificateRevocationList:
-    """Make a CRL signed by ``issuer`` listing ``(serial, revocation time)`` pairs."""
+    """Make a CRL signed by ``issuer`` listing ``(serial, revocation time)`` pairs.
+
+    ``number`` is its CRLNumber (default: ``this_update`` in whole seconds, so later CRLs get larger numbers).
+    """
     key = _require_key(issuer)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.cert.subject)
         .last_update(this_update)
         .next_update(next_update)
-        .add_extension(x509.CRLNumber(int(this_update.timestamp())), critical=False)
+        .add_extension(x509.CRLNumber(int(this_update.timestamp()) if number is None else number), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
     )
     for serial, when in revoked:

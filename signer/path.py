@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_MAX_PATH_LENGTH",
     "DEFAULT_NEGATIVE_TTL",
+    "DEFAULT_NO_NEXT_UPDATE_TTL",
     "MIN_RSA_BITS",
     "PathResult",
     "PathValidator",
@@ -68,6 +69,8 @@ DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 DEFAULT_CACHE_SIZE = 10_000
 #: A failed revocation look-up is not retried for this long: a dead responder must not stall every document.
 DEFAULT_NEGATIVE_TTL = timedelta(seconds=30)
+#: An answer without nextUpdate (``openssl ocsp`` gives none) promises nothing: reused only this long.
+DEFAULT_NO_NEXT_UPDATE_TTL = timedelta(minutes=5)
 #: RSA keys below this are breakable (ETSI TS 119 312).
 MIN_RSA_BITS = 2048
 
@@ -363,7 +366,10 @@ class PathValidator:
         if answer is None:
             return None, None, tuple(notes)
         evidence = _evidence(link, answer)
-        entry = (now + self._policy.cache_ttl, answer, replace(evidence, cached=True))
+        ttl = self._policy.cache_ttl
+        if answer.next_update is None:
+            ttl = min(ttl, DEFAULT_NO_NEXT_UPDATE_TTL)
+        entry = (now + ttl, answer, replace(evidence, cached=True))
         _store(self._answers, link.key, entry, self._cache_size)
         self._ocsp_misses.pop(link.key, None)
         return answer, evidence, ()
