@@ -87,8 +87,8 @@ def _make_spec() -> _Spec:
     root = devpki.make_root("Bench Root CA", not_before=nb, not_after=na)
     ca = devpki.make_ca(root, "Bench Issuing CA", not_before=nb, not_after=na)
     leaf = devpki.make_leaf(ca, "Bench Agency", organ_id=_SENDER, not_before=nb, not_after=na)
-    crl_window = {"this_update": _AT - timedelta(days=1), "next_update": _AT + timedelta(days=30)}
-    crls = (devpki.make_crl(ca, [], **crl_window), devpki.make_crl(root, [], **crl_window))
+    this_update, next_update = _AT - timedelta(days=1), _AT + timedelta(days=30)
+    crls = tuple(devpki.make_crl(issuer, [], this_update=this_update, next_update=next_update) for issuer in (ca, root))
     key = PemKey.load(leaf.key_pem(), leaf.cert_pem())
     unsigned = tuple(_document(size, attachment) for _, size, attachment in SIZES)
     return _Spec(
