@@ -48,8 +48,10 @@ from storage.objectstore import ObjectStore
 
 __all__ = [
     "AGENCY_FIELDS",
+    "AGENCY_TOTAL",
     "RESPONSE_CODES",
     "TOTAL_FIELDS",
+    "TOTAL_OF",
     "UNKNOWN",
     "LedgerFigures",
     "LedgerTail",
@@ -75,7 +77,7 @@ AGENCY_FIELDS = (
     "outstanding",
     "overdue",
 )
-#: The counts of the whole hub; each but the last two is the sum of an agency field (``_TOTAL_OF``).
+#: The counts of the whole hub; each but the last two is the sum of an agency field (``TOTAL_OF``).
 TOTAL_FIELDS = (
     "documents_sent",
     "deliveries",
@@ -88,7 +90,8 @@ TOTAL_FIELDS = (
     "axis_forwarded",
     "axis_refused",
 )
-_TOTAL_OF = {
+#: Each total and the agency field it sums.
+TOTAL_OF = {
     "documents_sent": "documents_sent",
     "deliveries": "documents_received",
     "refused": "refused",
@@ -98,6 +101,8 @@ _TOTAL_OF = {
     "outstanding": "outstanding",
     "overdue": "overdue",
 }
+#: Each agency field and the total that equals its sum (a relayed status is sent by one and received by another).
+AGENCY_TOTAL = {**{agency: total for total, agency in TOTAL_OF.items()}, "statuses_received": "statuses_relayed"}
 _VOLUME_FIELDS = ("documents_sent", "deliveries", "refused", "statuses_relayed")
 _HUB = "hub"
 _AXIS_CONNECTOR = "axis-connector"
@@ -333,7 +338,7 @@ class LedgerFigures:
     def totals(self, at: datetime, agencies: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The whole hub's figures at ``at``: the sums of ``agencies(at)`` (given, or computed) and the axis link."""
         rows = self.agencies(at) if agencies is None else agencies
-        totals: dict[str, Any] = {name: sum(row[field] for row in rows) for name, field in _TOTAL_OF.items()}
+        totals: dict[str, Any] = {name: sum(row[field] for row in rows) for name, field in TOTAL_OF.items()}
         totals["axis_forwarded"] = self._axis["axis_forwarded"]
         totals["axis_refused"] = self._axis["axis_refused"]
         totals["routes"] = {route: self._routes[route] for route in ("local", "axis", UNKNOWN)}
