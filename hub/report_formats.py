@@ -30,6 +30,7 @@ CSV_COLUMNS = (
     "refused_by_reason",
     "algorithms",
 )
+_SVG_METADATA = ("Creator", "Date", "Format", "Type")
 _STATUS_NAMES = {"01": "01 received", "03": "03 accepted for handling", "06": "06 completed"}
 
 
@@ -194,7 +195,8 @@ def _svg(figure: Any) -> str:
 
     out = io.StringIO()
     with mpl.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": 8}):
-        figure.savefig(out, format="svg", bbox_inches="tight")
+        # No metadata: no date (the same figures draw the same page) and no links out of the page.
+        figure.savefig(out, format="svg", bbox_inches="tight", metadata=dict.fromkeys(_SVG_METADATA))
     text = out.getvalue()
     return text[text.index("<svg") :]
 
