@@ -377,10 +377,11 @@ def test_report_over_the_demo_equals_its_summary(running_demo, tmp_path):
     assert "reading ledger: " in result.stderr
     totals = report["totals"]
     assert totals["routes"]["unknown"] == 0
-    assert "unknown" not in totals["algorithms"]
+    assert totals["algorithms"]["rsa-sha256"] > 0
+    assert totals["algorithms"].get("unknown", 0) <= totals["refused"]  # only unreadable input has no algorithm
     assert totals["response_seconds"]["03"]["count"] > 0
 
-    table = _report(*days, "--out", str(tmp_path / "figures.csv"))
+    table = _report(*days, "--format", "csv", "--out", str(tmp_path / "figures.csv"))
     assert table.returncode == 0, table.stderr
     rows = list(csv.DictReader((tmp_path / "figures.csv").open(encoding="utf-8")))
     by_agency = {a["organ_id"]: a for a in report["agencies"]}
