@@ -10,13 +10,20 @@ Interface:
 * ``LedgerFigures(since=None, until=None)`` folds events one at a time, in log order (``add(event)``); only
   inputs received in ``[since, until)`` are counted (deliveries before ``since`` are still remembered, so that a
   status in the period answering one is timed). ``agencies(at)`` is one ``dict`` per agency (keys as in
-  ``AGENCY_FIELDS``, plus ``refused_by_reason``, ``algorithms``, ``response_seconds``), ``totals(at)`` the sums
+  ``AGENCY_FIELDS``, plus ``refused_by_reason``, ``algorithms``, ``response_seconds``; ``outstanding`` and
+  ``overdue`` are of the deliveries in the period, at ``at`` or ``until`` if earlier), ``totals(at)`` the sums
   (``TOTAL_FIELDS`` and the same maps), ``volume("day"|"hour")`` the counts per Vietnam day or hour, and
   ``report(first, last, at)`` all of it as the JSON object of ``lienthong report --format json``.
 * ``LedgerTail(store)`` follows the stored log: each ``read(figures)`` feeds the events stored since its last call
   (one LIST from where it stopped, one GET per new segment), so a dashboard refreshes cheaply.
 * ``read_figures(store, first, last)`` reads the figures of Vietnam days ``first..last`` (inclusive), with an
   optional ``progress(done, total)`` callback; ``day_bounds(first, last)`` are the instants it counts between.
+
+A dashboard keeps one of each and, on every refresh (from one thread, or under a lock)::
+
+    figures, tail = LedgerFigures(), LedgerTail(store)
+    tail.read(figures)
+    rows, totals = figures.agencies(now), figures.totals(now)
 
 What the events say (``hub.process`` writes the facts on the ``received`` event of each input: ``message``,
 ``algorithm``, ``status_code``, ``due_date``, ``origin``; and ``route`` on each delivery). Events written before
@@ -320,10 +327,7 @@ class LedgerFigures:
 
     def agencies(self, at: datetime) -> list[dict[str, Any]]:
         """One object per agency seen in the period, sorted by OrganId, with outstanding and overdue at ``at``."""
-        waiting = self._waiting(at)
-        for organ_id, counts in waiting.items():
-            if any(counts.values()):
-                self._agency(organ_id)
+        waiting = self._waiting(at)  # its recipients all have a row: their deliveries were counted
         rows = []
         for organ_id in sorted(self._agencies):
             agency = self._agencies[organ_id]

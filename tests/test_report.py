@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import io
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.cli import main
-from hub.commands.audit import UsageError
+from hub.commands.audit import UsageError, opened_store
 from hub.commands.report import format_for, parse_day
 from hub.embedded._process import free_port
 from hub.figures import (
@@ -380,6 +381,14 @@ def test_report_over_the_demo_equals_its_summary(running_demo, tmp_path):
     assert totals["algorithms"]["rsa-sha256"] > 0
     assert totals["algorithms"].get("unknown", 0) <= totals["refused"]  # only unreadable input has no algorithm
     assert totals["response_seconds"]["03"]["count"] > 0
+
+    with opened_store(argparse.Namespace(endpoint=None, data=demo.data)) as store:  # as the dashboard reads it
+        figures, tail = LedgerFigures(), LedgerTail(store)
+        assert tail.read(figures) >= report["ledger_events"]
+        before = tail.position
+        assert tail.read(figures) == tail.position - before  # only what was stored since: usually nothing
+        assert figures.events == tail.position
+    assert {name: figures.totals(datetime.now(UTC))[name] for name in expected} == expected
 
     table = _report(*days, "--format", "csv", "--out", str(tmp_path / "figures.csv"))
     assert table.returncode == 0, table.stderr
