@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "hub.commands.worker",
     "hub.commands.audit",
     "hub.commands.ledger",
+    "hub.commands.report",
     "hub.commands.dms",
     "hub.commands.deadletter",
     "hub.commands.up",

@@ -363,9 +363,18 @@ class DocumentProcessor:
             accepted.data, report, sender=sender, doc_id=_subject_id(message), received_at=received_at, key=stored_key
         )
         events = [
-            *archived.events,
+            *_noted(archived.events, _input_facts(record, accepted.parsed)),
             *(
-                self._event(kind, accepted.sha256, _subject_id(message), "hub", received_at, "sent", recipient=t)
+                self._event(
+                    kind,
+                    accepted.sha256,
+                    _subject_id(message),
+                    "hub",
+                    received_at,
+                    "sent",
+                    recipient=t,
+                    route=_route_name(directory, t),
+                )
                 for t in known
             ),
         ]
@@ -569,10 +578,12 @@ class DocumentProcessor:
                 received_at=received_at,
                 reason=exc.reason,
             )
-            events, receipts = archived.events, self._archive.carried_receipts(archived)
+            events = _noted(archived.events, _input_facts(record, parsed))
+            receipts = self._archive.carried_receipts(archived)
         else:
+            facts = _input_facts(record, parsed)
             events = (
-                self._event(EventKind.RECEIVED, sha256, doc_id, sender or "unknown", received_at, "received"),
+                self._event(EventKind.RECEIVED, sha256, doc_id, sender or "unknown", received_at, "received", **facts),
                 self._event(EventKind.REJECTED, sha256, doc_id, "hub", received_at, exc.reason, error=error_text),
             )
         return Outcome(
@@ -659,6 +670,41 @@ def _check_certificate_organ(message: Edoc | StatusMessage, report: Verification
             f"the signing certificate {signer.subject} names OrganId {signer.cert_organ_id}, From/OrganId is {claimed}",
         )
         raise DocumentRejected("CERT_ORGAN_MISMATCH", [problem])
+
+
+def _input_facts(record: InboundRecord, parsed: ParsedDocument | None) -> dict[str, str]:
+    """What the province's figures count about an input (``hub.figures``), kept on its ``received`` event.
+
+    ``message`` (edoc|status), ``algorithm`` (the SignatureMethod's short name, ``none`` when unsigned),
+    ``status_code`` or ``due_date`` (ISO date), ``origin`` (``axis`` for what came through the national axis).
+    An unreadable input has only its origin; events written before these facts have none (counted as unknown).
+    """
+    facts = {"origin": "axis"} if from_axis(record) else {}
+    if parsed is None:
+        return facts
+    message = parsed.message
+    facts["message"] = message.kind
+    signature = parsed.signature
+    facts["algorithm"] = (signature.signature_method.rpartition("#")[2] or "unknown") if signature else "none"
+    if isinstance(message, StatusMessage):
+        facts["status_code"] = message.status_code
+    elif message.due_date is not None:
+        facts["due_date"] = message.due_date.isoformat()
+    return facts
+
+
+def _noted(events: Sequence[LedgerEvent], facts: dict[str, str]) -> tuple[LedgerEvent, ...]:
+    """``events`` with ``facts`` added to the detail of the ``received`` one (the others as they are)."""
+    return tuple(
+        dataclasses.replace(e, detail={**e.detail, **facts}) if e.kind is EventKind.RECEIVED and facts else e
+        for e in events
+    )
+
+
+def _route_name(directory: Directory, organ_id: str) -> str:
+    """``local`` or ``axis``: how a delivery to ``organ_id`` leaves the hub (kept on its ledger event)."""
+    agency = directory.get(organ_id)
+    return agency.route.value if agency is not None else "unknown"
 
 
 def _subject_id(message: Edoc | StatusMessage) -> str:
