@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -64,6 +64,7 @@ __all__ = [
     "LedgerTail",
     "Progress",
     "day_bounds",
+    "live_agency_figures",
     "nearest_rank",
     "read_figures",
 ]
@@ -479,3 +480,19 @@ def read_figures(
     figures = LedgerFigures(since, until)
     LedgerTail(store).read(figures, progress=progress, stop_after=until + late_margin)
     return figures
+
+
+def live_agency_figures(store: ObjectStore) -> Callable[[], Mapping[str, Mapping[str, int]]]:
+    """For the dashboard: OrganId -> {"outstanding": n, "overdue": n} now, over the whole history.
+
+    Each call folds only the events stored since the last one; calls must not overlap (the dashboard makes them one
+    at a time).
+    """
+    figures, tail = LedgerFigures(), LedgerTail(store)
+
+    def current() -> Mapping[str, Mapping[str, int]]:
+        tail.read(figures)
+        rows = figures.agencies(datetime.now(UTC))
+        return {row["organ_id"]: {"outstanding": row["outstanding"], "overdue": row["overdue"]} for row in rows}
+
+    return current

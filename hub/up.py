@@ -31,11 +31,12 @@ import yaml
 from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess
 
-from hub.dashboard import AgencyFigures, Dashboard, DashboardServer
+from hub.dashboard import Dashboard, DashboardServer
 from hub.directory import Directory, load_directory
 from hub.embedded._process import ManagedProcess, ServerStartError
 from hub.embedded.kafka import EmbeddedKafka, wait_ready
 from hub.embedded.s3 import EmbeddedS3
+from hub.figures import live_agency_figures
 from hub.metrics import collecting_registry
 from hub.records import DIRECTORY
 from hub.settings import HubSettings, write_private
@@ -119,8 +120,6 @@ class Hub:
     settings: HubSettings
     workers: int = 1
     progress: Callable[[str], None] = print
-    #: OrganId → {"outstanding": n, "overdue": n} from the ledger's history, for the dashboard (None: shown as "–").
-    agency_figures: Callable[[], AgencyFigures] | None = None
     _s3: EmbeddedS3 | None = None
     _kafka: EmbeddedKafka | None = None
     _workers: list[ManagedProcess] = field(default_factory=list)
@@ -361,7 +360,9 @@ class Hub:
 
     def _start_http(self) -> None:
         """The dashboard and ``/metrics`` (every worker's metrics and this supervisor's own) on 127.0.0.1."""
-        dashboard = Dashboard(lambda: (collecting_registry(), self._registry), agency_figures=self.agency_figures)
+        # Per agency, statuses outstanding and overdue documents need the ledger's whole history, read incrementally.
+        agency_figures = live_agency_figures(self.settings.open_store(max_connections=2))
+        dashboard = Dashboard(lambda: (collecting_registry(), self._registry), agency_figures=agency_figures)
         self._http = DashboardServer(dashboard, self.settings.http_port).start()
         self.progress(f"dashboard at http://127.0.0.1:{self.settings.http_port}/ (read-only, this machine only)")
 

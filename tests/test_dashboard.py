@@ -8,6 +8,7 @@ the system's temporary folder).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -39,6 +40,7 @@ _CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 _WAIT_MS = 20_000  # the page polls every 2 s; a document crosses the hub in well under a second
+_FIGURES_WAIT_MS = 60_000  # the ledger figures are read every 30 s (DEFAULT_FIGURES_EVERY), off the page's 2 s poll
 
 
 # --- the bounded agency label (no servers) -------------------------------------------------------------------
@@ -190,7 +192,9 @@ def dashboard(browser: Any, running_demo: RunningDemo) -> Iterator[OpenPage]:
 
 
 @pytest.mark.servers
-def test_the_page_shows_what_metrics_and_the_demo_summary_say(dashboard: OpenPage, running_demo: RunningDemo) -> None:
+def test_the_page_shows_what_metrics_and_the_demo_summary_say(
+    dashboard: OpenPage, running_demo: RunningDemo, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Deliveries, rejections by reason, dead letters with their replay, agencies, axis and ledger match."""
     from playwright.sync_api import expect  # noqa: PLC0415
 
@@ -221,7 +225,13 @@ def test_the_page_shows_what_metrics_and_the_demo_summary_say(dashboard: OpenPag
         row = dashboard.locator(f'#agencies tr[data-agency="{agency}"]')
         for direction in ("sent", "received", "refused"):
             expect(row.locator(f"td.{direction}")).to_have_text(_count(directions.get(direction, 0)))
-        expect(row.locator("td.outstanding")).to_have_text("–")  # no ledger figures wired in: shown as absent
+    # Outstanding statuses and overdue documents come from the ledger's history: what `lienthong report` says.
+    report = _report_agencies(running_demo, capsys)
+    assert sum(row["outstanding"] for row in report.values()) > 0  # the demo answers only some documents
+    for agency, row in report.items():
+        cells = dashboard.locator(f'#agencies tr[data-agency="{agency}"]')
+        expect(cells.locator("td.outstanding")).to_have_text(_count(row["outstanding"]), timeout=_FIGURES_WAIT_MS)
+        expect(cells.locator("td.overdue")).to_have_text(_count(row["overdue"]))
 
     axis_sent = sum(metrics["lienthong_axis_sent_total"].values())
     assert axis_sent > 0
@@ -238,6 +248,7 @@ def test_the_page_shows_what_metrics_and_the_demo_summary_say(dashboard: OpenPag
 
 
 @pytest.mark.servers
+@pytest.mark.demo_traffic
 def test_the_page_follows_a_new_document_without_a_reload(
     dashboard: OpenPage, running_demo: RunningDemo, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -312,6 +323,13 @@ def _metrics(demo: RunningDemo) -> dict[str, dict[tuple[tuple[str, str], ...], f
         for sample in family.samples:
             out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
     return out
+
+
+def _report_agencies(demo: RunningDemo, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
+    """``lienthong report --format json`` of today on the demo's data: {OrganId: its row}."""
+    capsys.readouterr()
+    assert main(["report", "--data", str(demo.data), "--from", "today", "--to", "today", "--format", "json"]) == 0
+    return {row["organ_id"]: row for row in json.loads(capsys.readouterr().out)["agencies"]}
 
 
 def _summary_rejections(demo: RunningDemo) -> dict[str, float]:

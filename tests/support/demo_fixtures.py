@@ -2,7 +2,8 @@
 
 Tests of what an administrator does after the demo (the dashboard, ``report``, the README's commands) share it:
 the demo runs once, in its own process, on free ports; the fixture waits for its summary and stops it with
-Ctrl-C (SIGINT) at the end of the session.
+Ctrl-C (SIGINT) at the end of the session. Tests that add traffic to it are marked ``demo_traffic`` and run after
+all others, so that a test comparing the hub's figures with the demo's summary sees only the demo's traffic.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class RunningDemo:
     def summary_line(self, starts_with: str) -> str:
         """The demo summary's line that starts (after indentation) with ``starts_with``."""
         return next(line for line in self.output.splitlines() if line.strip().startswith(starts_with))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the tests marked ``demo_traffic`` to the end of the run (the others keep their order)."""
+    items.sort(key=lambda item: item.get_closest_marker("demo_traffic") is not None)
 
 
 @pytest.fixture(scope="session")
