@@ -8,6 +8,7 @@ certificates valid), written under one folder:
     DIR/trust/ca.pem              the issuing CA (an intermediate)
     DIR/trust/ca-crl.pem          the CA's current CRL (revocation policy "require" is satisfied)
     DIR/trust/root-crl.pem        the root's CRL (covers the issuing CA)
+    DIR/ca-key.pem                the issuing CA's key (a throwaway: to publish its next CRL)
     DIR/directory.yaml            agencies, routes and SPKI pins
     DIR/agencies/<OrganId>/{key,cert,chain}.pem
 """
@@ -112,6 +113,7 @@ def create_demo_material(folder: Path, *, now: datetime | None = None, crl_url: 
     trust.mkdir(parents=True, exist_ok=True)
     (trust / "root.pem").write_bytes(root.cert_pem())
     (trust / "ca.pem").write_bytes(ca.cert_pem())
+    write_private(folder / "ca-key.pem", ca.key_pem().decode())  # to publish the demo CA's next CRL (crl_url)
     (trust / "ca-crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
     root_crl = devpki.make_crl(root, [], this_update=now - timedelta(hours=1), next_update=now + timedelta(days=3650))
     (trust / "root-crl.pem").write_bytes(root_crl.public_bytes(serialization.Encoding.PEM))
