@@ -17,6 +17,11 @@ status 02 the sender receives) and problems naming the element path or certifica
 and the directory's pin: a certificate that names an OrganId must name From/OrganId (CERT_ORGAN_MISMATCH), and a
 status is relayed only from whom may send it about its document (STATUS_NOT_ALLOWED, ``_status_targets``).
 
+A signature that cannot be validated for lack of current revocation data (INDETERMINATE / TRY_LATER) is not refused:
+the document is held on ``lienthong.work.retry`` and tried again, and refused (REVOCATION_UNAVAILABLE) only after the
+deadline (``hub.hold``). Each verified chain is shown to the revocation service (``observe``), which fetches the CRLs
+of CAs it has not seen yet.
+
 Documents from the national axis (``lienthong-origin: axis``, set by the intake for ``lienthong.axis.inbound``) have
 no outbox owner: their sender is From/OrganId, which must not be a local agency (SENDER_MISMATCH). A sender the
 directory does not know needs no pin (its certificate must still chain to the anchors and pass revocation); one it

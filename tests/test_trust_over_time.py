@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from adapters.dms import HubClient
 from hub.demo import create_demo_material
+from hub.hold import Hold
 from schemas import build_document, parse
 from schemas.examples import example_edoc
 from schemas.model import StatusMessage
@@ -241,6 +242,9 @@ def test_crl_fetched_cached_and_a_new_revocation_refused_without_restart(hub: Hu
     first = hub.send(SENDER, 1)
     assert outputs.wait_for(lambda o: _delivered(o, first) == 1, timeout=WAIT)
     assert hub.cached_numbers() == {1}
+    # Its CRL was unknown until the hub saw the certificate: held, then delivered as soon as the CRL came.
+    assert _held(outputs, SENDER, first)
+    assert [c for c, _, _ in _statuses(outputs, SENDER, first)] == ["01", "01"]
     revoked_crl = hub.publish(valid=120, revoke=REVOKED_LATER)
     assert _wait(lambda: 2 in hub.cached_numbers(), timeout=WAIT), "the new CRL was not fetched"
     assert revoked_crl.get_revoked_certificate_by_serial_number(hub.revoked[0][0]) is not None
@@ -310,6 +314,19 @@ def test_held_document_refused_after_the_deadline(hub: Hub) -> None:
     assert "OCSP Down Agency" in text
     assert _delivered(outputs, down) == 0
     outputs.close()
+
+
+def test_backoff_doubles_to_fifteen_minutes_and_never_passes_the_deadline() -> None:
+    """A held document is due after 30 s, 60 s, 120 s ... at most 15 minutes apart, and last at its deadline."""
+    since = datetime(2026, 12, 1, tzinfo=UTC)
+    hold, now, waits = Hold(since, 0, since), since, []
+    for _ in range(8):
+        hold = hold.again(now, retry_seconds=30, deadline_seconds=3600)
+        waits.append((hold.retry_at - now).total_seconds())
+        now = hold.retry_at
+    assert waits[:6] == [30, 60, 120, 240, 480, 900]
+    assert now == since + timedelta(seconds=3600)  # capped: the last attempt is at the deadline, then refused
+    assert hold.attempts == 8
 
 
 def _ledger_verdicts(hub: Hub, sha: str) -> set[str]:
