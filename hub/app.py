@@ -11,6 +11,10 @@ Agents, in the order a document meets them:
   in a thread, then the deliveries, statuses and dead letters are produced and acknowledged before the input
   offset may be committed (at-least-once), with the in-doubt check (``hub.guard``) making each delivery exactly
   once; the ledger events of the document go to ``lienthong.ledger`` as one record;
+- ``retry`` (``lienthong.work.retry``): documents held for lack of current revocation data (``hub.hold``), processed
+  like the lanes' once due or once the revocation service's CRLs changed; a record not yet due goes back to the end
+  of the topic after ``_REQUEUE_AFTER`` seconds, so no hold stops its partition. Workers rebuild their verifier
+  whenever the revocation service (``hub.revocation``, CRLs fetched and kept fresh on a thread) has new CRLs;
 - ``ledger`` (``lienthong.ledger``, one partition, so one writer): appends events to the Merkle ledger, writes a
   segment per batch before the batch's offsets are committed, and seals a tree head every few seconds;
 - ``directory`` (``lienthong.directory``, one partition, so one worker): one ledger event per applied signed
