@@ -39,6 +39,7 @@ from hub.records import (
     DIRECTORY,
     LEDGER,
     WORK_BULK,
+    WORK_RETRY,
     WORK_URGENT,
     inbox_topic,
     outbox_topic,
@@ -253,6 +254,7 @@ def topic_plan(settings: HubSettings, directory: Directory) -> tuple[dict[str, i
     topics = {
         WORK_URGENT: settings.partitions,
         WORK_BULK: settings.partitions,
+        WORK_RETRY: settings.partitions,  # held documents (hub.hold): hub-only, like every lienthong.work.* topic
         AXIS_OUTBOUND: 1,
         AXIS_INBOUND: settings.partitions,
         DEADLETTER: 1,

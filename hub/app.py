@@ -11,6 +11,10 @@ Agents, in the order a document meets them:
   in a thread, then the deliveries, statuses and dead letters are produced and acknowledged before the input
   offset may be committed (at-least-once), with the in-doubt check (``hub.guard``) making each delivery exactly
   once; the ledger events of the document go to ``lienthong.ledger`` as one record;
+- ``retry`` (``lienthong.work.retry``): documents held for lack of current revocation data (``hub.hold``), processed
+  like the lanes' once due or once the revocation service's CRLs changed; a record not yet due goes back to the end
+  of the topic after ``_REQUEUE_AFTER`` seconds, so no hold stops its partition. Workers rebuild their verifier
+  whenever the revocation service (``hub.revocation``, CRLs fetched and kept fresh on a thread) has new CRLs;
 - ``ledger`` (``lienthong.ledger``, one partition, so one writer): appends events to the Merkle ledger, writes a
   segment per batch before the batch's offsets are committed, and seals a tree head every few seconds;
 - ``directory`` (``lienthong.directory``, one partition, so one worker): one ledger event per applied signed
@@ -24,6 +28,7 @@ not acknowledged until its work is done.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -41,6 +46,7 @@ from hub.access import topic_plan
 from hub.deadletter import H_REPLAY_OF
 from hub.directory import Directory
 from hub.guard import DeliveryGuard
+from hub.hold import Hold, requeued
 from hub.ledger_mac import ledger_key, ledger_output, mac_refusal
 from hub.metrics import HubMetrics
 from hub.process import DocumentProcessor, Outcome
@@ -57,6 +63,7 @@ from hub.records import (
     PRODUCER_BATCH_BYTES,
     PRODUCER_LINGER_MS,
     WORK_BULK,
+    WORK_RETRY,
     WORK_URGENT,
     InboundRecord,
     OutboundRecord,
@@ -64,12 +71,13 @@ from hub.records import (
     outbox_topic,
     without_hub_headers,
 )
+from hub.revocation import RevocationService
 from hub.settings import HubSettings
 from hub.signed_directory import Change, DirectoryState, RecordRefused, load_admin_certificates
 from hub.transport import broker_url
-from hub.trust import earliest_next_update, trust_policy
+from hub.trust import trust_policy
 from schemas.errors import HubError
-from signer.policy import TrustPolicy
+from signer.policy import OcspFetcher, TrustPolicy
 from signer.verify import Verifier
 from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_ledger_record
 from storage.objectstore import ObjectStore
@@ -92,6 +100,9 @@ _STAGE_THREADS = 16  # documents processed at once off the event loop (they wait
 _LAG_INTERVAL = 2.0  # seconds between consumer-lag readings
 _RESUBSCRIBE_AFTER = 3.0  # seconds faust waits before subscribing to new outboxes (its default is 45)
 _OUTBOXES = OUTBOX_PREFIX + "*"  # the lag metric's label for all outboxes together
+_RETRY_CONCURRENCY = 4  # held records looked at at once (each may wait up to _REQUEUE_AFTER for its time)
+_REQUEUE_AFTER = 10.0  # seconds a held record not yet due waits before it is put back (the partition moves on)
+_HOLD_POLL = 0.5  # seconds between looks at the clock and the revocation data while a held record waits
 
 
 def open_store(settings: HubSettings) -> S3ObjectStore:
@@ -99,16 +110,34 @@ def open_store(settings: HubSettings) -> S3ObjectStore:
     return settings.open_store(max_connections=_STAGE_THREADS + 2)
 
 
-def build_policy(settings: HubSettings, directory: Directory) -> TrustPolicy:
-    """The verification policy of the settings, with the directory's pins."""
-    return trust_policy(
+def build_policy(
+    settings: HubSettings,
+    directory: Directory,
+    *,
+    revocation: RevocationService | None = None,
+    ocsp: OcspFetcher | None = None,
+) -> TrustPolicy:
+    """The verification policy of the settings, with the directory's pins.
+
+    With ``revocation``: its current CRLs (fetched and from files) and ``ocsp`` (one client shared across rebuilds,
+    so its cache survives them); without it, the CRL files and a new OCSP client, as ``lienthong verify`` does.
+    """
+    if revocation is None:
+        return trust_policy(
+            anchors=settings.trust,
+            intermediates=settings.intermediates,
+            crls=settings.crls,
+            revocation=settings.revocation,
+            ocsp=settings.ocsp,
+            pins=directory.pins(),
+        )
+    base = trust_policy(
         anchors=settings.trust,
         intermediates=settings.intermediates,
-        crls=settings.crls,
         revocation=settings.revocation,
-        ocsp=settings.ocsp,
         pins=directory.pins(),
     )
+    return dataclasses.replace(base, crls=revocation.current_crls(), ocsp=ocsp)
 
 
 class HubWorker:
@@ -127,6 +156,18 @@ class HubWorker:
         self._directory_verdicts: dict[int, Change | RecordRefused] = {}  # by offset, for the ``directory`` agent
         self._directory_progress = asyncio.Condition()
         self.seal = create_seal_identity(settings.data_dir)
+        # CRLs fetched from distribution points and kept fresh on a thread; cached CRLs are loaded before it starts.
+        self.revocation = RevocationService.from_settings(
+            settings, self.store, on_refusal=lambda reason: self.metrics.crl_refused.labels(reason.value).inc()
+        )
+        self.revocation.start()
+        self._ocsp: OcspFetcher | None = None
+        if settings.ocsp:
+            from adapters.http_clients import ocsp_fetcher  # noqa: PLC0415 - network code only when asked for
+
+            self._ocsp = ocsp_fetcher()
+        self._revocation_version = -1  # the service's version the verifier was built with
+        self._revocation_changed_at = time.time()  # held records queued before this are retried at once
         self._use_directory(self.directory)
         self.guard = DeliveryGuard(settings.kafka)
         self.ledger: Ledger | None = None
@@ -172,6 +213,7 @@ class HubWorker:
         bulk = _raw_topic(app, WORK_BULK)
         ledger = _raw_topic(app, LEDGER)
         lanes = {WORK_URGENT: urgent, WORK_BULK: bulk}
+        retry = _raw_topic(app, WORK_RETRY)
 
         @app.agent(outboxes, name="intake", concurrency=_INTAKE_CONCURRENCY)
         async def intake(stream: faust.StreamT[bytes]) -> None:
@@ -188,6 +230,11 @@ class HubWorker:
         @app.agent(bulk, name="bulk", concurrency=16)
         async def bulk_lane(stream: faust.StreamT[bytes]) -> None:
             await work(stream, "bulk")
+
+        @app.agent(retry, name="retry", concurrency=_RETRY_CONCURRENCY)
+        async def retry_lane(stream: faust.StreamT[bytes]) -> None:
+            await _each_acked_after(stream, lambda event: self._retry_held(_record(event)))
+            log.info("retry lane stopped")
 
         @app.agent(ledger, name="ledger")
         async def ledger_writer(stream: faust.StreamT[bytes]) -> None:
@@ -209,6 +256,7 @@ class HubWorker:
         @app.timer(interval=_LAG_INTERVAL)  # type: ignore[untyped-decorator]
         async def consumer_lag() -> None:
             self._record_lag()
+            self._check_revocation()  # with no document flowing, new CRLs still reach the verifier and the metric
 
         @app.task  # type: ignore[untyped-decorator]
         async def follow_directory() -> None:
@@ -219,6 +267,7 @@ class HubWorker:
             # After the last commit: a stopped hub leaves a signed tree head over everything it recorded. The ledger
             # agent may still append its last batch after this; it then seals too (``_stopping``).
             self._stopping = True
+            await asyncio.to_thread(self.revocation.stop, 2)
             if self.ledger is not None:
                 try:
                     await self._on_ledger_thread(self._seal)
@@ -261,6 +310,7 @@ class HubWorker:
 
     async def _handle(self, record: InboundRecord) -> None:
         await self._directory_ready.wait()  # documents read before the directory would all be UNKNOWN_SENDER
+        self._check_revocation()
         # Two copies of one document in flight at once (a sender's resend) must not both pass the dedup check.
         sha = hashlib.sha256(record.value or b"").hexdigest()
         lock = self._in_flight.setdefault(sha, asyncio.Lock())
@@ -300,6 +350,45 @@ class HubWorker:
         if in_doubt:
             self.guard.note_delivered(out.topic, cause)
 
+    # --- held documents (hub.hold) ----------------------------------------------------------------------------
+
+    async def _retry_held(self, record: InboundRecord) -> None:
+        """A record of ``lienthong.work.retry``: process it when due (or new revocation data came), else requeue it.
+
+        A record not yet due waits at most ``_REQUEUE_AFTER`` seconds from when it was queued, then goes back to the
+        end of the topic, so one long hold never stops the partition. Both ways, its outputs are produced once
+        (``_deliver``'s in-doubt check) before it is acknowledged.
+        """
+        await self._directory_ready.wait()
+        if await self._due(record):
+            await self._handle(record)
+            return
+        in_doubt = await self.guard.in_doubt(record.topic, record.partition, record.offset)
+        await self._deliver(requeued(record), record, in_doubt=in_doubt)
+
+    async def _due(self, record: InboundRecord) -> bool:
+        """True once ``record`` is due or the revocation data changed since it was queued; False: requeue it."""
+        hold = Hold.of(record)
+        if hold is None:  # not written by a worker of this version: processed, which holds it properly again
+            return True
+        queued = record.timestamp_ms / 1000
+        while True:
+            self._check_revocation()
+            now = time.time()
+            if now >= hold.retry_at.timestamp() or self._revocation_changed_at > queued:
+                return True
+            if now >= queued + _REQUEUE_AFTER:
+                return False
+            await asyncio.sleep(min(_HOLD_POLL, max(0.0, hold.retry_at.timestamp() - now)))
+
+    def _check_revocation(self) -> None:
+        """Rebuild the verifier when the revocation service's CRLs changed; keep the nextUpdate metric current."""
+        if self.revocation.version != self._revocation_version:
+            self._use_directory(self.directory)
+            self._revocation_changed_at = time.time()
+        if (stale_at := self.revocation.earliest_next_update) is not None:
+            self.metrics.crl_next_update.set(stale_at.timestamp())
+
     def _process(self, record: InboundRecord) -> Outcome:
         try:
             return self.processor.process(record)
@@ -314,7 +403,8 @@ class HubWorker:
         return [
             t
             for t in topics
-            if t.startswith(("lienthong.inbox.", "lienthong.status.")) or t in (AXIS_OUTBOUND, DEADLETTER, LEDGER)
+            if t.startswith(("lienthong.inbox.", "lienthong.status."))
+            or t in (AXIS_OUTBOUND, DEADLETTER, LEDGER, WORK_RETRY)
         ]
 
     def _count(self, outcome: Outcome, record: InboundRecord) -> None:
@@ -364,7 +454,7 @@ class HubWorker:
     def _record_lag(self) -> None:
         """``lienthong_consumer_lag{topic}``: records on this worker's partitions not yet committed."""
         consumer = self.app.consumer
-        lag = dict.fromkeys((_OUTBOXES, WORK_URGENT, WORK_BULK, LEDGER), 0)
+        lag = dict.fromkeys((_OUTBOXES, WORK_URGENT, WORK_BULK, WORK_RETRY, LEDGER), 0)
         committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})  # faust has no public reader
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
@@ -373,6 +463,8 @@ class HubWorker:
                 lag[topic] += max(0, high - (committed.get(tp) or 0))
         for topic, records in lag.items():
             self.metrics.consumer_lag.labels(topic).set(records)
+        # Each held document has one record on the retry topic, committed once it is requeued or processed.
+        self.metrics.held_documents.set(lag[WORK_RETRY])
 
     # --- directory and assignments ---------------------------------------------------------------------------
 
@@ -381,15 +473,15 @@ class HubWorker:
         self.directory = directory
         self._known_agencies = frozenset(agency.id for agency in directory)  # the metrics' agency labels
         self._subscribe_outboxes(directory)
-        self.verifier = Verifier(build_policy(self.settings, directory))
-        if (stale_at := earliest_next_update(self.verifier.policy.crls)) is not None:
-            self.metrics.crl_next_update.set(stale_at.timestamp())
+        self._revocation_version = self.revocation.version  # read first: a change during the build is seen next
+        self.verifier = Verifier(build_policy(self.settings, directory, revocation=self.revocation, ocsp=self._ocsp))
         self.processor = DocumentProcessor(
             settings=self.settings,
             store=self.store,
             verifier=self.verifier,
             directory=lambda: self.directory,
             seal=self.seal,
+            observe=self.revocation.observe_der,
         )
 
     def _subscribe_outboxes(self, directory: Directory) -> None:
@@ -472,7 +564,8 @@ class HubWorker:
         work = [
             (tp.topic, tp.partition)
             for tp in assigned
-            if tp.topic in (WORK_URGENT, WORK_BULK, DIRECTORY, AXIS_INBOUND) or tp.topic.startswith(OUTBOX_PREFIX)
+            if tp.topic in (WORK_URGENT, WORK_BULK, WORK_RETRY, DIRECTORY, AXIS_INBOUND)
+            or tp.topic.startswith(OUTBOX_PREFIX)
         ]
         if work:
             ready = self.guard.expect(work)  # first, before any await: records of these partitions wait for it

@@ -8,6 +8,7 @@ certificates valid), written under one folder:
     DIR/trust/ca.pem              the issuing CA (an intermediate)
     DIR/trust/ca-crl.pem          the CA's current CRL (revocation policy "require" is satisfied)
     DIR/trust/root-crl.pem        the root's CRL (covers the issuing CA)
+    DIR/ca-key.pem                the issuing CA's key (a throwaway: to publish its next CRL)
     DIR/directory.yaml            agencies, routes and SPKI pins
     DIR/agencies/<OrganId>/{key,cert,chain}.pem
 """
@@ -84,20 +85,24 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def create_demo_material(folder: Path, *, now: datetime | None = None) -> DemoMaterial:
-    """Create (or load, if already there) the demo PKI, agency keys and directory in ``folder``."""
+def create_demo_material(folder: Path, *, now: datetime | None = None, crl_url: str | None = None) -> DemoMaterial:
+    """Create (or load, if already there) the demo PKI, agency keys and directory in ``folder``.
+
+    ``crl_url``: the CRL distribution point the issuing CA's certificates name (none by default).
+    """
     if (folder / "directory.yaml").exists():
         return _load(folder)
     now = now or datetime.now(UTC)
     window: dict[str, Any] = {"not_before": now - timedelta(days=30), "not_after": now + timedelta(days=3650)}
     root = devpki.make_root("lienthong Demo Root CA", **window)
     ca = devpki.make_ca(root, "lienthong Demo Issuing CA", **window)
-    leaves = {oid: devpki.make_leaf(ca, name, organ_id=oid, **window) for oid, (name, _) in DEMO_AGENCIES.items()}
-    leaves[_REVOKED_ID] = devpki.make_leaf(ca, "Revoked Demo Agency", organ_id=_REVOKED_ID, **window)
+    issued: dict[str, Any] = {**window, "crl_url": crl_url}
+    leaves = {oid: devpki.make_leaf(ca, name, organ_id=oid, **issued) for oid, (name, _) in DEMO_AGENCIES.items()}
+    leaves[_REVOKED_ID] = devpki.make_leaf(ca, "Revoked Demo Agency", organ_id=_REVOKED_ID, **issued)
     leaves["impostor"] = devpki.make_leaf(
         devpki.make_root("Impostor Root CA", **window), "Impostor", organ_id="000.00.00.H41", **window
     )
-    leaves["unpinned"] = devpki.make_leaf(ca, "Unlisted key", organ_id="000.01.00.H41", **window)
+    leaves["unpinned"] = devpki.make_leaf(ca, "Unlisted key", organ_id="000.01.00.H41", **issued)
     crl = devpki.make_crl(
         ca,
         [(leaves[_REVOKED_ID].cert.serial_number, now - timedelta(days=1))],
@@ -108,6 +113,7 @@ def create_demo_material(folder: Path, *, now: datetime | None = None) -> DemoMa
     trust.mkdir(parents=True, exist_ok=True)
     (trust / "root.pem").write_bytes(root.cert_pem())
     (trust / "ca.pem").write_bytes(ca.cert_pem())
+    write_private(folder / "ca-key.pem", ca.key_pem().decode())  # to publish the demo CA's next CRL (crl_url)
     (trust / "ca-crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
     root_crl = devpki.make_crl(root, [], this_update=now - timedelta(hours=1), next_update=now + timedelta(days=3650))
     (trust / "root-crl.pem").write_bytes(root_crl.public_bytes(serialization.Encoding.PEM))

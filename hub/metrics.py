@@ -89,6 +89,8 @@ class HubMetrics:
     agency_documents: Counter
     agency_statuses: Counter
     crl_next_update: LazyGauge
+    crl_refused: Counter
+    held_documents: Gauge
     ledger_last_seal: LazyGauge
     ledger_last_seal_size: LazyGauge
 
@@ -164,9 +166,21 @@ class HubMetrics:
             ),
             crl_next_update=LazyGauge(
                 "lienthong_crl_next_update_timestamp_seconds",
-                "The earliest nextUpdate among the CRLs the verifier holds (Unix time; absent with no CRL)",
+                "The earliest nextUpdate among the CRLs the workers hold (Unix time; absent with no CRL)",
                 registry,
                 "min",
+            ),
+            crl_refused=Counter(
+                "lienthong_crl_refused_total",
+                "CRLs or distribution points not used (hub.revocation's CrlRefusal: unreachable, bad-signature, ...)",
+                ["reason"],
+                registry=registry,
+            ),
+            held_documents=Gauge(
+                "lienthong_held_documents",
+                "Documents held on lienthong.work.retry for lack of current revocation data (summed over live workers)",
+                registry=registry,
+                multiprocess_mode="livesum",
             ),
             ledger_last_seal=LazyGauge(
                 "lienthong_ledger_last_seal_timestamp_seconds",

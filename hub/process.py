@@ -17,6 +17,11 @@ status 02 the sender receives) and problems naming the element path or certifica
 and the directory's pin: a certificate that names an OrganId must name From/OrganId (CERT_ORGAN_MISMATCH), and a
 status is relayed only from whom may send it about its document (STATUS_NOT_ALLOWED, ``_status_targets``).
 
+A signature that cannot be validated for lack of current revocation data (INDETERMINATE / TRY_LATER) is not refused:
+the document is held on ``lienthong.work.retry`` and tried again, and refused (REVOCATION_UNAVAILABLE) only after the
+deadline (``hub.hold``). Each verified chain is shown to the revocation service (``observe``), which fetches the CRLs
+of CAs it has not seen yet.
+
 Documents from the national axis (``lienthong-origin: axis``, set by the intake for ``lienthong.axis.inbound``) have
 no outbox owner: their sender is From/OrganId, which must not be a local agency (SENDER_MISMATCH). A sender the
 directory does not know needs no pin (its certificate must still chain to the anchors and pass revocation); one it
@@ -35,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from hub.directory import Directory, Route
+from hub.hold import REVOCATION_UNAVAILABLE, Hold, is_try_later, unavailable_certificate
 from hub.ledger_mac import ledger_output
 from hub.records import (
     AXIS_OUTBOUND,
@@ -151,7 +157,7 @@ def document_index_key(document_id: str, sha256: str) -> str:
 class Outcome:
     """The result of processing one record, for the caller to carry out in order."""
 
-    outcome: str  # delivered | rejected | duplicate | relayed
+    outcome: str  # delivered | rejected | duplicate | relayed | held (hub.hold)
     sha256: str
     document_id: str = ""
     sender: str = ""
@@ -204,8 +210,10 @@ class DocumentProcessor:
         directory: Callable[[], Directory],
         seal: SigningKey,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observe: Callable[[Sequence[bytes]], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._observe = observe  # each verified chain (DER, leaf first): the revocation service learns its CAs
         self._store = store
         self._verifier = verifier
         # Senders reached through the axis and absent from the directory have no pins; everything else still applies.
@@ -276,7 +284,8 @@ class DocumentProcessor:
 
     def process(self, record: InboundRecord) -> Outcome:
         """Run every stage on ``record``; a refusal becomes a rejection outcome, never an exception."""
-        received_at = self._clock()
+        hold = Hold.of(record)
+        received_at = hold.since if hold is not None else self._clock()  # a held document keeps its receipt time
         try:
             accepted = self._intake(record)
         except DocumentRejected as exc:
@@ -285,6 +294,10 @@ class DocumentProcessor:
         unpinned = from_axis(record) and self._directory().get(sender) is None
         verifier = self._unpinned_verifier if unpinned else self._verifier
         report = verifier.verify(accepted.data, at=received_at)
+        if self._observe is not None:
+            self._observe(report.chain_der)  # a new signer's CRL is fetched (TRY_LATER reports carry the chain too)
+        if is_try_later(report):
+            return self._hold(record, accepted, report, hold or Hold(received_at, 0, received_at))
         if not report.passed:
             reason = (report.subindication or report.indication).value
             problems = [Problem(_SIGNATURE_PATH, e) for e in report.errors]
@@ -522,6 +535,74 @@ class DocumentProcessor:
             except (ObjectNotFound, ValueError, DocumentRejected):
                 continue
         return found
+
+    # --- holding (hub.hold) ----------------------------------------------------------------------------------
+
+    def _hold(self, record: InboundRecord, accepted: _Accepted, report: VerificationReport, hold: Hold) -> Outcome:
+        """Hold a document without current revocation data on the retry topic; refuse it after the deadline.
+
+        The first hold tells the sender (a hub 01: delayed, until when) and the ledger; later ones only requeue.
+        """
+        settings = self._settings
+        now = self._clock()
+        deadline = hold.deadline(settings.try_later_deadline_seconds)
+        certificate = unavailable_certificate(report)
+        errors = "; ".join(report.errors)
+        if now >= deadline:
+            problem = Problem(
+                _SIGNATURE_PATH,
+                f"no current revocation data for {certificate} since {hold.since.isoformat()} "
+                f"(held until {deadline.isoformat()}): {errors}",
+            )
+            refusal = DocumentRejected(REVOCATION_UNAVAILABLE, [problem])
+            return self._reject(
+                record, refusal, hold.since, sha256=accepted.sha256, parsed=accepted.parsed, report=report
+            )
+        message = accepted.parsed.message
+        sender = message.sender.organ_id
+        doc_id = _document_id(message)
+        first = hold.attempts == 0
+        if first and self._store.exists(document_key(doc_id, accepted.sha256)):  # a resend of a delivered document
+            return _duplicate(accepted.sha256, doc_id, sender)
+        held = hold.again(
+            now, retry_seconds=settings.try_later_retry_seconds, deadline_seconds=settings.try_later_deadline_seconds
+        )
+        records = [held.record(record)]
+        events: tuple[LedgerEvent, ...] = ()
+        if first:
+            until = deadline.astimezone(VIETNAM_TZ).strftime("%Y/%m/%d %H:%M:%S")
+            note = (
+                "Hub lienthong đã nhận, tạm giữ chờ dữ liệu thu hồi chứng thư số "
+                f"(held: revocation data for {certificate} unavailable, retrying until {until})"
+            )
+            if isinstance(message, Edoc) and not from_axis(record) and self._directory().get(sender) is not None:
+                status = self._transport_status(_RECEIVED_STATUS, message, note, hold.since)
+                headers: Headers = ((H_DOC_ID, doc_id.encode()), (H_SHA256, accepted.sha256.encode()))
+                records.append(OutboundRecord(status_topic(sender), sender.encode(), status, headers))
+            subject = _subject_id(message)
+            held_event = self._event(
+                EventKind.RECEIVED,
+                accepted.sha256,
+                subject,
+                sender,
+                hold.since,
+                "held",
+                reason=REVOCATION_UNAVAILABLE,
+                certificate=certificate,
+                until=deadline.isoformat(),
+                error=errors[:_MAX_ERROR_HEADER],
+            )
+            events = (held_event,)
+        return Outcome(
+            "held",
+            accepted.sha256,
+            doc_id,
+            sender,
+            reason=REVOCATION_UNAVAILABLE,
+            records=tuple(records),
+            events=events,
+            problems=tuple(Problem(_SIGNATURE_PATH, e) for e in report.errors),
+        )
 
     # --- rejection -------------------------------------------------------------------------------------------
 

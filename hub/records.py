@@ -19,13 +19,16 @@ __all__ = [
     "CLAIM_CHECK_MAGIC",
     "DEADLETTER",
     "DIRECTORY",
+    "H_ATTEMPTS",
     "H_DOC_ID",
     "H_ERROR",
+    "H_HELD_SINCE",
     "H_INDICATION",
     "H_INPUT",
     "H_ORIGIN",
     "H_REASON",
     "H_RECEIVED_AT",
+    "H_RETRY_AT",
     "H_SENDER",
     "H_SHA256",
     "H_SOURCE",
@@ -35,6 +38,7 @@ __all__ = [
     "PRODUCER_BATCH_BYTES",
     "PRODUCER_LINGER_MS",
     "WORK_BULK",
+    "WORK_RETRY",
     "WORK_URGENT",
     "ClaimCheck",
     "Headers",
@@ -59,6 +63,9 @@ DIRECTORY = "lienthong.directory"
 #: Internal lanes between intake and the verify/archive/route stage: urgent documents never queue behind bulk.
 WORK_URGENT = "lienthong.work.urgent"
 WORK_BULK = "lienthong.work.bulk"
+#: Documents held because their signature could not be validated for lack of current revocation data (TRY_LATER):
+#: the hub's problem, retried with backoff until ``try_later_deadline_seconds`` (``hub.hold``). Hub-only.
+WORK_RETRY = "lienthong.work.retry"
 
 H_DOC_ID = "lienthong-doc-id"
 H_SHA256 = "lienthong-sha256"
@@ -71,7 +78,12 @@ H_INPUT = "lienthong-input"  # topic/partition/offset of the record that caused 
 H_SENDER = "lienthong-sender"  # dead letters: the record key as received
 #: Work lanes: where the intake read the record. Set by the intake only (input records lose every hub header).
 H_ORIGIN = "lienthong-origin"
-ORIGIN_AXIS = b"axis"  # read from lienthong.axis.inbound: it arrived through the national axis
+ORIGIN_AXIS = b"axis"
+#: Held records (``lienthong.work.retry``): when the hub first received the document (ISO 8601, UTC), when it is
+#: due again, and how many times it was held.
+H_HELD_SINCE = "lienthong-held-since"
+H_RETRY_AT = "lienthong-retry-at"
+H_ATTEMPTS = "lienthong-attempts"  # read from lienthong.axis.inbound: it arrived through the national axis
 #: Headers that only the hub writes: an agency's record carrying them has them removed at intake.
 _HUB_PREFIX = "lienthong-"
 

@@ -33,6 +33,8 @@ __all__ = [
     "DEFAULT_REPLICATION",
     "DEFAULT_RETENTION_DAYS",
     "DEFAULT_S3_ACCESS_KEY",
+    "DEFAULT_TRY_LATER_DEADLINE_SECONDS",
+    "DEFAULT_TRY_LATER_RETRY_SECONDS",
     "DEFAULT_VXP_TIMESTAMP_WINDOW_SECONDS",
     "HubSettings",
     "write_private",
@@ -57,6 +59,11 @@ DEFAULT_AXIS_POLL_SECONDS = 5.0
 DEFAULT_VXP_TIMESTAMP_WINDOW_SECONDS = 86400
 #: Archives of official documents are kept ten years and more; object lock holds each original at least that long.
 DEFAULT_RETENTION_DAYS = 3650
+#: How long a document is held for missing revocation data (TRY_LATER) before it is refused: a CA down for a day
+#: is an outage the operator must hear of, and the sender must not wait longer without an answer.
+DEFAULT_TRY_LATER_DEADLINE_SECONDS = 86400.0
+#: The first retry of a held document; it doubles up to 15 minutes (``hub.hold``), like a CRL fetch's own retries.
+DEFAULT_TRY_LATER_RETRY_SECONDS = 30.0
 
 
 def write_private(path: Path, text: str) -> None:
@@ -108,6 +115,10 @@ class HubSettings:
     revocation_fetch: bool = True
     revocation_refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     revocation_max_crl_bytes: int = DEFAULT_MAX_CRL_BYTES
+    # A document without current revocation data is held and retried (backoff from try_later_retry_seconds), and
+    # refused (REVOCATION_UNAVAILABLE) only after try_later_deadline_seconds (hub.hold).
+    try_later_deadline_seconds: float = DEFAULT_TRY_LATER_DEADLINE_SECONDS
+    try_later_retry_seconds: float = DEFAULT_TRY_LATER_RETRY_SECONDS
     hub_organ_id: str = DEFAULT_HUB_ORGAN_ID
     partitions: int = DEFAULT_PARTITIONS
     claim_check_bytes: int = DEFAULT_CLAIM_CHECK_BYTES

@@ -7,7 +7,6 @@ audit commands alike. ``signer/`` never reads files; it gets the loaded objects.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -15,7 +14,7 @@ from cryptography import x509
 from schemas.errors import HubError
 from signer.policy import RevocationPolicy, TrustPolicy
 
-__all__ = ["CERT_SUFFIXES", "ConfigError", "earliest_next_update", "load_certificates", "load_crl", "trust_policy"]
+__all__ = ["CERT_SUFFIXES", "ConfigError", "load_certificates", "load_crl", "trust_policy"]
 
 CERT_SUFFIXES = (".pem", ".crt", ".cer")
 
@@ -60,12 +59,6 @@ def load_crl(path: Path) -> x509.CertificateRevocationList:
         return x509.load_der_x509_crl(data)
     except ValueError as exc:
         raise ConfigError(f"{path}: not a CRL: {exc}") from exc
-
-
-def earliest_next_update(crls: Iterable[x509.CertificateRevocationList]) -> datetime | None:
-    """The earliest nextUpdate among ``crls`` (when revocation data goes stale first), or None without any."""
-    times = [t for crl in crls if (t := crl.next_update_utc) is not None]
-    return min(times, default=None)
 
 
 def trust_policy(

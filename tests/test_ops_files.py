@@ -61,6 +61,8 @@ HUB_METRICS = frozenset(
         "lienthong_agency_documents_total",
         "lienthong_agency_statuses_total",
         "lienthong_crl_next_update_timestamp_seconds",
+        "lienthong_crl_refused_total",
+        "lienthong_held_documents",
         "lienthong_ledger_last_seal_timestamp_seconds",
         "lienthong_workers_configured",
         "lienthong_workers_running",
@@ -245,6 +247,7 @@ def test_dashboards_show_every_figure_operators_need() -> None:
         "lienthong_ledger_size",
         "lienthong_ledger_last_seal_timestamp_seconds",
         "lienthong_crl_next_update_timestamp_seconds",
+        "lienthong_held_documents",
     }
     assert needed - shown == set()
 
