@@ -242,6 +242,8 @@ def test_the_page_shows_what_metrics_and_the_demo_summary_say(
     assert "lienthong_ledger_last_seal_timestamp_seconds" in metrics
     expect(dashboard.locator("#last-seal")).to_contain_text(" ago)", timeout=_WAIT_MS)
     expect(dashboard.locator("#crl-next-update")).to_contain_text("(in ")
+    assert next(iter(metrics["lienthong_held_documents"].values())) == 0  # the demo's CRLs are current
+    expect(dashboard.locator("#held")).to_have_text("0")
     expect(dashboard.locator("#workers-running")).to_have_text("1")
     expect(dashboard.locator("#latency-p50")).not_to_have_text("–")
     assert dashboard.errors == []

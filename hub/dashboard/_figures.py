@@ -266,6 +266,7 @@ def summary(samples: Samples, history: History, now: Reading, agency_figures: Ag
             "last_seal_size": _count(_value(samples, "lienthong_ledger_last_seal_size")),
         },
         "crl_next_update": _timestamp(_value(samples, "lienthong_crl_next_update_timestamp_seconds")),
+        "held": _count(_value(samples, "lienthong_held_documents")),  # waiting for revocation data (hub.hold)
         "workers": {
             "configured": _count(_value(samples, "lienthong_workers_configured")),
             "running": _count(_value(samples, "lienthong_workers_running")),

@@ -67,6 +67,7 @@
     setText("workers-running", count(s.workers.running));
     setText("workers-configured", count(s.workers.configured));
     setText("crl-next-update", moment(s.crl_next_update, s.time));
+    setText("held", count(s.held));
     setText("axis-queued", count(s.axis.queued));
     setText("axis-sent", count(s.axis.sent));
     setText("axis-received", count(s.axis.received));
