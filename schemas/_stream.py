@@ -50,6 +50,7 @@ _ATTACHMENT_TEXT = "contenttransferencoded"  # local name, any namespace, any ca
 # Whitespace ``str.split()`` removes, in ASCII (base64 text is ASCII; other text takes the slow exact path).
 _ASCII_SPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BASE64_ALPHABET_PAD = _BASE64_ALPHABET + b"="
 #: Buffered text handed to the handlers at once (pyexpat's buffer_text): few Python calls per megabyte.
 _TEXT_BUFFER = 256 * 1024
 
@@ -68,6 +69,9 @@ class XmlEvents(Protocol):
 
     def text(self, data: str) -> None:
         """Character data (CDATA sections included), in pieces; outside the root element too."""
+
+    def plain_text(self, data: bytes) -> None:
+        """Character data given as its ASCII bytes, holding nothing C14N escapes (base64 read past expat)."""
 
     def pi(self, target: str, data: str) -> None:
         """A processing instruction, inside the root element or outside it."""
@@ -99,7 +103,21 @@ class Base64Check:
                 self.valid = False
                 return
             data = compact.encode("ascii")
-        if not data:
+        self._feed_compact(data)
+
+    def feed_plain(self, run: bytes) -> bool:
+        """Check ``run`` if it holds only base64 characters, ``=`` and line feeds (as every DMS library writes).
+
+        Returns False, having checked nothing, when it holds anything else (the caller then takes the general path).
+        """
+        data = run.replace(b"\n", b"")
+        if data.translate(None, _BASE64_ALPHABET_PAD):  # one C pass at memory speed (the decoder is 5x slower)
+            return False
+        self._feed_compact(data, alphabet_checked=True)
+        return True
+
+    def _feed_compact(self, data: bytes, *, alphabet_checked: bool = False) -> None:
+        if not self.valid or not data:
             return
         if self._pads:  # after padding only padding may follow
             self.valid = data.count(b"=") == len(data)
@@ -112,10 +130,10 @@ class Base64Check:
                 self.valid = False
                 return
             self._pads, data = len(pads), data[:cut]
-        if data.translate(None, _BASE64_ALPHABET):
+        if not alphabet_checked and data.translate(None, _BASE64_ALPHABET):
             self.valid = False
             return
-        data = self._residue + data
+        data = self._residue + data if self._residue else data
         whole = len(data) - len(data) % 4
         if whole:
             self._aligned_before = True
@@ -206,6 +224,11 @@ class _Scanner:
         self._check: Base64Check | None = None
         self.streamed_texts = 0
         self.streamed_bytes = 0
+        # Bytes and lines read past expat (plain base64): expat's offsets and line numbers are shifted by them.
+        self.skipped = 0
+        self.skipped_lines = 0
+        self.attachment_tag_at = -1  # raw offset of the last ContentTransferEncoded start tag, while nothing followed
+        self.plain_open = False  # expat was fed exactly to the end of that tag: its text may go past expat
 
     def _parser(self) -> expat.XMLParserType:
         parser = expat.ParserCreate(namespace_separator=_SEP)
@@ -238,6 +261,7 @@ class _Scanner:
         self._decls.append((prefix or "", uri or ""))
 
     def _start(self, name: str, attributes: list[str]) -> None:
+        self.attachment_tag_at = -1
         self._flush()
         self.depth += 1
         if self.depth > MAX_DEPTH:
@@ -249,7 +273,9 @@ class _Scanner:
             self._write_start(local, prefix, attrs, decls)
         if self.depth <= 3:  # noqa: PLR2004 - the header sits at depth 2 (LGSP) or 3 (QCVN 102)
             self.scan_path.append(f"{{{uri}}}{local}" if uri else local)
-        self._in_attachment.append(local.lower() == _ATTACHMENT_TEXT)
+        is_attachment = local.lower() == _ATTACHMENT_TEXT
+        self._in_attachment.append(is_attachment)
+        self.attachment_tag_at = self.parser.CurrentByteIndex + self.skipped if is_attachment else -1
         if self.sink is not None:
             self.sink.start(uri, local, prefix, attrs, decls)
 
@@ -265,13 +291,15 @@ class _Scanner:
         self.out.append("".join(parts))
 
     def _end(self, name: str) -> None:
+        self.attachment_tag_at = -1
         self._flush()
         uri, local, prefix = _split(name)
         if self.build:
             self.out.append(f"</{prefix}:{local}>" if prefix else f"</{local}>")
         if self.depth <= 3:  # noqa: PLR2004
             if self.depth >= 2:  # noqa: PLR2004
-                self.end_tags.setdefault(tuple(self.scan_path), []).append(self.parser.CurrentByteIndex)
+                offset = self.parser.CurrentByteIndex + self.skipped
+                self.end_tags.setdefault(tuple(self.scan_path), []).append(offset)
             self.scan_path.pop()
         self.depth -= 1
         self._in_attachment.pop()
@@ -308,12 +336,30 @@ class _Scanner:
             self._text = []
         self._text_chars = 0
 
+    def plain_text(self, run: bytes) -> bool:
+        """Take ``run`` (the text right after a ContentTransferEncoded start tag) past expat, if it is plain base64.
+
+        Returns False, having taken nothing, when it holds anything but base64 characters and line feeds; expat
+        then reads it as any text. Plain, it needs no parsing: no references, no markup, no CR to normalise.
+        """
+        if self._check is None:
+            self._check = Base64Check()
+        if not self._check.feed_plain(run):
+            return False
+        if self.sink is not None:
+            self.sink.plain_text(run)
+        self.skipped += len(run)
+        self.skipped_lines += run.count(b"\n")
+        return True
+
     def _comment(self, data: str) -> None:
+        self.attachment_tag_at = -1
         self._flush()
         if self.build and self.depth:
             self.out.append(f"<!--{data}-->")
 
     def _pi(self, target: str, data: str) -> None:
+        self.attachment_tag_at = -1
         self._flush()
         if self.build and self.depth:
             self.out.append(f"<?{target} {data}?>" if data else f"<?{target}?>")
@@ -385,12 +431,13 @@ def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals i
             continue
         tail = chunk[-64:]
         try:
-            parser.Parse(chunk, False)  # noqa: FBT003 - pyexpat takes no keywords
+            _feed(scanner, chunk, total - len(chunk))
         except expat.ExpatError as exc:
-            failure = _malformed(exc)
+            failure = _malformed(exc, scanner.skipped_lines)
         except _Malformed as exc:
             failure = InvalidDocument(
-                [Problem("", f"not well-formed XML (line {parser.CurrentLineNumber}): {exc}")], reason="MALFORMED"
+                [Problem("", f"not well-formed XML (line {parser.CurrentLineNumber + scanner.skipped_lines}): {exc}")],
+                reason="MALFORMED",
             )
         except InvalidDocument as exc:
             failure = exc
@@ -402,7 +449,7 @@ def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals i
         try:
             parser.Parse(b"", True)  # noqa: FBT003 - pyexpat takes no keywords
         except expat.ExpatError as exc:
-            failure = _malformed(exc)
+            failure = _malformed(exc, scanner.skipped_lines)
     if failure is not None:
         raise failure
     encoding = scanner.encoding
@@ -423,6 +470,36 @@ def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals i
     )
 
 
-def _malformed(exc: expat.ExpatError) -> InvalidDocument:
+def _feed(scanner: _Scanner, chunk: bytes, offset: int) -> None:
+    """Give ``chunk`` (at byte ``offset`` of the document) to expat, except the plain base64 of attachments.
+
+    Expat is fed up to the end of each tag that may open an attachment's text; when it did (the start tag ends
+    exactly there, with no attribute that could hide a ``>``), the text up to the next ``<`` is plain base64 taken
+    past expat, at memory speed. Anything unusual goes through expat, which then decides as for any text.
+    """
+    parser, position, size = scanner.parser, 0, len(chunk)
+    while position < size:
+        if scanner.plain_open:
+            end = chunk.find(b"<", position)
+            end = size if end < 0 else end
+            if end > position and scanner.plain_text(chunk[position:end]):
+                position = end
+                if position == size:
+                    return  # the text goes on in the next chunk, still past expat
+            scanner.plain_open = False
+        mark = chunk.find(b"ncoded", position)  # (ContentTransfer)Encoded, (contenttransfer)encoded
+        stop = size if mark < 0 else (chunk.find(b">", mark) + 1 or size)
+        parser.Parse(chunk[position:stop], False)  # noqa: FBT003 - pyexpat takes no keywords
+        position = stop
+        tag_at, scanner.attachment_tag_at = scanner.attachment_tag_at - offset, -1
+        if 0 <= tag_at < position:
+            tag = chunk[tag_at:position]
+            scanner.plain_open = (
+                tag.endswith(b">") and tag.count(b">") == 1 and not tag.endswith(b"/>") and not tag.count(b'"')
+            ) and not tag.count(b"'")
+
+
+def _malformed(exc: expat.ExpatError, skipped_lines: int) -> InvalidDocument:
     message = expat.errors.messages[exc.code] if exc.code in expat.errors.messages else str(exc)
-    return InvalidDocument([Problem("", f"not well-formed XML (line {exc.lineno}): {message}")], reason="MALFORMED")
+    line = exc.lineno + skipped_lines
+    return InvalidDocument([Problem("", f"not well-formed XML (line {line}): {message}")], reason="MALFORMED")

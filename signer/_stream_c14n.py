@@ -112,6 +112,11 @@ class Canonicaliser:
         if self._depth and not self._skipping:
             self._write(_text(data).encode("utf-8"))
 
+    def plain_text(self, data: bytes) -> None:
+        """Render ASCII character data that holds nothing to escape (base64 read past expat)."""
+        if self._depth and not self._skipping:
+            self._write(data)
+
     def pi(self, target: str, data: str) -> None:
         """Render a processing instruction; outside the root element it takes a line of its own."""
         if self._skipping:
@@ -245,6 +250,13 @@ class ReferenceDigest:
             self._c14n.text(data)
         else:
             self._hold("text", (data,), len(data))
+
+    def plain_text(self, data: bytes) -> None:
+        """See ``XmlEvents.plain_text``."""
+        if self._c14n is not None:
+            self._c14n.plain_text(data)
+        else:
+            self._hold("plain_text", (data,), len(data))
 
     def pi(self, target: str, data: str) -> None:
         """See ``XmlEvents.pi``."""
