@@ -441,6 +441,8 @@ def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals i
             )
         except InvalidDocument as exc:
             failure = exc
+        except (LookupError, ValueError) as exc:  # an encoding expat and Python do not know, a bad byte in one
+            failure = InvalidDocument([Problem("", f"not parseable XML: {exc}")], reason="MALFORMED")
     if total == 0:
         raise InvalidDocument([Problem("", "empty input: no XML document")], reason="EMPTY")
     if doctype:

@@ -179,7 +179,12 @@ class Verifier:
 
     def _verify_stream(self, open_chunks: Callable[[], Iterable[bytes]], size: int | None, state: _State) -> None:
         sink = ReferenceDigest()
-        skeleton = scan(open_chunks(), max_bytes=self._max_bytes, size=size, sink=sink)
+        try:
+            skeleton = scan(open_chunks(), max_bytes=self._max_bytes, size=size, sink=sink)
+        except InvalidDocument as exc:
+            if exc.reason != "TOO_LARGE":  # the report names the bytes it refused, as verify's does
+                state.whole_sha256 = _sha256(open_chunks())
+            raise
         state.whole_sha256 = skeleton.sha256
         root = skeleton.root
         assert root is not None
@@ -359,6 +364,13 @@ class Verifier:
                 f"the signer's key (SPKI SHA-256 {leaf.spki_sha256}) is not listed in the directory for "
                 f"From/OrganId {organ_id}",
             )
+
+
+def _sha256(chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _signature_ok(public_key: object, method: tuple[str, str], value: bytes, data: bytes) -> bool:
