@@ -79,6 +79,7 @@ class LargeRun:
     max_rss_bytes: int
     seconds: float
     sha256_seconds: float
+    stdout: str  # what the command printed (the child's own result line removed)
     stderr: str
 
 
@@ -122,6 +123,7 @@ def run_command(argv: list[str], file: Path, *, env: dict[str, str] | None = Non
         max_rss_bytes=usage.ru_maxrss * 1024,  # kilobytes on Linux
         seconds=float(result.get("seconds", 0.0)),
         sha256_seconds=float(result.get("sha256_seconds", 0.0)),
+        stdout="\n".join(lines[:-1] if result else lines),
         stderr=stderr,
     )
 
