@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from lxml import etree
 
@@ -13,7 +13,7 @@ from schemas._safe import DEFAULT_MAX_BYTES, parse_xml
 from schemas._stream import memory_chunks, scan
 from schemas._structure import structure_problems
 from schemas.errors import InvalidDocument, Problem
-from schemas.model import ParsedDocument
+from schemas.model import Edoc, ParsedDocument
 
 __all__ = ["STREAM_THRESHOLD_BYTES", "parse", "parse_stream", "priority_of"]
 
@@ -46,12 +46,14 @@ def parse(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, strict: bool = Fal
     Keeps ``data`` byte for byte in ``ParsedDocument.original`` (the signature covers those bytes). Raises
     ``InvalidDocument`` listing every problem found, each with its element path; never anything else for
     bad input. Field quirks (a UUID DocumentId, SteeringType 0) are ``ParsedDocument.warnings``, or problems
-    when ``strict``. Documents over ``STREAM_THRESHOLD_BYTES`` are read by ``parse_stream`` (same verdicts; their
-    attachments' ``content`` is then empty: it is checked, not kept).
+    when ``strict``. Documents over ``STREAM_THRESHOLD_BYTES`` are read as ``parse_stream`` reads them (libxml2's
+    tree cannot hold an attachment over ~7 MiB), their attachments decoded and kept.
     """
     if isinstance(data, bytes | bytearray) and STREAM_THRESHOLD_BYTES < len(data) <= max_bytes:
-        streamed = parse_stream(memory_chunks(bytes(data)), max_bytes=max_bytes, strict=strict, size=len(data))
-        return dataclasses.replace(streamed, original=bytes(data))
+        whole = bytes(data)
+        skeleton = scan(memory_chunks(whole), max_bytes=max_bytes, size=len(whole), keep_attachments=True)
+        assert skeleton.root is not None
+        return _checked(skeleton.root, whole, strict=strict, contents=skeleton.attachment_content)
     return _checked(parse_xml(data, max_bytes=max_bytes), bytes(data), strict=strict)
 
 
@@ -69,8 +71,10 @@ def parse_stream(
     return _checked(skeleton.root, b"", strict=strict)
 
 
-def _checked(root: etree._Element, data: bytes, *, strict: bool) -> ParsedDocument:
-    """Run every check on a safely parsed tree (whole or skeleton)."""
+def _checked(
+    root: etree._Element, data: bytes, *, strict: bool, contents: Callable[[bytes], bytes] | None = None
+) -> ParsedDocument:
+    """Run every check on a safely parsed tree (whole or skeleton); ``contents`` resolves kept attachments."""
     dialect = _dialect(root)
     if problems := structure_problems(root, dialect):
         raise InvalidDocument(problems, reason="SCHEMA_INVALID")
@@ -81,6 +85,9 @@ def _checked(root: etree._Element, data: bytes, *, strict: bool) -> ParsedDocume
         problems.append(Problem("", f"{len(signatures) + 1} signatures found; edXML carries exactly one"))
     if message is None or problems:
         raise InvalidDocument(problems or [Problem("", "no MessageHeader found")], warnings=warnings)
+    if contents is not None and isinstance(message, Edoc):
+        kept = tuple(dataclasses.replace(a, content=contents(a.content)) for a in message.attachments)
+        message = dataclasses.replace(message, attachments=kept)
     return ParsedDocument(
         message=message,
         original=data,

@@ -16,6 +16,7 @@ bytes before expat sees them), no entities, no network, libxml2's limits on dept
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,7 @@ from schemas._safe import _DOCTYPE, _WIDE_DOCTYPES, parse_xml
 from schemas.errors import InvalidDocument, Problem
 
 __all__ = [
+    "ATTACHMENT_TOKEN",
     "DEFAULT_CHUNK_BYTES",
     "Attr",
     "Base64Check",
@@ -53,6 +55,9 @@ _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 _BASE64_ALPHABET_PAD = _BASE64_ALPHABET + b"="
 #: Buffered text handed to the handlers at once (pyexpat's buffer_text): few Python calls per megabyte.
 _TEXT_BUFFER = 256 * 1024
+
+#: Begins the decoded placeholder of a kept attachment in the skeleton (then its index, 4 bytes).
+ATTACHMENT_TOKEN = b"\x00lienthong-attachment\x00"
 
 #: An attribute as expat reports it: (namespace URI, local name, prefix, value); "" for no namespace / prefix.
 Attr = tuple[str, str, str, str]
@@ -84,9 +89,11 @@ class Base64Check:
     replays that residue through the very decoder the tree path uses.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = False) -> None:
         self.valid = True
         self.decoded_bytes = 0
+        self.content: bytes | None = None  # the decoded bytes, when kept and valid (after ``finish``)
+        self._kept: list[bytes] | None = [] if keep else None  # the compact base64 text, when kept
         self._residue = b""
         self._aligned_before = False  # whole groups of four came before the residue
         self._pads = 0
@@ -103,6 +110,8 @@ class Base64Check:
                 self.valid = False
                 return
             data = compact.encode("ascii")
+        if self._kept is not None:
+            self._kept.append(data)
         self._feed_compact(data)
 
     def feed_plain(self, run: bytes) -> bool:
@@ -113,6 +122,8 @@ class Base64Check:
         data = run.replace(b"\n", b"")
         if data.translate(None, _BASE64_ALPHABET_PAD):  # one C pass at memory speed (the decoder is 5x slower)
             return False
+        if self._kept is not None:
+            self._kept.append(data)
         self._feed_compact(data, alphabet_checked=True)
         return True
 
@@ -152,6 +163,9 @@ class Base64Check:
             self.valid = False
             return False
         self.decoded_bytes += len(tail) - (3 if self._aligned_before else 0)
+        if self._kept is not None:
+            self.content = binascii.a2b_base64(b"".join(self._kept), strict_mode=True)
+            self._kept = None
         return True
 
 
@@ -167,6 +181,15 @@ class Scan:
     end_tags: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
     streamed_texts: int = 0
     streamed_bytes: int = 0  # decoded bytes of the valid streamed base64
+    attachments: list[bytes] = field(default_factory=list)  # kept contents, when asked (see ``attachment_content``)
+
+    def attachment_content(self, decoded: bytes) -> bytes:
+        """The content a skeleton attachment's decoded text stands for (itself when it is no token)."""
+        if len(decoded) == len(ATTACHMENT_TOKEN) + 4 and decoded.startswith(ATTACHMENT_TOKEN):
+            index = int.from_bytes(decoded[len(ATTACHMENT_TOKEN) :], "big")
+            if index < len(self.attachments):
+                return self.attachments[index]
+        return decoded
 
 
 def has_doctype_marker(data: bytes, head: bytes) -> bool:
@@ -208,9 +231,11 @@ def _escape_attr(value: str) -> str:
 class _Scanner:
     """expat handlers that write the skeleton, check streamed base64 and forward events to the sink."""
 
-    def __init__(self, sink: XmlEvents | None, *, build: bool) -> None:
+    def __init__(self, sink: XmlEvents | None, *, build: bool, keep: bool) -> None:
         self.sink = sink
         self.build = build
+        self.keep = keep
+        self.kept: list[bytes] = []
         self.out: list[str] = []
         self.depth = 0
         self.encoding = "UTF-8"
@@ -313,7 +338,7 @@ class _Scanner:
             return  # whitespace around the root: no part of the tree
         if self._in_attachment[-1]:
             if self._check is None:
-                self._check = Base64Check()
+                self._check = Base64Check(keep=self.keep)
             self._check.feed(data)
             return
         self._text_chars += len(data)
@@ -331,6 +356,9 @@ class _Scanner:
             self.streamed_bytes += check.decoded_bytes if valid else 0
             if self.build and not valid:
                 self.out.append("!")  # invalid base64: the reader names the element, as it would the real text
+            elif self.build and check.content is not None:  # kept: the reader decodes a token naming the content
+                self.out.append(base64.b64encode(ATTACHMENT_TOKEN + len(self.kept).to_bytes(4, "big")).decode())
+                self.kept.append(check.content)
         if self._text:
             self.out.append(_escape_text("".join(self._text)))
             self._text = []
@@ -343,7 +371,7 @@ class _Scanner:
         then reads it as any text. Plain, it needs no parsing: no references, no markup, no CR to normalise.
         """
         if self._check is None:
-            self._check = Base64Check()
+            self._check = Base64Check(keep=self.keep)
         if not self._check.feed_plain(run):
             return False
         if self.sink is not None:
@@ -395,17 +423,20 @@ def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals i
     size: int | None = None,
     sink: XmlEvents | None = None,
     build: bool = True,
+    keep_attachments: bool = False,
 ) -> Scan:
     """Read a document from ``chunks`` once, in bounded memory; return its skeleton and facts.
 
     ``size``, when the caller knows it (a file's or an S3 object's length), lets an oversized document be refused
     before a byte is read. Raises ``InvalidDocument`` with today's reasons, in today's order of precedence:
     ``EMPTY``, ``TOO_LARGE``, ``DTD_FORBIDDEN``, ``MALFORMED`` (the message is expat's, the reason and path are
-    the same). ``build=False`` skips the skeleton (a second, digest-only pass).
+    the same). ``build=False`` skips the skeleton (a second, digest-only pass). ``keep_attachments`` decodes and
+    keeps every attachment (``Scan.attachments``; memory then grows with them): the skeleton's text names each by
+    a token that ``attachment_content`` resolves.
     """
     if size is not None and size > max_bytes:
         raise _too_large(size, max_bytes, exact=True)
-    scanner = _Scanner(sink, build=build)
+    scanner = _Scanner(sink, build=build, keep=keep_attachments)
     parser = scanner.parser
     whole = hashlib.sha256()
     total = 0
@@ -469,6 +500,7 @@ def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals i
         end_tags=scanner.end_tags,
         streamed_texts=scanner.streamed_texts,
         streamed_bytes=scanner.streamed_bytes,
+        attachments=scanner.kept,
     )
 
 
