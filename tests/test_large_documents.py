@@ -25,14 +25,16 @@ import pytest
 
 from hub.commands._large import file_chunks
 from hub.commands.bench_large import LargeRun, attachment_for, run_command, write_large_document
+from hub.commands.sign import _write
 from schemas import InvalidDocument
 from schemas._parse import parse_stream
 from schemas._stream import memory_chunks
 from signer.report import Indication, SubIndication
+from signer.sign import sign_stream
 from signer.verify import Verifier
 from tests.support import require_tool
 from tests.support.pki_fixtures import FIXED_NOW, TestPki
-from tests.support.signing import organ_of, policy_for
+from tests.support.signing import key_of, organ_of, policy_for
 from tests.test_interop import EXC_C14N, RSA, SHA256, TEMPLATE, _isolated_env
 
 MAX_RSS = 128 * 2**20
@@ -220,8 +222,8 @@ def test_bad_base64_in_the_last_chunk_names_the_attachment(signed_20mb: bytes, o
     assert problems == [(CTE, "is not valid base64")]
 
 
-def test_max_document_bytes_is_enforced_while_streaming(documents: dict[int, Signed]) -> None:
-    """The max_document_bytes setting caps the commands (TOO_LARGE) and parse_stream without a size hint."""
+def test_max_document_bytes_is_enforced_while_streaming(documents: dict[int, Signed], pki_dir: Path) -> None:
+    """max_document_bytes (LIENTHONG_MAX_DOCUMENT_BYTES, --max-bytes) caps the commands and parse_stream, unsized."""
     path = documents[SIZES[1]].signed
     env = {**os.environ, "LIENTHONG_MAX_DOCUMENT_BYTES": "10000000"}
     run = run_command(["validate", "--json", str(path)], path, env=env)
@@ -230,6 +232,22 @@ def test_max_document_bytes_is_enforced_while_streaming(documents: dict[int, Sig
     with pytest.raises(InvalidDocument) as caught:
         parse_stream(file_chunks(path), max_bytes=10_000_000)
     assert caught.value.reason == "TOO_LARGE"
+    run = run_command([*_verify_argv(pki_dir, path), "--max-bytes", "10000000"], path)
+    assert json.loads(run.stdout)["errors"] == [f"document is {path.stat().st_size} bytes; the limit is 10000000"]
+    assert (run.code, json.loads(run.stdout)["subindication"]) == (1, "FORMAT_FAILURE")
+
+
+def test_sign_writes_nothing_when_the_document_changes_between_passes(pki: TestPki, tmp_path: Path) -> None:
+    """If the bytes differ on sign's second pass, the signed stream fails and OUT is never created."""
+    original = write_large_document(tmp_path / "doc.xml", 10_000, sender=organ_of(pki.agency_rsa))
+    data = (tmp_path / "doc.xml").read_bytes()
+    assert len(data) == original
+    reads = iter([data, data.replace(b"<edXML:Subject>", b"<edXML:Subject>X", 1)])
+    chunks = sign_stream(lambda: memory_chunks(next(reads), 4096), key_of(pki.agency_rsa))
+    target = tmp_path / "signed.xml"
+    with pytest.raises(InvalidDocument):
+        _write(chunks, str(target))
+    assert list(tmp_path.iterdir()) == [tmp_path / "doc.xml"]
 
 
 def test_bench_large_prints_rates_and_rss() -> None:
