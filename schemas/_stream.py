@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 from xml.parsers import expat
@@ -254,6 +255,7 @@ class _Scanner:
         self.skipped_lines = 0
         self.attachment_tag_at = -1  # raw offset of the last ContentTransferEncoded start tag, while nothing followed
         self.plain_open = False  # expat was fed exactly to the end of that tag: its text may go past expat
+        self.previous_tail = b""  # the last bytes of the previous chunk, where that tag may have begun
 
     def _parser(self) -> expat.XMLParserType:
         parser = expat.ParserCreate(namespace_separator=_SEP)
@@ -416,7 +418,7 @@ def memory_chunks(data: bytes, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterat
         yield bytes(view[start : start + chunk_bytes])
 
 
-def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals in today's order
+def scan(  # noqa: C901, PLR0912 - one reading loop with its refusals in today's order
     chunks: Iterable[bytes],
     *,
     max_bytes: int,
@@ -437,7 +439,6 @@ def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals i
     if size is not None and size > max_bytes:
         raise _too_large(size, max_bytes, exact=True)
     scanner = _Scanner(sink, build=build, keep=keep_attachments)
-    parser = scanner.parser
     whole = hashlib.sha256()
     total = 0
     head = b""
@@ -461,28 +462,13 @@ def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals i
             doctype = True
             continue
         tail = chunk[-64:]
-        try:
-            _feed(scanner, chunk, total - len(chunk))
-        except expat.ExpatError as exc:
-            failure = _malformed(exc, scanner.skipped_lines)
-        except _Malformed as exc:
-            failure = InvalidDocument(
-                [Problem("", f"not well-formed XML (line {parser.CurrentLineNumber + scanner.skipped_lines}): {exc}")],
-                reason="MALFORMED",
-            )
-        except InvalidDocument as exc:
-            failure = exc
-        except (LookupError, ValueError) as exc:  # an encoding expat and Python do not know, a bad byte in one
-            failure = InvalidDocument([Problem("", f"not parseable XML: {exc}")], reason="MALFORMED")
+        failure = _refusal(scanner, functools.partial(_feed, scanner, chunk, total - len(chunk)))
     if total == 0:
         raise InvalidDocument([Problem("", "empty input: no XML document")], reason="EMPTY")
     if doctype:
         raise InvalidDocument([Problem("", "a DTD (<!DOCTYPE>) is not allowed in edXML")], reason="DTD_FORBIDDEN")
     if failure is None:
-        try:
-            parser.Parse(b"", True)  # noqa: FBT003 - pyexpat takes no keywords
-        except expat.ExpatError as exc:
-            failure = _malformed(exc, scanner.skipped_lines)
+        failure = _refusal(scanner, lambda: scanner.parser.Parse(b"", True))  # noqa: FBT003 - no keywords taken
     if failure is not None:
         raise failure
     encoding = scanner.encoding
@@ -504,6 +490,22 @@ def scan(  # noqa: C901, PLR0912, PLR0915 - one reading loop with its refusals i
     )
 
 
+def _refusal(scanner: _Scanner, step: Callable[[], object]) -> InvalidDocument | None:
+    """Run one parsing step; what it found wrong with the document, as today's refusal, or None."""
+    try:
+        step()
+    except expat.ExpatError as exc:
+        return _malformed(exc, scanner.skipped_lines)
+    except _Malformed as exc:
+        line = scanner.parser.CurrentLineNumber + scanner.skipped_lines
+        return InvalidDocument([Problem("", f"not well-formed XML (line {line}): {exc}")], reason="MALFORMED")
+    except InvalidDocument as exc:
+        return exc
+    except (LookupError, ValueError) as exc:  # an encoding expat and Python do not know, a bad byte in one
+        return InvalidDocument([Problem("", f"not parseable XML: {exc}")], reason="MALFORMED")
+    return None
+
+
 def _feed(scanner: _Scanner, chunk: bytes, offset: int) -> None:
     """Give ``chunk`` (at byte ``offset`` of the document) to expat, except the plain base64 of attachments.
 
@@ -511,7 +513,7 @@ def _feed(scanner: _Scanner, chunk: bytes, offset: int) -> None:
     exactly there, with no attribute that could hide a ``>``), the text up to the next ``<`` is plain base64 taken
     past expat, at memory speed. Anything unusual goes through expat, which then decides as for any text.
     """
-    parser, position, size = scanner.parser, 0, len(chunk)
+    position, size = 0, len(chunk)
     while position < size:
         if scanner.plain_open:
             end = chunk.find(b"<", position)
@@ -519,18 +521,38 @@ def _feed(scanner: _Scanner, chunk: bytes, offset: int) -> None:
             if end > position and scanner.plain_text(chunk[position:end]):
                 position = end
                 if position == size:
-                    return  # the text goes on in the next chunk, still past expat
+                    break  # the text goes on in the next chunk, still past expat
             scanner.plain_open = False
         mark = chunk.find(b"ncoded", position)  # (ContentTransfer)Encoded, (contenttransfer)encoded
         stop = size if mark < 0 else (chunk.find(b">", mark) + 1 or size)
-        parser.Parse(chunk[position:stop], False)  # noqa: FBT003 - pyexpat takes no keywords
+        scanner.parser.Parse(chunk[position:stop], False)  # noqa: FBT003 - pyexpat takes no keywords
         position = stop
-        tag_at, scanner.attachment_tag_at = scanner.attachment_tag_at - offset, -1
-        if 0 <= tag_at < position:
-            tag = chunk[tag_at:position]
-            scanner.plain_open = (
-                tag.endswith(b">") and tag.count(b">") == 1 and not tag.endswith(b"/>") and not tag.count(b'"')
-            ) and not tag.count(b"'")
+        tag_start, scanner.attachment_tag_at = scanner.attachment_tag_at, -1
+        if tag_start >= 0:
+            tag = _bytes_before(scanner.previous_tail, chunk, tag_start - offset, position)
+            scanner.plain_open = _plain_start_tag(tag)
+    scanner.previous_tail = chunk[-256:]
+
+
+def _bytes_before(previous_tail: bytes, chunk: bytes, start: int, end: int) -> bytes:
+    """``chunk[start:end]``, where ``start`` may be negative: in the previous chunk's kept tail (else empty)."""
+    if start >= 0:
+        return chunk[start:end]
+    if -start > len(previous_tail):
+        return b""  # began further back than kept: the general path takes that text
+    return previous_tail[start:] + chunk[:end]
+
+
+def _plain_start_tag(tag: bytes) -> bool:
+    """Whether ``tag`` is exactly one start tag (not empty) with no quoted value that could hide a ``>``."""
+    return (
+        tag.startswith(b"<")
+        and tag.endswith(b">")
+        and not tag.endswith(b"/>")
+        and tag.count(b">") == 1
+        and b'"' not in tag
+        and b"'" not in tag
+    )
 
 
 def _malformed(exc: expat.ExpatError, skipped_lines: int) -> InvalidDocument:

@@ -1,7 +1,7 @@
 """Large documents (1, 20 and 120 MB) through ``lienthong sign|validate|verify``, in bounded memory.
 
 The documents are built once per module, streamed to disk (``bench_large.write_large_document``); every command
-runs as a child process of its own, the way a user runs it, and its peak RSS is measured (``os.wait4``).
+runs as a child process of its own, the way a user runs it, and its peak RSS is measured (the child's VmHWM).
 
 The RSS bound, ``MAX_RSS``: 128 MiB for any command on the 120 MB document. The CLI process alone (interpreter,
 lxml, cryptography, every command module) measures ~70 MiB whatever the document; streaming adds 1 MiB chunks,
