@@ -12,7 +12,7 @@ import base64
 import binascii
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +343,26 @@ def test_base64_check_agrees_with_b64decode(text: str, cuts: list[int], plain: b
         if not (plain and piece.isascii() and check.feed_plain(piece.encode()) is not None):
             check.feed(piece)
     assert check.finish() == _b64_ok(text)
+
+
+def test_signature_after_megabytes_of_attachment_takes_a_second_pass(
+    pki: TestPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a 6 MB attachment before the Signature, verify_stream reads twice and agrees with the tree path."""
+    data = unsigned(organ_of(pki.agency_rsa), attachment_bytes=6_000_000)
+    start, end = data.index(b"<edXML:AttachmentEncoded>"), data.index(b"</edXML:AttachmentEncoded>")
+    block = data[start : end + len(b"</edXML:AttachmentEncoded>")]
+    data = data.replace(block, b"").replace(b"<edXML:edXMLEnvelope>", block + b"<edXML:edXMLEnvelope>", 1)
+    signed = b"".join(sign_stream(lambda: memory_chunks(data), key_of(pki.agency_rsa), chain=pki.agency_rsa.chain))
+    opened = []
+
+    def chunks() -> Iterator[bytes]:
+        opened.append(1)
+        return memory_chunks(signed)
+
+    verifier = Verifier(policy_for(pki), clock=lambda: FIXED_NOW)
+    streamed = verifier.verify_stream(chunks)
+    assert len(opened) == 2  # the digest came from a second pass
+    assert streamed.indication.value == "TOTAL_PASSED"
+    monkeypatch.setattr("signer.verify.STREAM_THRESHOLD_BYTES", len(signed))  # the tree path, whatever the size
+    assert _report(streamed) == _report(Verifier(policy_for(pki), clock=lambda: FIXED_NOW).verify(signed))
