@@ -70,7 +70,8 @@ def sign_document(
     unless ``include_root``. Raises ``InvalidDocument`` when ``data`` is not an edXML document or status
     (either dialect), is already signed, or holds comments or processing instructions (a verifier refuses
     those, so signing them would only produce a document nobody accepts). Documents over
-    ``STREAM_THRESHOLD_BYTES`` are signed by ``sign_stream`` (the same bytes out, bounded working memory).
+    ``STREAM_THRESHOLD_BYTES`` are signed by ``sign_stream``: the same bytes out, except that it always inserts at
+    the header's real end tag, where this path re-serialises a document whose end tag it cannot find once.
     """
     if isinstance(data, bytes | bytearray) and STREAM_THRESHOLD_BYTES < len(data) <= max_bytes:
         whole = bytes(data)
@@ -113,7 +114,9 @@ def sign_stream(
     offsets = skeleton.end_tags.get(tuple(reversed(tags)), [])
     if len(offsets) != 1:  # find_header allowed exactly one header; this cannot differ, but never guess
         raise InvalidDocument([Problem(element_path(header), "the header's end tag was not found exactly once")])
-    fragment = _fragment(sink.digest or b"", key, chain, include_root)
+    digest = sink.digest
+    assert digest is not None  # a ReferenceDigest given its configuration hashes from the first byte
+    fragment = _fragment(digest, key, chain, include_root)
     if skeleton.encoding.upper().startswith(("UTF-16", "UTF-32")) or not _ascii_compatible(skeleton.encoding):
         raise InvalidDocument(
             [

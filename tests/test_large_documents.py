@@ -256,3 +256,14 @@ def test_bench_large_prints_rates_and_rss() -> None:
     assert run.code == 0, run.stderr[-500:]
     rows = [line for line in run.stdout.splitlines() if " MiB" in line]
     assert [row.split()[2] for row in rows] == ["sign", "validate", "verify"]
+
+
+def test_base64_on_one_line_is_streamed_too(pki: TestPki, tmp_path: Path) -> None:
+    """A 6 MB document whose attachment is one base64 line signs, validates and verifies through the streams."""
+    path = tmp_path / "one-line.xml"
+    write_large_document(path, attachment_for(6_000_000), sender=organ_of(pki.agency_rsa), line=False)
+    data = path.read_bytes()
+    assert data.count(b"\n") < 100
+    signed = b"".join(sign_stream(lambda: memory_chunks(data), key_of(pki.agency_rsa), chain=pki.agency_rsa.chain))
+    assert parse_stream(memory_chunks(signed)).kind == "edoc"
+    assert _verify(pki, signed)[0] is Indication.TOTAL_PASSED
