@@ -37,6 +37,7 @@ __all__ = [
     "Base64Check",
     "Scan",
     "XmlEvents",
+    "ascii_compatible",
     "has_doctype_marker",
     "memory_chunks",
     "scan",
@@ -203,6 +204,15 @@ def has_doctype_marker(data: bytes, head: bytes) -> bool:
     return False
 
 
+def ascii_compatible(encoding: str) -> bool:
+    """Whether ``encoding`` writes every ASCII character as that one byte (UTF-8, ISO-8859-x, windows-125x)."""
+    sample = bytes(range(1, 128))
+    try:
+        return sample.decode(encoding) == sample.decode("ascii") and "<".encode(encoding) == b"<"
+    except (LookupError, UnicodeError):
+        return False
+
+
 class _Malformed(Exception):
     """Raised inside an expat handler: the document breaks one of libxml2's limits."""
 
@@ -256,6 +266,7 @@ class _Scanner:
         self.skipped_lines = 0
         self.attachment_tag_at = -1  # raw offset of the last ContentTransferEncoded start tag, while nothing followed
         self.plain_open = False  # expat was fed exactly to the end of that tag: its text may go past expat
+        self.ascii_bytes = True  # the encoding writes ASCII as ASCII (UTF-8 unless declared): plain text may skip expat
         self.previous_tail = b""  # the last bytes of the previous chunk, where that tag may have begun
 
     def _parser(self) -> expat.XMLParserType:
@@ -284,6 +295,7 @@ class _Scanner:
         del version, standalone
         if encoding:
             self.encoding = encoding
+            self.ascii_bytes = ascii_compatible(encoding)
 
     def _namespace(self, prefix: str | None, uri: str | None) -> None:
         self._decls.append((prefix or "", uri or ""))
@@ -530,7 +542,7 @@ def _feed(scanner: _Scanner, chunk: bytes, offset: int) -> None:
         scanner.parser.Parse(chunk[position:stop], False)  # noqa: FBT003 - pyexpat takes no keywords
         position = stop
         tag_start, scanner.attachment_tag_at = scanner.attachment_tag_at, -1
-        if tag_start >= 0:
+        if tag_start >= 0 and scanner.ascii_bytes:
             tag = _bytes_before(scanner.previous_tail, chunk, tag_start - offset, position)
             scanner.plain_open = _plain_start_tag(tag)
     scanner.previous_tail = chunk[-256:]

@@ -21,7 +21,7 @@ from lxml import etree
 from schemas._parse import STREAM_THRESHOLD_BYTES
 from schemas._reader import element_path
 from schemas._safe import DEFAULT_MAX_BYTES, parse_xml
-from schemas._stream import memory_chunks, scan
+from schemas._stream import ascii_compatible, memory_chunks, scan
 from schemas.errors import InvalidDocument, Problem
 from signer import _xmldsig
 from signer._stream_c14n import DigestConfig, ReferenceDigest
@@ -117,7 +117,7 @@ def sign_stream(
     digest = sink.digest
     assert digest is not None  # a ReferenceDigest given its configuration hashes from the first byte
     fragment = _fragment(digest, key, chain, include_root)
-    if skeleton.encoding.upper().startswith(("UTF-16", "UTF-32")) or not _ascii_compatible(skeleton.encoding):
+    if skeleton.encoding.upper().startswith(("UTF-16", "UTF-32")) or not ascii_compatible(skeleton.encoding):
         raise InvalidDocument(
             [
                 Problem(
@@ -128,13 +128,6 @@ def sign_stream(
             ]
         )
     return _spliced(open_chunks(), offsets[0], fragment, skeleton.sha256)
-
-
-def _ascii_compatible(encoding: str) -> bool:
-    try:
-        return "<Signature/>".encode(encoding) == b"<Signature/>"
-    except (LookupError, UnicodeError):
-        return False
 
 
 def _spliced(chunks: Iterable[bytes], offset: int, fragment: bytes, sha256: str) -> Iterator[bytes]:
