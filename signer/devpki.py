@@ -81,11 +81,15 @@ class Issued:
 
 def spki_sha256(cert: x509.Certificate) -> str:
     """Hex SHA-256 of the certificate's DER SubjectPublicKeyInfo: the pin the agency directory lists."""
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return hashlib.sha256(spki).hexdigest()
 
 
-def make_root(common_name: str, *, key_type: str = "rsa", not_before: datetime, not_after: datetime) -> Issued:
+def make_root(
+    common_name: str, *, key_type: str = "rsa", not_before: datetime, not_after: datetime
+) -> Issued:
     """Make a self-signed root CA (no path length limit)."""
     key = _new_key(key_type)
     name = _name(common_name)
@@ -173,7 +177,9 @@ def make_tsa(issuer: Issued, common_name: str, *, not_before: datetime, not_afte
     return _issue(builder, issuer, key)
 
 
-def make_ocsp_signer(issuer: Issued, common_name: str, *, not_before: datetime, not_after: datetime) -> Issued:
+def make_ocsp_signer(
+    issuer: Issued, common_name: str, *, not_before: datetime, not_after: datetime
+) -> Issued:
     """Make a delegated OCSP responder certificate: EKU OCSPSigning and id-pkix-ocsp-nocheck."""
     key = _new_key("rsa")
     builder = _base(_name(common_name), issuer.cert.subject, key.public_key(), not_before, not_after)
@@ -286,7 +292,11 @@ def _issuer_extensions(
     if ocsp_url is not None:
         builder = builder.add_extension(
             x509.AuthorityInformationAccess(
-                [x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+                    )
+                ]
             ),
             critical=False,
         )

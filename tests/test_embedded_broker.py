@@ -124,10 +124,7 @@ def test_a_compacted_topic_keeps_the_last_record_of_each_key(kafka_broker: Embed
         producer.send(topic, key=b"tick", value=b"roll")  # a newer segment, so that the older ones can close
         producer.flush()
         consumer = KafkaConsumer(
-            topic,
-            group_id=None,
-            auto_offset_reset="earliest",
-            consumer_timeout_ms=2000,
+            topic, group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=2000,
             **kafka_broker.connection.options(),
         )
         values = [(m.key, m.value) for m in consumer if m.key != b"tick"]

@@ -411,7 +411,8 @@ def test_an_archived_original_cannot_be_deleted_or_overwritten_with_the_hubs_cre
             bucket,
             key,
             body=(
-                b"<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2030-01-01T00:00:00Z</RetainUntilDate></Retention>"
+                b"<Retention><Mode>GOVERNANCE</Mode>"
+                b"<RetainUntilDate>2030-01-01T00:00:00Z</RetainUntilDate></Retention>"
             ),
             query_params={"retention": "", "versionId": version},
             headers={"x-amz-bypass-governance-retention": "true", "Content-MD5": "", "Content-Type": "text/xml"},

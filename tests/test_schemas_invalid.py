@@ -26,103 +26,32 @@ def edit(data: bytes, old: str, new: str) -> bytes:
 
 
 CASES = [
-    (
-        "legacy OrganId malformed",
-        DOC,
-        "<edXML:OrganId>000.00.00.G22<",
-        "<edXML:OrganId>000.00.00.GXX<",
-        f"{HEADER}/From/OrganId",
-        "DDD.DD.DD.XNN",
-    ),
-    (
-        "second recipient malformed",
-        DOC,
-        "<edXML:OrganId>000.00.00.H13<",
-        "<edXML:OrganId>bad id!<",
-        f"{HEADER}/To[2]/OrganId",
-        "not an OrganId",
-    ),
-    (
-        "OrganId too long",
-        DOC,
-        "<edXML:OrganId>000.00.00.H41<",
-        "<edXML:OrganId>" + "A1." * 12 + "B<",
-        f"{HEADER}/To[1]/OrganId",
-        "at most 35",
-    ),
-    ("DocumentId not matching Code", DOC, ",74/VPCP-TTĐT<", ",75/VPCP-TTĐT<", f"{HEADER}/DocumentId", "does not match"),
-    (
-        "Priority out of range",
-        DOC,
-        "<edXML:Priority>0<",
-        "<edXML:Priority>5<",
-        f"{HEADER}/OtherInfo/Priority",
-        "out of range",
-    ),
-    (
-        "Priority not a number",
-        DOC,
-        "<edXML:Priority>0<",
-        "<edXML:Priority>high<",
-        f"{HEADER}/OtherInfo/Priority",
-        "not a number",
-    ),
-    (
-        "SteeringType out of range",
-        DOC,
-        "<edXML:SteeringType>1<",
-        "<edXML:SteeringType>4<",
-        f"{HEADER}/SteeringType",
-        "SteeringType is 1",
-    ),
-    (
-        "attachment not base64",
-        DOC,
-        "<edXML:ContentTransferEncoded>",
-        "<edXML:ContentTransferEncoded>@@@",
-        "/edXML/AttachmentEncoded/Attachment/ContentTransferEncoded",
-        "base64",
-    ),
-    (
-        "manifest reference without attachment",
-        DOC,
-        "<edXML:ContentId>cid:1<",
-        "<edXML:ContentId>cid:9<",
-        "/edXML/edXMLEnvelope/edXMLBody/edXMLManifest/Reference",
-        "has no Attachment",
-    ),
-    (
-        "attachment not in manifest",
-        DOC,
-        "<edXML:ContentId>1<",
-        "<edXML:ContentId>8<",
-        "/edXML/AttachmentEncoded/Attachment",
-        "not in the manifest",
-    ),
-    (
-        "promulgation date unreadable",
-        DOC,
-        "<edXML:PromulgationDate>2026/05/16<",
-        "<edXML:PromulgationDate>16.5.2026<",
-        f"{HEADER}/PromulgationInfo/PromulgationDate",
-        "not a date",
-    ),
-    (
-        "unknown StatusCode",
-        STATUS,
-        "<edXML:StatusCode>03<",
-        "<edXML:StatusCode>07<",
-        f"{HEADER}/StatusCode",
-        "not a known StatusCode",
-    ),
-    (
-        "status timestamp unreadable",
-        STATUS,
-        "<edXML:Timestamp>2026",
-        "<edXML:Timestamp>yesterday 2026",
-        f"{HEADER}/Timestamp",
-        "not a time",
-    ),
+    ("legacy OrganId malformed", DOC, "<edXML:OrganId>000.00.00.G22<", "<edXML:OrganId>000.00.00.GXX<",
+     f"{HEADER}/From/OrganId", "DDD.DD.DD.XNN"),
+    ("second recipient malformed", DOC, "<edXML:OrganId>000.00.00.H13<", "<edXML:OrganId>bad id!<",
+     f"{HEADER}/To[2]/OrganId", "not an OrganId"),
+    ("OrganId too long", DOC, "<edXML:OrganId>000.00.00.H41<", "<edXML:OrganId>" + "A1." * 12 + "B<",
+     f"{HEADER}/To[1]/OrganId", "at most 35"),
+    ("DocumentId not matching Code", DOC, ",74/VPCP-TTĐT<", ",75/VPCP-TTĐT<",
+     f"{HEADER}/DocumentId", "does not match"),
+    ("Priority out of range", DOC, "<edXML:Priority>0<", "<edXML:Priority>5<",
+     f"{HEADER}/OtherInfo/Priority", "out of range"),
+    ("Priority not a number", DOC, "<edXML:Priority>0<", "<edXML:Priority>high<",
+     f"{HEADER}/OtherInfo/Priority", "not a number"),
+    ("SteeringType out of range", DOC, "<edXML:SteeringType>1<", "<edXML:SteeringType>4<",
+     f"{HEADER}/SteeringType", "SteeringType is 1"),
+    ("attachment not base64", DOC, "<edXML:ContentTransferEncoded>", "<edXML:ContentTransferEncoded>@@@",
+     "/edXML/AttachmentEncoded/Attachment/ContentTransferEncoded", "base64"),
+    ("manifest reference without attachment", DOC, "<edXML:ContentId>cid:1<", "<edXML:ContentId>cid:9<",
+     "/edXML/edXMLEnvelope/edXMLBody/edXMLManifest/Reference", "has no Attachment"),
+    ("attachment not in manifest", DOC, "<edXML:ContentId>1<", "<edXML:ContentId>8<",
+     "/edXML/AttachmentEncoded/Attachment", "not in the manifest"),
+    ("promulgation date unreadable", DOC, "<edXML:PromulgationDate>2026/05/16<",
+     "<edXML:PromulgationDate>16.5.2026<", f"{HEADER}/PromulgationInfo/PromulgationDate", "not a date"),
+    ("unknown StatusCode", STATUS, "<edXML:StatusCode>03<", "<edXML:StatusCode>07<",
+     f"{HEADER}/StatusCode", "not a known StatusCode"),
+    ("status timestamp unreadable", STATUS, "<edXML:Timestamp>2026", "<edXML:Timestamp>yesterday 2026",
+     f"{HEADER}/Timestamp", "not a time"),
 ]
 
 
@@ -154,9 +83,8 @@ def test_unexpected_element_is_named_by_the_schema() -> None:
 
 def test_all_problems_are_reported_at_once() -> None:
     """Several independent faults are all listed, not just the first."""
-    data = edit(
-        edit(DOC, "<edXML:Priority>0<", "<edXML:Priority>9<"), "<edXML:SteeringType>1<", "<edXML:SteeringType>4<"
-    )
+    data = edit(edit(DOC, "<edXML:Priority>0<", "<edXML:Priority>9<"), "<edXML:SteeringType>1<",
+                "<edXML:SteeringType>4<")
     paths = {p for p, _ in problems_of(data)}
     assert {f"{HEADER}/OtherInfo/Priority", f"{HEADER}/SteeringType"} <= paths
 

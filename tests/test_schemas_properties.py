@@ -38,7 +38,9 @@ from schemas._checks import VIETNAM_TZ
 _chars = st.characters(blacklist_categories=("Cc", "Cs", "Cn", "Co"))
 text = st.text(_chars, max_size=40).map(str.strip)
 required_text = text.filter(bool)
-organ_ids = st.from_regex(r"\A\d{3}\.\d{2}\.\d{2}\.[GH]\d{2}\Z") | st.from_regex(r"\A[A-Z][0-9]{2}(\.[0-9]{2}){1,5}\Z")
+organ_ids = st.from_regex(r"\A\d{3}\.\d{2}\.\d{2}\.[GH]\d{2}\Z") | st.from_regex(
+    r"\A[A-Z][0-9]{2}(\.[0-9]{2}){1,5}\Z"
+)
 days = st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31))
 times = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.sampled_from([VIETNAM_TZ, UTC])
@@ -65,9 +67,8 @@ def edocs(draw: st.DrawFn) -> Edoc:
         Attachment(str(i + 1), draw(required_text), draw(required_text), draw(st.binary(max_size=300)), draw(text))
         for i in range(n_files)
     )
-    manifest = tuple(
-        ManifestReference(f"cid:{a.content_id}", a.content_type, a.description, a.attachment_name) for a in files
-    )
+    manifest = tuple(ManifestReference(f"cid:{a.content_id}", a.content_type, a.description, a.attachment_name)
+                     for a in files)
     business = draw(
         st.none()
         | st.builds(
@@ -98,14 +99,8 @@ def edocs(draw: st.DrawFn) -> Edoc:
             page_amount=draw(counts),
         ),
         response_for=tuple(
-            draw(
-                st.lists(
-                    st.builds(
-                        ResponseFor, organ_id=organ_ids, code=text, promulgation_date=days, document_id=required_text
-                    ),
-                    max_size=2,
-                )
-            )
+            draw(st.lists(st.builds(ResponseFor, organ_id=organ_ids, code=text, promulgation_date=days,
+                                    document_id=required_text), max_size=2))
         ),
         steering_type=draw(st.none() | st.integers(1, 3)),
         trace=tuple(draw(st.lists(st.builds(TraceHeader, organ_id=organ_ids, timestamp=times), max_size=3))),
@@ -118,9 +113,8 @@ def edocs(draw: st.DrawFn) -> Edoc:
 statuses = st.builds(
     StatusMessage,
     sender=organizations(),
-    response_for=st.builds(
-        ResponseFor, organ_id=organ_ids, code=text, promulgation_date=days, document_id=required_text
-    ),
+    response_for=st.builds(ResponseFor, organ_id=organ_ids, code=text, promulgation_date=days,
+                           document_id=required_text),
     status_code=st.sampled_from(["01", "02", "03", "04", "05", "06", "13", "15", "16"]),
     timestamp=times,
     description=text,
@@ -183,19 +177,13 @@ def test_arbitrary_bytes(data: bytes) -> None:
     _model_or_documented_error(data)
 
 
-_VALID = build_document(
-    Edoc(
-        sender=Organization("000.00.00.G22"),
-        recipients=(Organization("000.00.00.H41"),),
-        document_id="000.00.00.G22,2026/01/02,1/VPCP",
-        code=Code("1", "VPCP"),
-        promulgation=PromulgationInfo("Hà Nội", date(2026, 1, 2)),
-        document_type=DocumentType(1, 1),
-        subject="Thử",
-        attachments=(Attachment("1", "a.pdf", "application/pdf", b"%PDF-1.7"),),
-        manifest=(ManifestReference("cid:1", "application/pdf"),),
-    )
-)
+_VALID = build_document(Edoc(
+    sender=Organization("000.00.00.G22"), recipients=(Organization("000.00.00.H41"),),
+    document_id="000.00.00.G22,2026/01/02,1/VPCP", code=Code("1", "VPCP"),
+    promulgation=PromulgationInfo("Hà Nội", date(2026, 1, 2)), document_type=DocumentType(1, 1), subject="Thử",
+    attachments=(Attachment("1", "a.pdf", "application/pdf", b"%PDF-1.7"),),
+    manifest=(ManifestReference("cid:1", "application/pdf"),),
+))
 
 
 @settings(max_examples=300, deadline=None)

@@ -104,7 +104,9 @@ def test_a_record_signed_by_an_unknown_key_is_refused(admin: PemKey, stranger: P
     assert refused(state_of(admin), AGENCY.id, sign_record(stranger, AGENCY.id, AGENCY, T0)) == "unknown_key"
 
 
-def test_a_record_naming_a_trusted_signer_but_signed_by_another_key_is_refused(admin: PemKey, stranger: PemKey) -> None:
+def test_a_record_naming_a_trusted_signer_but_signed_by_another_key_is_refused(
+    admin: PemKey, stranger: PemKey
+) -> None:
     """Claiming the administrator's fingerprint over a stranger's signature fails the signature check."""
     forged = json.loads(sign_record(stranger, AGENCY.id, AGENCY, T0))
     forged["signer"] = certificate_fingerprint(admin.certificate)

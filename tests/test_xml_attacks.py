@@ -21,22 +21,18 @@ BILLION_LAUGHS = (
     + f']><edXML xmlns="{NS}">&lol9;</edXML>'
 )
 QUADRATIC = (
-    f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "{"A" * 100_000}">]><edXML xmlns="{NS}">{"&a;" * 10_000}</edXML>'
+    f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "{"A" * 100_000}">]>'
+    f'<edXML xmlns="{NS}">{"&a;" * 10_000}</edXML>'
 )
 INTERNAL_DTD = f'<?xml version="1.0"?><!DOCTYPE edXML [<!ELEMENT edXML ANY>]><edXML xmlns="{NS}"/>'
 
 
 def xxe(secret_file: Path) -> str:
     """A document whose Subject is an external entity reading ``secret_file``."""
-    return (
-        build_document(example_edoc())
-        .decode()
-        .replace(
-            "<?xml version='1.0' encoding='UTF-8'?>",
-            f'<?xml version="1.0"?><!DOCTYPE edXML [<!ENTITY xxe SYSTEM "file://{secret_file}">]>',
-        )
-        .replace("<edXML:Subject>V/v", "<edXML:Subject>&xxe; V/v")
-    )
+    return build_document(example_edoc()).decode().replace(
+        "<?xml version='1.0' encoding='UTF-8'?>",
+        f'<?xml version="1.0"?><!DOCTYPE edXML [<!ENTITY xxe SYSTEM "file://{secret_file}">]>',
+    ).replace("<edXML:Subject>V/v", "<edXML:Subject>&xxe; V/v")
 
 
 def reason_of(data: bytes) -> str:
@@ -124,10 +120,7 @@ def test_cli_never_shows_a_traceback_or_the_secret(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(data)
     result = subprocess.run(
         [sys.executable, "-m", "hub", "validate", "--json", *(str(tmp_path / n) for n in files)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
