@@ -27,16 +27,19 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
 
 from schemas._names import DSIG_NS
+from schemas._parse import STREAM_THRESHOLD_BYTES
 from schemas._reader import element_path
-from schemas._safe import parse_xml
+from schemas._safe import DEFAULT_MAX_BYTES, parse_xml
+from schemas._stream import memory_chunks, scan
 from schemas.errors import InvalidDocument
 from signer import _xmldsig, legacy
+from signer._stream_c14n import DigestConfig, ReferenceDigest
 from signer.organ import certificate_organ_id
 from signer.path import PathValidator
 from signer.report import Indication, RevocationEvidence, SignerInfo, SubIndication, VerificationReport
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from signer.policy import TrustPolicy
 
@@ -97,11 +100,15 @@ def _signer_info(entry: _Cert, organ_id: str | None) -> SignerInfo:
 class Verifier:
     """Verify edXML signatures under one ``TrustPolicy``; reuse one instance (it caches certificates, paths).
 
-    ``clock`` gives "now" when ``verify`` is called without ``at``; inject a fixed one in tests.
+    ``clock`` gives "now" when ``verify`` is called without ``at``; inject a fixed one in tests. ``max_bytes``
+    caps the documents it reads (the hub's ``max_document_bytes``).
     """
 
-    def __init__(self, policy: TrustPolicy, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self, policy: TrustPolicy, *, clock: Callable[[], datetime] = _utc_now, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         self._policy = policy
+        self._max_bytes = max_bytes
         self._clock = clock
         self._paths = PathValidator(policy, clock=clock)
         self._certs: dict[str, _Cert] = {}
@@ -113,15 +120,36 @@ class Verifier:
         return self._policy
 
     def verify(self, data: bytes, *, at: datetime | None = None) -> VerificationReport:
-        """Verify ``data`` (the exact bytes received) at instant ``at`` (default: the clock's now)."""
+        """Verify ``data`` (the exact bytes received) at instant ``at`` (default: the clock's now).
+
+        Documents over ``STREAM_THRESHOLD_BYTES`` take ``verify_stream``'s path (same verdicts, bounded memory).
+        """
+        if isinstance(data, bytes | bytearray) and STREAM_THRESHOLD_BYTES < len(data) <= self._max_bytes:
+            whole = bytes(data)
+            return self.verify_stream(lambda: memory_chunks(whole), at=at, size=len(whole))
         when = at if at is not None else self._clock()
         try:
             whole_sha256 = hashlib.sha256(data).hexdigest()
         except TypeError:
             whole_sha256 = ""
         state = _State(when, whole_sha256)
+        return self._report(state, lambda: self._verify(data, state))
+
+    def verify_stream(
+        self, open_chunks: Callable[[], Iterable[bytes]], *, at: datetime | None = None, size: int | None = None
+    ) -> VerificationReport:
+        """Verify a document read as chunks of bytes, in memory that does not grow with its attachments.
+
+        ``open_chunks`` returns a fresh iterator over the document's bytes (a file, an S3 object); it is called
+        once, or twice when the signature follows megabytes of text it must digest. ``size``, when known, refuses
+        an oversized document before reading. The verdicts and errors are those of ``verify``.
+        """
+        state = _State(at if at is not None else self._clock(), "")
+        return self._report(state, lambda: self._verify_stream(open_chunks, size, state))
+
+    def _report(self, state: _State, run: Callable[[], None]) -> VerificationReport:
         try:
-            self._verify(data, state)
+            run()
         except _Failure as failure:
             state.fail(failure.indication, failure.sub, str(failure))
         except InvalidDocument as exc:
@@ -139,8 +167,48 @@ class Verifier:
     # -- the steps ---------------------------------------------------------------------------------------
 
     def _verify(self, data: bytes, state: _State) -> None:
-        root = parse_xml(data)
+        root = parse_xml(data, max_bytes=self._max_bytes)
+
+        def whole_digest(hash_name: str, exclusive: bool, prefixes: tuple[str, ...]) -> bytes:
+            with _xmldsig.detached(parsed.element):
+                canonical = _xmldsig.canonical_document(root, exclusive=exclusive, prefixes=prefixes)
+            return _xmldsig.digest(hash_name, canonical)
+
         parsed = _xmldsig.parse_signature(root)
+        self._check(parsed, whole_digest, state)
+
+    def _verify_stream(self, open_chunks: Callable[[], Iterable[bytes]], size: int | None, state: _State) -> None:
+        sink = ReferenceDigest()
+        try:
+            skeleton = scan(open_chunks(), max_bytes=self._max_bytes, size=size, sink=sink)
+        except InvalidDocument as exc:
+            if exc.reason != "TOO_LARGE":  # the report names the bytes it refused, as verify's does
+                state.whole_sha256 = _sha256(open_chunks())
+            raise
+        state.whole_sha256 = skeleton.sha256
+        root = skeleton.root
+        assert root is not None
+
+        def streamed_digest(hash_name: str, exclusive: bool, prefixes: tuple[str, ...]) -> bytes:
+            wanted = DigestConfig(exclusive=exclusive, prefixes=prefixes, hash_name=hash_name)
+            if sink.config == wanted and sink.digest is not None:
+                return sink.digest
+            # The Signature came after too much text to hold (or was read differently): digest in a second pass.
+            again = ReferenceDigest(wanted)
+            second = scan(open_chunks(), max_bytes=self._max_bytes, size=size, sink=again, build=False)
+            if second.sha256 != skeleton.sha256:
+                raise _xmldsig.ProfileError("", "the document changed while it was being read")
+            assert again.digest is not None
+            return again.digest
+
+        self._check(_xmldsig.parse_signature(root), streamed_digest, state)
+
+    def _check(
+        self,
+        parsed: _xmldsig.ParsedSignature,
+        reference_digest: Callable[[str, bool, tuple[str, ...]], bytes],
+        state: _State,
+    ) -> None:
         state.organ_id = _xmldsig.from_organ_id(parsed.header)
         sig_method, digest_method = parsed.signature_method, parsed.digest_method
         state.algorithms = {"signature": sig_method, "digest": digest_method, "c14n": parsed.c14n_method}
@@ -163,11 +231,8 @@ class Verifier:
             exclusive=parsed.c14n_method == _xmldsig.EXC_C14N,
             prefixes=parsed.c14n_prefixes,
         )
-        with _xmldsig.detached(parsed.element):
-            canonical = _xmldsig.canonical_document(
-                root, exclusive=parsed.reference_exclusive, prefixes=parsed.reference_prefixes
-            )
-        if not hmac.compare_digest(_xmldsig.digest(digest_name, canonical), parsed.digest_value):
+        computed = reference_digest(digest_name, parsed.reference_exclusive, parsed.reference_prefixes)
+        if not hmac.compare_digest(computed, parsed.digest_value):
             raise _Failure(
                 Indication.TOTAL_FAILED,
                 SubIndication.HASH_FAILURE,
@@ -299,6 +364,13 @@ class Verifier:
                 f"the signer's key (SPKI SHA-256 {leaf.spki_sha256}) is not listed in the directory for "
                 f"From/OrganId {organ_id}",
             )
+
+
+def _sha256(chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _signature_ok(public_key: object, method: tuple[str, str], value: bytes, data: bytes) -> bool:

@@ -44,6 +44,7 @@ _BENCH_MODULES: tuple[str, ...] = (
     "hub.commands.bench_archive",
     "hub.commands.bench_e2e",
     "hub.commands.bench_vxp",
+    "hub.commands.bench_large",
 )
 
 _SENDER = "000.00.00.G22"

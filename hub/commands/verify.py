@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.commands._common import emit_json, expand_files
+from hub.commands._large import is_large, max_document_bytes, opener
 from hub.directory import load_directory
 from hub.trust import ConfigError, trust_policy
 from signer.policy import RevocationPolicy, TrustPolicy
@@ -49,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="when revocation data is missing: require (default) fails, if-available warns, none skips",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--max-bytes", type=int, help="refuse larger files (default: the max_document_bytes setting, 150 MiB)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -108,15 +112,19 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"lienthong verify: {exc}", file=sys.stderr)
         return 2
-    verifier = Verifier(policy)
+    max_bytes = args.max_bytes if args.max_bytes is not None else max_document_bytes()
+    verifier = Verifier(policy, max_bytes=max_bytes)
     all_passed = True
     for path in expand_files(args.paths):
         try:
-            data = path.read_bytes()
+            if is_large(path):  # streamed: memory does not grow with the attachments
+                report = verifier.verify_stream(opener(path), at=at, size=path.stat().st_size)
+            else:
+                report = verifier.verify(path.read_bytes(), at=at)
         except OSError as exc:
             line = _unreadable(path, exc)
         else:
-            line = _line(path, verifier.verify(data, at=at))
+            line = _line(path, report)
         all_passed = all_passed and line["indication"] == Indication.TOTAL_PASSED.value
         if args.json:
             emit_json(line)
