@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from hub.commands._common import emit_json
+from hub.commands._common import emit_json, lienthong_command, require_server, server_command
 from hub.settings import HubSettings
 from hub.trust import ConfigError, load_certificates
 from schemas.errors import HubError
@@ -142,6 +142,7 @@ def _remote_store(args: argparse.Namespace) -> ObjectStore:
         raise UsageError(
             "--endpoint needs credentials: --access-key/--secret-key or LIENTHONG_S3_ACCESS_KEY/_SECRET_KEY"
         )
+    require_server("the S3 store", args.endpoint, "check --endpoint HOST:PORT (and --secure for HTTPS)")
     return S3ObjectStore.connect(args.endpoint, access, secret, args.bucket, secure=args.secure, create_bucket=False)
 
 
@@ -154,7 +155,8 @@ def _embedded_store(directory: Path) -> Iterator[ObjectStore]:
     root = directory / _EMBEDDED_S3_DIR
     if not (root / _WEED_METADATA_DIR).is_dir():
         raise UsageError(
-            f"{directory} holds no hub data (no store in {root}); pass the folder given to `lienthong up --data`"
+            f"{directory} holds no hub data (no store in {root}); "
+            f"pass the folder given to `{lienthong_command()} up --data`"
         )
     settings = HubSettings.load(directory / "settings.yaml") if (directory / "settings.yaml").is_file() else None
     if settings is not None:
@@ -207,6 +209,7 @@ def _seal_key(args: argparse.Namespace) -> PemKey:
 # --- export ------------------------------------------------------------------------------------------------------
 
 
+@server_command("audit export")
 def run_export(args: argparse.Namespace) -> int:
     """Write the bundle; exit 0, 1 when the document cannot be exported, 2 for unusable arguments or store."""
     try:

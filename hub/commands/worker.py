@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hub.commands._common import require_hub, server_command
 from hub.trust import ConfigError
 
 __all__ = ["register", "run"]
@@ -20,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+@server_command("worker")
 def run(args: argparse.Namespace) -> int:
     """Build the settings, then run the worker until it is stopped (SIGTERM/SIGINT stop it cleanly)."""
     import faust  # noqa: PLC0415 - faust is heavy; only the worker needs it
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        worker = HubWorker(HubSettings.load(args.settings))
+        worker = HubWorker(require_hub(HubSettings.load(args.settings), s3=True))
     except ConfigError as exc:
         print(f"lienthong worker: {exc}", file=sys.stderr)
         return 2
