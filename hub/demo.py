@@ -39,6 +39,7 @@ __all__ = [
     "DemoMaterial",
     "create_demo_material",
     "demo_documents",
+    "describe_demo_agencies",
     "write_axis_sim_agencies",
 ]
 
@@ -52,6 +53,13 @@ DEMO_AGENCIES: dict[str, tuple[str, str]] = {
 }
 _REVOKED_ID = "000.09.00.H41"  # in the directory, but its certificate is on the CRL
 _UNKNOWN_ID = "000.99.00.H99"  # nobody: documents to it are refused
+
+
+def describe_demo_agencies() -> str:
+    """The demo's agencies in words: "5 agencies (4 served by this hub, 000.00.00.G22 through the national axis)"."""
+    axis = [oid for oid, (_, route) in DEMO_AGENCIES.items() if route == "axis"]
+    local = len(DEMO_AGENCIES) - len(axis)
+    return f"{len(DEMO_AGENCIES)} agencies ({local} served by this hub, {', '.join(axis)} through the national axis)"
 
 
 @dataclass(frozen=True)
