@@ -178,12 +178,16 @@ def server_command(name: str) -> Callable[[Command], Command]:
         def wrapped(args: argparse.Namespace) -> int:
             from kafka.errors import KafkaError  # noqa: PLC0415 - kafka only for the commands that use it
 
+            from storage.objectstore import StoreUnavailable  # noqa: PLC0415
+
             try:
                 return run(args)
             except ServerUnreachable as exc:
                 warn(f"lienthong {name}: {exc}")
             except KafkaError as exc:  # it answered the check, then went away (or is not a Kafka broker)
                 warn(f"lienthong {name}: the hub's Kafka broker stopped answering ({exc}); try again once it runs")
+            except StoreUnavailable as exc:  # the same for the object store
+                warn(f"lienthong {name}: {exc}; try again once it runs")
             return 1
 
         return wrapped

@@ -249,15 +249,15 @@ def _original_of(store: ObjectStore, reader: LogReader, doc: str) -> str:
     received = {e.sha256: e for e in events if e.kind is EventKind.RECEIVED}
     if len(received) < 2:  # noqa: PLR2004 - one original (or none: the bundle says so)
         return ref
-    relayed = {e.sha256 for e in events if e.kind is EventKind.STATUS_RELAYED}
+    relayed = {e.sha256: e.verdict for e in events if e.kind is EventKind.STATUS_RELAYED}  # verdict: its code
     archived = {e.sha256: e.detail.get("key", "") for e in events if e.kind is EventKind.ARCHIVED}
-    codes = {sha: _status_code(store, archived.get(sha)) for sha in received}
-    documents = [sha for sha in received if sha not in relayed and not codes[sha]]
+    codes = {sha: relayed.get(sha) or _status_code(store, archived.get(sha)) for sha in received}
+    documents = [sha for sha in received if not codes[sha]]
     if len(documents) == 1:
         return documents[0]
     labels = []
     for sha, event in sorted(received.items(), key=lambda item: item[1].time):
-        what = "document" if sha in documents else f"status {codes[sha] or '?'}"
+        what = "document" if sha in documents else f"status {codes[sha]}"
         labels.append(f"{sha} ({what} from {event.actor}, received {event.time:%Y-%m-%d %H:%M:%S} UTC)")
     listed = "; ".join(labels)
     raise BundleError(f"DocumentId {ref!r} names {len(documents)} documents; export one by SHA-256: {listed}")

@@ -27,11 +27,15 @@ def run(args: argparse.Namespace) -> int:
     import faust  # noqa: PLC0415 - faust is heavy; only the worker needs it
 
     from hub.app import HubWorker  # noqa: PLC0415
+    from hub.ledger_mac import ledger_key  # noqa: PLC0415
     from hub.settings import HubSettings  # noqa: PLC0415
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        worker = HubWorker(require_hub(HubSettings.load(args.settings), s3=True))
+        settings = HubSettings.load(args.settings)
+        ledger_key(settings)  # a worker without the key is told so before any server is asked
+        require_hub(settings, s3=True)  # faust would retry an absent broker for ever, silently
+        worker = HubWorker(settings)
     except ConfigError as exc:
         print(f"lienthong worker: {exc}", file=sys.stderr)
         return 2
