@@ -190,9 +190,9 @@ def demo_documents(  # noqa: C901 - one branch per kind of document, read top to
     """``count`` documents between the demo agencies; every ``invalid_every``-th is one of the invalid kinds.
 
     Valid documents carry 1–3 recipients (sometimes the axis-routed agency) and priorities 0–4; the default
-    padding makes them about 5 KB. Signed ones carry the issuing CA in KeyInfo, so
-    that ``lienthong verify --trust root.pem`` finds the path without ``--untrusted``. Numbers start at
-    ``start_number`` so that runs do not repeat DocumentIds.
+    padding makes them about 5 KB. Signed ones carry the issuing CA in KeyInfo, so that ``lienthong verify --trust
+    root.pem`` finds the path without ``--untrusted``. Numbers start at ``start_number`` so that runs do not repeat
+    DocumentIds.
     """
     rng = random.Random(seed)  # noqa: S311 - demo traffic, not cryptography
     agencies = list(DEMO_AGENCIES)

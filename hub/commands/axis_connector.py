@@ -38,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
     settings_file = args.data / "settings.yaml"
     try:
         settings = HubSettings.load(settings_file if settings_file.is_file() else None, data_dir=args.data)
-        # The axis itself may be down: the connector retries it with backoff, as it does while running.
-        return run_connector(require_hub(settings, s3=True))
+        if settings.axis_url:  # else run_connector says what is missing
+            # The axis itself may be down: the connector retries it with backoff, as it does while running.
+            require_hub(settings, s3=True)
+        return run_connector(settings)
     except HubError as exc:
         warn(f"lienthong axis-connector: {exc}")
         return 2
