@@ -40,6 +40,7 @@ __all__ = [
     "DemoMaterial",
     "create_demo_material",
     "demo_documents",
+    "describe_demo_agencies",
     "write_axis_sim_agencies",
 ]
 
@@ -53,6 +54,13 @@ DEMO_AGENCIES: dict[str, tuple[str, str]] = {
 }
 _REVOKED_ID = "000.09.00.H41"  # in the directory, but its certificate is on the CRL
 _UNKNOWN_ID = "000.99.00.H99"  # nobody: documents to it are refused
+
+
+def describe_demo_agencies() -> str:
+    """The demo's agencies in words: "5 agencies (4 served by this hub, 000.00.00.G22 through the national axis)"."""
+    axis = [oid for oid, (_, route) in DEMO_AGENCIES.items() if route == "axis"]
+    local = len(DEMO_AGENCIES) - len(axis)
+    return f"{len(DEMO_AGENCIES)} agencies ({local} served by this hub, {', '.join(axis)} through the national axis)"
 
 
 @dataclass(frozen=True)
@@ -188,7 +196,9 @@ def demo_documents(  # noqa: C901 - one branch per kind of document, read top to
     """``count`` documents between the demo agencies; every ``invalid_every``-th is one of the invalid kinds.
 
     Valid documents carry 1–3 recipients (sometimes the axis-routed agency) and priorities 0–4; the default
-    padding makes them about 5 KB. Numbers start at ``start_number`` so that runs do not repeat DocumentIds.
+    padding makes them about 5 KB. Signed ones carry the issuing CA in KeyInfo, so that ``lienthong verify --trust
+    root.pem`` finds the path without ``--untrusted``. Numbers start at ``start_number`` so that runs do not repeat
+    DocumentIds.
     """
     rng = random.Random(seed)  # noqa: S311 - demo traffic, not cryptography
     agencies = list(DEMO_AGENCIES)
@@ -212,7 +222,8 @@ def demo_documents(  # noqa: C901 - one branch per kind of document, read top to
         key = material.keys[sender]
         chain = material.chains[sender]
         if kind == "valid":
-            yield DemoDocument(sender, sign_document(build_document(edoc), key), "delivered", recipients, priority)
+            signed = sign_document(build_document(edoc), key, chain=chain)
+            yield DemoDocument(sender, signed, "delivered", recipients, priority)
         elif kind == "tampered":
             signed = sign_document(build_document(edoc), key, chain=chain)
             yield DemoDocument(sender, signed.replace(b"V/v ", b"V/V ", 1), "HASH_FAILURE")

@@ -16,16 +16,27 @@ from hub.commands._common import emit_json, expand_files
 from hub.commands._large import is_large, max_document_bytes, opener
 from hub.directory import load_directory
 from hub.trust import ConfigError, trust_policy
+from signer.path import MISSING_ISSUER, untrusted_roots
 from signer.policy import RevocationPolicy, TrustPolicy
 from signer.report import Indication, SubIndication, VerificationReport
 from signer.verify import Verifier
 
-__all__ = ["TRY_LATER_HINT", "build_policy", "register", "run"]
+__all__ = ["TRUST_HINT", "TRY_LATER_HINT", "UNTRUSTED_HINT", "build_policy", "register", "run"]
 
 #: Added to a TRY_LATER verdict: the default policy wants revocation data the user did not give.
 TRY_LATER_HINT = (
     "no revocation data: pass --crl FILE (the issuer's CRL), --ocsp (ask the CA's OCSP responder), "
     "or --revocation none to skip the check deliberately"
+)
+
+#: Added when the path ends at a root that is not an anchor (named in the error before it).
+TRUST_HINT = "if you trust that root, pass its certificate with --trust PEM"
+
+#: Added when the path lacks an issuer's certificate (named in the error before it): most often an intermediate CA
+#: that the document's KeyInfo does not carry.
+UNTRUSTED_HINT = (
+    "if that issuer is an intermediate CA, pass its certificate with --untrusted PEM "
+    "(if it is a root you trust, with --trust PEM)"
 )
 
 
@@ -93,6 +104,12 @@ def _line(path: Path, report: VerificationReport) -> dict[str, Any]:
     out: dict[str, Any] = {"file": str(path), **report.to_json()}
     if report.subindication is SubIndication.TRY_LATER:
         out["errors"] = [*out["errors"], TRY_LATER_HINT]
+    if report.subindication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND and any(
+        error.startswith(MISSING_ISSUER) for error in report.errors
+    ):
+        out["errors"] = [*out["errors"], UNTRUSTED_HINT]
+    if report.subindication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND and untrusted_roots(report.errors):
+        out["errors"] = [*out["errors"], TRUST_HINT]
     return out
 
 
