@@ -352,6 +352,7 @@ def _step(line: str) -> int:
     return 1 if "received/" in line or "DOCUMENTID" in line else 0
 
 
+@pytest.mark.demo_traffic  # sends a document and a status, adds an agency
 def test_the_readme_commands_after_make_demo_work_as_written(admin_shell: Path) -> None:
     """Each command of the README's "After make demo" block runs as written (DOCUMENTID from receive's output)."""
     lines = _readme_block("### After `make demo`")
@@ -373,6 +374,7 @@ def test_the_readme_commands_after_make_demo_work_as_written(admin_shell: Path) 
         assert hashlib.sha256(bundle.read("original.xml")).digest() == hashlib.sha256(received.read_bytes()).digest()
 
 
+@pytest.mark.demo_traffic  # sends a document and a status, adds an agency
 def test_the_readme_credentials_commands_work_as_written(admin_shell: Path, running_demo: RunningDemo) -> None:
     """Adding an agency, issuing its credentials and receiving with them work as written; send with a demo agency's."""
     since, until = FIXED_NOW - timedelta(days=1), FIXED_NOW + timedelta(days=3650)
