@@ -19,7 +19,7 @@ __all__ = ["TSA_CERT_FILE", "TSA_CHAIN_FILE", "TSA_KEY_FILE", "EmbeddedTsa"]
 
 TSA_CERT_FILE = "tsa.pem"
 TSA_KEY_FILE = "tsa.key"
-TSA_CHAIN_FILE = "tsa-chain.pem"  # the TSA's certificate and its issuers, put in each token
+TSA_CHAIN_FILE = "tsa-chain.pem"  # the TSA certificate's issuers, put in each token with it
 
 #: An OID under a placeholder private-enterprise arc: the policy a real TSA publishes for its tokens.
 DEMO_TSA_POLICY = "1.3.6.1.4.1.99999.1.1"
