@@ -167,6 +167,9 @@ def test_the_demo_time_stamps_its_heads_and_the_readme_audit_commands_pass(
     line = _stamp_line(capsys.readouterr().out)
     assert line.startswith("PASSED")
     assert "by CN=lienthong Demo TSA" in line
+    assert (
+        main(["ledger", "verify", "--data", str(data), "--tsa-trust", str(data / "demo" / "trust" / "root.pem")]) == 0
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
