@@ -131,7 +131,9 @@ class EmbeddedKafka:
         self.heap_mb = heap_mb
         self.log_dir = log_dir or self.data
         self.tls = tls
-        self.nodes = [_Node(i + 1, ports[i] if ports else free_port(), free_port()) for i in range(nodes)]
+        self.nodes = [
+            _Node(i + 1, ports[i] if ports else free_port(), free_port()) for i in range(nodes)
+        ]
         self._controller_password = secrets.token_urlsafe(24)
         self._processes: dict[int, ManagedProcess] = {}
 
@@ -327,7 +329,9 @@ def random_cluster_id() -> str:
 
 def admin_client(connection: KafkaConnection, *, timeout: float = _ADMIN_TIMEOUT) -> Any:
     """A kafka-python admin client for ``connection`` (close it when done)."""
-    return KafkaAdminClient(client_id="lienthong-admin", request_timeout_ms=int(timeout * 1000), **connection.options())
+    return KafkaAdminClient(
+        client_id="lienthong-admin", request_timeout_ms=int(timeout * 1000), **connection.options()
+    )
 
 
 def wait_ready(connection: KafkaConnection, *, timeout: float = _START_TIMEOUT, brokers: int = 1) -> None:
