@@ -9,6 +9,8 @@ certificates valid), written under one folder:
     DIR/trust/ca-crl.pem          the CA's current CRL (revocation policy "require" is satisfied)
     DIR/trust/root-crl.pem        the root's CRL (covers the issuing CA)
     DIR/ca-key.pem                the issuing CA's key (a throwaway: to publish its next CRL)
+    DIR/tsa/{tsa,tsa-chain}.pem   the demo time-stamp authority's certificate (EKU timeStamping, by the root)
+    DIR/tsa/tsa.key               and its key (``hub.embedded.tsa`` serves it); its anchor is DIR/trust/root.pem
     DIR/directory.yaml            agencies, routes and SPKI pins
     DIR/agencies/<OrganId>/{key,cert,chain}.pem
 """
@@ -26,6 +28,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from hub.embedded.tsa import TSA_CERT_FILE, TSA_CHAIN_FILE, TSA_KEY_FILE
 from hub.settings import write_private
 from schemas import build_document, build_status
 from schemas.examples import example_edoc, example_status
@@ -79,6 +82,11 @@ class DemoMaterial:
         return self.root / "trust"
 
     @property
+    def tsa_dir(self) -> Path:
+        """The demo TSA's certificate, chain and key (absent in a demo made before the hub time-stamped)."""
+        return self.root / "tsa"
+
+    @property
     def directory_file(self) -> Path:
         """The directory YAML."""
         return self.root / "directory.yaml"
@@ -111,6 +119,7 @@ def create_demo_material(folder: Path, *, now: datetime | None = None, crl_url: 
         devpki.make_root("Impostor Root CA", **window), "Impostor", organ_id="000.00.00.H41", **window
     )
     leaves["unpinned"] = devpki.make_leaf(ca, "Unlisted key", organ_id="000.01.00.H41", **issued)
+    tsa = devpki.make_tsa(root, "lienthong Demo TSA", **window)
     crl = devpki.make_crl(
         ca,
         [(leaves[_REVOKED_ID].cert.serial_number, now - timedelta(days=1))],
@@ -124,6 +133,10 @@ def create_demo_material(folder: Path, *, now: datetime | None = None, crl_url: 
     write_private(folder / "ca-key.pem", ca.key_pem().decode())  # to publish the demo CA's next CRL (crl_url)
     (trust / "ca-crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
     root_crl = devpki.make_crl(root, [], this_update=now - timedelta(hours=1), next_update=now + timedelta(days=3650))
+    (folder / "tsa").mkdir(exist_ok=True)
+    (folder / "tsa" / TSA_CERT_FILE).write_bytes(tsa.cert_pem())
+    (folder / "tsa" / TSA_CHAIN_FILE).write_bytes(tsa.chain_pem())
+    write_private(folder / "tsa" / TSA_KEY_FILE, tsa.key_pem().decode())
     (trust / "root-crl.pem").write_bytes(root_crl.public_bytes(serialization.Encoding.PEM))
     for oid, leaf in leaves.items():
         where = folder / "agencies" / oid

@@ -134,6 +134,10 @@ class HubSettings:
     axis_secret: str = ""
     axis_poll_seconds: float = DEFAULT_AXIS_POLL_SECONDS
     seal_interval_seconds: float = 5.0  # how often the ledger writer signs a tree head (when the log grew)
+    # An RFC 3161 TSA: set, every tree head carries its token, checked against tsa_trust (PEM files) before the
+    # head is stored; a TSA down or answering badly leaves the head for the next seal interval.
+    tsa_url: str | None = None
+    tsa_trust: tuple[Path, ...] = ()
     consumer_group: str = "lienthong-hub"
 
     def __repr__(self) -> str:  # the dataclass's own would print the secrets

@@ -53,7 +53,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Start the hub, run the demo if asked, then wait for Ctrl-C (or exit when done)."""
     from hub.settings import HubSettings  # noqa: PLC0415
-    from hub.up import Hub, demo_axis_simulator, running, uses_demo_axis, with_demo, with_demo_axis  # noqa: PLC0415
+    from hub.up import (  # noqa: PLC0415
+        Hub,
+        demo_axis_simulator,
+        demo_tsa,
+        running,
+        uses_demo_axis,
+        with_demo,
+        with_demo_axis,
+        with_demo_tsa,
+    )
 
     # A restart without --settings picks up what the last run wrote (its directory, trust anchors, options).
     previous = args.data / "settings.yaml"
@@ -74,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         simulate_axis = args.demo and (not settings.axis_url or uses_demo_axis(settings))
         if args.demo:
             settings = with_demo_axis(with_demo(settings))
+        settings = with_demo_tsa(settings, demo=args.demo)  # a restart without --demo keeps its TSA too
     except ConfigError as exc:
         print(f"lienthong up: {exc}", file=sys.stderr)
         return 2
@@ -86,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             if simulate_axis:
                 stack.enter_context(demo_axis_simulator(settings))
                 print(f"· national axis (simulated, lienthong axis-sim): {settings.axis_url}", flush=True)
+            stack.enter_context(demo_tsa(settings, lambda line: print(f"· {line}", flush=True)))
             addresses = stack.enter_context(running(hub))
             print(
                 f"lienthong hub is up: Kafka {addresses.kafka}, S3 {addresses.s3}, "
