@@ -238,6 +238,31 @@ class PdfReport:
         """True when the PDF is signed and every signature and time-stamp in it is TOTAL_PASSED."""
         return self.signed and self.indication is Indication.TOTAL_PASSED
 
+    @property
+    def verdict(self) -> str:
+        """``INDICATION``, ``INDICATION/SUBINDICATION``, or ``not signed``."""
+        if self.indication is None:
+            return "not signed"
+        return self.indication.value + (f"/{self.subindication.value}" if self.subindication else "")
+
+    def describe(self) -> list[str]:
+        """For people: one line per signature (who, when claimed and time-stamped, coverage, indication)."""
+        if not self.signatures:
+            return [self.verdict + (f": {self.errors[0]}" if self.errors else "")]
+        lines = []
+        for sig in self.signatures:
+            verdict = sig.indication.value + (f"/{sig.subindication.value}" if sig.subindication else "")
+            who = sig.signer.subject if sig.signer is not None else "?"
+            claimed = sig.claimed_signing_time.isoformat() if sig.claimed_signing_time else "none"
+            stamped = sig.timestamp_time.isoformat() if sig.timestamp_time else "none"
+            coverage = sig.coverage.value if sig.coverage else "unknown"
+            why = f": {sig.errors[0]}" if sig.errors else ""
+            lines.append(
+                f"{sig.field_name} ({sig.kind}): {verdict}, signer {who}, signing time {claimed}, "
+                f"time-stamped {stamped}, coverage {coverage}{why}"
+            )
+        return lines
+
     def to_json(self) -> dict[str, Any]:
         """A JSON object for the verification report, the archive receipt and the evidence bundle."""
         return {

@@ -6,7 +6,8 @@ For each received document the archive
    with metadata (sender, DocumentId, received-at, indication);
 2. makes a *receipt*: canonical JSON with the sender, DocumentId, times, the reject reason and the full
    verification report, including what an offline verifier needs and ``to_json`` leaves out: the DER of every
-   chain certificate and of every CRL and OCSP response used (base64);
+   chain certificate and of every CRL and OCSP response used (base64), and the verdict on each signed PDF
+   attachment (``pdf_signatures``: signer, signing times, coverage, indication; ``signer.pdf``);
 3. derives the ledger events ``received``, ``verified`` or ``rejected`` (naming the receipt's SHA-256, so that the
    ledger covers the report too), and ``archived`` (naming the original's key).
 
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 from cryptography import x509
 
 from schemas.errors import HubError
+from signer.pdf import PdfReport
 from signer.report import VerificationReport
 from storage.ledger import HUB_ACTOR, EventKind, LedgerEvent
 from storage.objectstore import ObjectExists, ObjectStore, original_key
@@ -145,6 +147,8 @@ class StoredReport:
     ocsp_der: tuple[bytes, ...]
     validation_time: datetime | None
     signed_bytes_sha256: str
+    #: The PDF attachments' verdicts; None when they were not checked (or the receipt predates them).
+    pdfs: tuple[PdfReport, ...] | None = None
 
     @property
     def verdict(self) -> str:
@@ -213,6 +217,14 @@ def _parse_time(value: object) -> datetime:
     return when.astimezone(UTC)
 
 
+def _pdfs_from_json(value: object) -> tuple[PdfReport, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ReceiptError("pdf_signatures must be a list")
+    return tuple(PdfReport.from_json(item) for item in value)
+
+
 def _receipt_from_json(obj: Any) -> Receipt:
     if not isinstance(obj, dict) or obj.get("format") != RECEIPT_FORMAT:
         raise ReceiptError(f"not a {RECEIPT_FORMAT} object")
@@ -230,6 +242,7 @@ def _receipt_from_json(obj: Any) -> Receipt:
             ocsp_der=tuple(base64.b64decode(r["der"], validate=True) for r in revocation if r["source"] == "ocsp"),
             validation_time=None if validation_time is None else _parse_time(validation_time),
             signed_bytes_sha256=str(raw["signed_bytes_sha256"]),
+            pdfs=_pdfs_from_json(raw.get("pdf_signatures")),
         )
     reason = obj["reason"]
     return Receipt(
