@@ -272,6 +272,10 @@ def _delivered(outputs: Outputs, sha: str) -> bool:
     return any(h.get(H_SHA256, b"").decode() == sha for _, h, _ in outputs.deliveries())
 
 
+def _dead(outputs: Outputs, sha: str) -> list[dict[str, bytes]]:
+    return [h for h, _ in outputs.records.get(DEADLETTER, []) if h.get(H_SHA256, b"").decode() == sha]
+
+
 def _export(stack: Stack, sha: str, out: Path) -> None:
     """`lienthong audit export` of ``sha`` once the ledger writer has sealed its events."""
     deadline = datetime.now(UTC) + timedelta(seconds=30)
@@ -332,9 +336,8 @@ def test_require_policy_refuses_invalid_and_missing_pdfs_with_the_reason(
         refused = {case: sha for case, sha in sent.items() if case != "valid"}
 
         def answered(o: Outputs) -> bool:
-            return _delivered(o, sent["valid"]) and all(
-                any(c == "02" for c, _ in _statuses(o, s)) for s in refused.values()
-            )
+            refusals = all(any(c == "02" for c, _ in _statuses(o, sha)) and _dead(o, sha) for sha in refused.values())
+            return refusals and _delivered(o, sent["valid"])
 
         assert outputs.wait_for(answered, timeout=90)
         for case, sha in refused.items():
@@ -344,8 +347,7 @@ def test_require_policy_refuses_invalid_and_missing_pdfs_with_the_reason(
             assert code == "02"
             assert reason in description
             assert NAME in description
-            dead = [h for h, _ in outputs.records[DEADLETTER] if h.get(H_SHA256, b"").decode() == sha]
-            assert [h[H_REASON].decode() for h in dead] == [reason]
+            assert [h[H_REASON].decode() for h in _dead(outputs, sha)] == [reason]
             assert not _delivered(outputs, sha)
         assert [code for code, _ in _statuses(outputs, sent["valid"])] == ["01"]
     finally:
