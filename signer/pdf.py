@@ -42,7 +42,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +156,9 @@ class PdfSignature:
     signature_algorithm: str
     chain: tuple[str, ...]  # subjects, leaf first, anchor last
     revocation: tuple[RevocationEvidence, ...]
+    #: The same answers with their DER (CRL, OCSP response), for a receipt an auditor re-checks offline. Not part of
+    #: the verdict: left out of ``to_json`` and of equality, since a re-check may hold them cached or not at all.
+    evidence: tuple[RevocationEvidence, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -237,6 +240,15 @@ class PdfReport:
     def passed(self) -> bool:
         """True when the PDF is signed and every signature and time-stamp in it is TOTAL_PASSED."""
         return self.signed and self.indication is Indication.TOTAL_PASSED
+
+    @property
+    def evidence(self) -> tuple[RevocationEvidence, ...]:
+        """The revocation answers (with their DER) the signatures' paths were judged with, each once."""
+        seen: dict[bytes, RevocationEvidence] = {}
+        for signature in self.signatures:
+            for answer in signature.evidence:
+                seen.setdefault(answer.der, answer)
+        return tuple(seen.values())
 
     @property
     def verdict(self) -> str:
@@ -566,6 +578,7 @@ class PdfVerifier:
         check.chain = tuple(c.subject.rfc4514_string() for c in result.chain)
         # The DER and the cache flag belong to this run, not to the verdict: a re-check gives the same report.
         check.revocation = tuple(replace(r, der=b"", cached=False) for r in result.revocation)
+        check.evidence = tuple(r for r in result.revocation if r.der)
         check.warnings.extend(result.warnings)
         if not result.passed:
             check.add(
@@ -687,6 +700,7 @@ class _Check:
         self.signature_algorithm = ""
         self.chain: tuple[str, ...] = ()
         self.revocation: tuple[RevocationEvidence, ...] = ()
+        self.evidence: tuple[RevocationEvidence, ...] = ()
 
     def add(self, indication: Indication, sub: SubIndication | None, *errors: str) -> None:
         self.findings.append((indication, sub))
@@ -715,6 +729,7 @@ class _Check:
             signature_algorithm=self.signature_algorithm,
             chain=self.chain,
             revocation=self.revocation,
+            evidence=self.evidence,
         )
 
 

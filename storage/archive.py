@@ -104,7 +104,10 @@ def _canonical(obj: object) -> bytes:
 
 
 def report_to_json(report: VerificationReport) -> dict[str, Any]:
-    """``report.to_json()`` plus the DER an offline verifier needs: chain certificates, CRLs, OCSP responses."""
+    """``report.to_json()`` plus the DER an offline verifier needs: chain certificates, CRLs, OCSP responses.
+
+    ``pdf_revocation`` adds those the PDF attachments' signers were judged with (``StoredReport`` reads both).
+    """
     out = report.to_json()
     signer = report.signer
     if signer is not None:
@@ -132,6 +135,11 @@ def report_to_json(report: VerificationReport) -> dict[str, Any]:
         }
         for r in report.revocation
     ]
+    # The PDF signers' CRLs and OCSP answers that the XML signature's evidence does not already hold.
+    held = {r.der for r in report.revocation}
+    extra = {a.der: a.source for pdf in report.pdfs or () for a in pdf.evidence if a.der not in held}
+    if extra:
+        out["pdf_revocation"] = [{"source": source, "der": _b64(der)} for der, source in extra.items()]
     return out
 
 
@@ -231,7 +239,7 @@ def _receipt_from_json(obj: Any) -> Receipt:
     raw = obj["report"]
     report = None
     if raw is not None:
-        revocation = raw["revocation"]
+        revocation = [*raw["revocation"], *raw.get("pdf_revocation", [])]
         validation_time = raw.get("validation_time")
         report = StoredReport(
             indication=str(raw["indication"]),

@@ -35,11 +35,12 @@ from schemas.examples import example_edoc
 from schemas.model import Attachment, Edoc, ManifestReference, StatusMessage
 from signer import devpki
 from signer.keys import PemKey
-from signer.pdf import PDF_SIGNATURE_INVALID, PDF_SIGNATURE_MISSING, PdfPolicy, pdf_policy_problem
+from signer.pdf import PDF_SIGNATURE_INVALID, PDF_SIGNATURE_MISSING, PdfPolicy, PdfVerifier, pdf_policy_problem
+from signer.policy import TrustPolicy
 from signer.report import Indication, SubIndication
 from signer.sign import sign_document
 from signer.verify import Verifier
-from storage.archive import Receipt
+from storage.archive import Archive, Receipt
 from storage.ledger import create_seal_identity
 from storage.objectstore import MemoryObjectStore
 from tests.support.hub_fixtures import Outputs, Stack, start_stack
@@ -139,6 +140,44 @@ def test_each_pdf_verdict_is_in_the_verification_report(
     found = pdf_policy_problem(report.pdfs, PdfPolicy.REQUIRE)
     assert (found[0] if found else None) == EXPECTED[case][2]
     assert test_pki_verifier.verify(data, at=FIXED_NOW).pdfs is None  # not asked: not checked, and not said to pass
+
+
+def test_receipt_carries_the_pdf_signers_revocation_data_for_an_offline_recheck(
+    pki: TestPki, test_pki_pdfs: dict[str, bytes]
+) -> None:
+    """A PDF signed under another CA: the receipt keeps that CA's CRL, and a re-check from the receipt agrees."""
+    window = {"not_before": FIXED_NOW - timedelta(days=30), "not_after": FIXED_NOW + timedelta(days=30)}
+    other_ca = devpki.make_ca(pki.root, "Second Issuing CA", **window)
+    other_leaf = devpki.make_leaf(other_ca, "So Noi vu", organ_id="000.05.00.H41", **window)
+    other_crl = devpki.make_crl(
+        other_ca, [], this_update=FIXED_NOW - timedelta(days=1), next_update=window["not_after"]
+    )
+    policy = policy_for(pki, crls=(pki.crl, pki.root_crl, other_crl), intermediates=(other_ca.cert,))
+    edoc = edoc_with_pdf(sign_pdf(minimal_pdf(), other_leaf), sender=organ_of(pki.agency_rsa))
+    data = sign_document(build_document(edoc), key_of(pki.agency_rsa), chain=pki.agency_rsa.chain)
+    report = Verifier(policy).verify(data, at=FIXED_NOW, attachments=edoc.attachments)
+    assert report.pdfs is not None
+    assert report.pdfs[0].passed
+    stored = Receipt.from_bytes(
+        Archive(MemoryObjectStore(), _NoLedger())
+        .receipt_for(data, report, sender="000.00.00.G22", doc_id="d", received_at=FIXED_NOW)
+        .receipt
+    ).report
+    assert stored is not None
+    assert stored.pdfs == report.pdfs
+    crls = stored.crls()
+    assert other_crl in crls
+    offline = TrustPolicy(anchors=(pki.root.cert,), intermediates=tuple(stored.chain()), crls=tuple(crls))
+    again = PdfVerifier(offline).verify_attachments(edoc.attachments, at=FIXED_NOW)
+    assert [r.to_json() for r in again] == [r.to_json() for r in report.pdfs]
+
+
+class _NoLedger:
+    """The archive's ledger, unused: only receipts are made here."""
+
+    def append_many(self, events: object, *, receipts: object = ()) -> object:
+        """Nothing to append."""
+        raise AssertionError(f"not called ({events}, {receipts})")
 
 
 def test_lienthong_verify_shows_pdf_results_and_says_when_it_streamed(
