@@ -142,6 +142,20 @@ def test_each_pdf_verdict_is_in_the_verification_report(
     assert test_pki_verifier.verify(data, at=FIXED_NOW).pdfs is None  # not asked: not checked, and not said to pass
 
 
+def test_a_document_over_4_mib_parsed_from_bytes_has_its_pdf_checked(pki: TestPki, test_pki_verifier: Verifier) -> None:
+    """Above the streaming threshold, parse(bytes) keeps the attachments: the large PDF is checked, not skipped."""
+    pdf = sign_pdf(minimal_pdf(padding=3_300_000), pki.agency_rsa)
+    edoc = edoc_with_pdf(pdf, sender=organ_of(pki.agency_rsa))
+    data = sign_document(build_document(edoc), key_of(pki.agency_rsa), chain=pki.agency_rsa.chain)
+    assert len(data) > 4 * 1024 * 1024
+    message = parse(data).message
+    assert isinstance(message, Edoc)
+    report = test_pki_verifier.verify(data, at=FIXED_NOW, attachments=message.attachments)
+    assert report.passed
+    assert report.pdfs is not None
+    assert [(p.size, p.passed) for p in report.pdfs] == [(len(pdf), True)]
+
+
 def test_receipt_carries_the_pdf_signers_revocation_data_for_an_offline_recheck(
     pki: TestPki, test_pki_pdfs: dict[str, bytes]
 ) -> None:
