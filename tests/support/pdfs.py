@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -18,7 +19,8 @@ from pyhanko.sign import signers
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from tests.support.pki_fixtures import FIXED_NOW
+from signer import devpki
+from tests.support.pki_fixtures import FIXED_NOW, TestPki
 
 __all__ = [
     "TEXT",
@@ -35,7 +37,7 @@ TEXT = b"Cong van so 123"
 TIMESTAMPED_AT = FIXED_NOW - timedelta(days=2)
 
 
-def minimal_pdf(text=TEXT, padding=0):
+def minimal_pdf(text: bytes = TEXT, padding: int = 0) -> bytes:
     """A one-page PDF showing ``text``, with ``padding`` bytes of an unused stream to make it large."""
     content = b"BT /F1 24 Tf 72 720 Td (" + text + b") Tj ET"
     objects = [
@@ -61,16 +63,17 @@ def minimal_pdf(text=TEXT, padding=0):
     return bytes(out)
 
 
-def _asn1_cert(cert):
+def _asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def _asn1_key(key):
+def _asn1_key(key: devpki.PrivateKey | None) -> asn1_keys.PrivateKeyInfo:
+    assert key is not None, "a PDF is signed with a private key in memory"
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return asn1_keys.PrivateKeyInfo.load(der)
 
 
-def pdf_signer(issued):
+def pdf_signer(issued: devpki.Issued) -> signers.SimpleSigner:
     """A pyHanko signer for a devpki certificate, embedding its chain."""
     return signers.SimpleSigner(
         signing_cert=_asn1_cert(issued.cert),
@@ -79,7 +82,7 @@ def pdf_signer(issued):
     )
 
 
-def timestamper(pki):
+def timestamper(pki: TestPki) -> DummyTimeStamper:
     """An in-process RFC 3161 TSA signing with the test PKI's TSA certificate at TIMESTAMPED_AT."""
     return DummyTimeStamper(
         tsa_cert=_asn1_cert(pki.tsa.cert),
@@ -89,14 +92,16 @@ def timestamper(pki):
     )
 
 
-def sign_pdf(data, issued, *, field="Signature1", stamper=None):
+def sign_pdf(
+    data: bytes, issued: devpki.Issued, *, field: str = "Signature1", stamper: DummyTimeStamper | None = None
+) -> bytes:
     """Sign ``data`` (PAdES baseline) with ``issued``'s key, as an incremental update."""
     writer = IncrementalPdfFileWriter(io.BytesIO(data))
     meta = signers.PdfSignatureMetadata(field_name=field)
     return signers.sign_pdf(writer, meta, signer=pdf_signer(issued), timestamper=stamper).getvalue()
 
 
-def change_page(signed):
+def change_page(signed: bytes) -> bytes:
     """Append an incremental update that replaces the page's text (what a forger would do)."""
     writer = IncrementalPdfFileWriter(io.BytesIO(signed))
     page_ref, _ = writer.find_page_for_modification(0)
@@ -109,7 +114,7 @@ def change_page(signed):
     return out.getvalue()
 
 
-def with_gap(signed, issued, gap=16):
+def with_gap(signed: bytes, issued: devpki.Issued, gap: int = 16) -> bytes:
     """Re-sign ``signed`` over a ByteRange that skips ``gap`` bytes after /Contents (the signature stays intact)."""
     match = re.search(rb"/ByteRange \[(\d+) (\d+) (\d+) (\d+)\] *", signed)
     assert match is not None
