@@ -27,6 +27,7 @@ from hub.app import build_policy
 from hub.cli import main
 from hub.commands.verify import PDFS_STREAMED
 from hub.directory import load_directory
+from hub.hold import Hold
 from hub.process import DocumentProcessor
 from hub.records import DEADLETTER, H_REASON, H_SHA256, WORK_RETRY, InboundRecord
 from hub.settings import HubSettings, write_private
@@ -222,7 +223,7 @@ def test_lienthong_verify_shows_pdf_results_and_says_when_it_streamed(
 
 
 def test_pdf_signer_without_revocation_data_is_held_under_require(pki: TestPki, pki_dir: Path, tmp_path: Path) -> None:
-    """A PDF whose signer's CA has no current CRL holds the document under require (retry), and report delivers it."""
+    """A PDF signer without a current CRL: require holds, then refuses after the deadline; report delivers."""
     from hub.demo import create_demo_material  # noqa: PLC0415 - demo material only for this test's processor
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -243,7 +244,7 @@ def test_pdf_signer_without_revocation_data_is_held_under_require(pki: TestPki, 
     )
     data = sign_document(build_document(edoc), material.keys[SENDER])
     outcomes = {}
-    for policy in PdfPolicy:
+    for policy in (PdfPolicy.REPORT, PdfPolicy.REQUIRE):  # the last processor (require) is used again below
         processor = DocumentProcessor(
             settings=dataclasses.replace(settings, pdf_signatures=policy),
             store=MemoryObjectStore(),
@@ -253,6 +254,12 @@ def test_pdf_signer_without_revocation_data_is_held_under_require(pki: TestPki, 
             clock=lambda: now,
         )
         outcomes[policy] = processor.process(InboundRecord(SENDER.encode(), data))
+    # Held since two days: past the default deadline of a day, it is refused, naming the attachment.
+    stale = Hold(now - timedelta(days=2), 3, now).record(InboundRecord(SENDER.encode(), data))
+    late = processor.process(InboundRecord(stale.key, stale.value, stale.headers, topic=WORK_RETRY))
+    assert (late.outcome, late.reason) == ("rejected", "REVOCATION_UNAVAILABLE")
+    assert late.problems[0].path == "AttachmentEncoded/Attachment[1]"
+    assert "no current revocation data for CN=Van phong Bo A" in late.problems[0].message
     held = outcomes[PdfPolicy.REQUIRE]
     assert (held.outcome, held.reason) == ("held", "REVOCATION_UNAVAILABLE")
     assert [r.topic for r in held.records] == [WORK_RETRY, f"lienthong.status.{SENDER}"]
