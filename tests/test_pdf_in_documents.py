@@ -26,6 +26,7 @@ from adapters.dms import HubClient
 from hub.app import build_policy
 from hub.cli import main
 from hub.commands.verify import PDFS_STREAMED
+from hub.demo import create_demo_material
 from hub.directory import load_directory
 from hub.hold import Hold
 from hub.process import DocumentProcessor
@@ -224,8 +225,6 @@ def test_lienthong_verify_shows_pdf_results_and_says_when_it_streamed(
 
 def test_pdf_signer_without_revocation_data_is_held_under_require(pki: TestPki, pki_dir: Path, tmp_path: Path) -> None:
     """A PDF signer without a current CRL: require holds, then refuses after the deadline; report delivers."""
-    from hub.demo import create_demo_material  # noqa: PLC0415 - demo material only for this test's processor
-
     now = datetime.now(UTC).replace(microsecond=0)
     material = create_demo_material(tmp_path / "demo", now=now)
     trust = material.trust_dir
