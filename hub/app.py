@@ -75,15 +75,23 @@ from hub.revocation import RevocationService
 from hub.settings import HubSettings
 from hub.signed_directory import Change, DirectoryState, RecordRefused, load_admin_certificates
 from hub.transport import broker_url
-from hub.trust import trust_policy
+from hub.trust import ConfigError, load_certificates, trust_policy
 from schemas.errors import HubError
 from signer.policy import OcspFetcher, TrustPolicy
+from signer.timestamp import TimestampError
 from signer.verify import Verifier
-from storage.ledger import Ledger, SourcePosition, create_seal_identity, decode_ledger_record
+from storage.ledger import (
+    DEFAULT_TIME_SKEW,
+    Ledger,
+    SourcePosition,
+    TimestampAuthority,
+    create_seal_identity,
+    decode_ledger_record,
+)
 from storage.objectstore import ObjectStore
 from storage.s3 import S3ObjectStore
 
-__all__ = ["HubWorker"]
+__all__ = ["HubWorker", "timestamp_authority"]
 
 log = logging.getLogger("lienthong")
 
@@ -103,6 +111,47 @@ _OUTBOXES = OUTBOX_PREFIX + "*"  # the lag metric's label for all outboxes toget
 _RETRY_CONCURRENCY = 4  # held records looked at at once (each may wait up to _REQUEUE_AFTER for its time)
 _REQUEUE_AFTER = 10.0  # seconds a held record not yet due waits before it is put back (the partition moves on)
 _HOLD_POLL = 0.5  # seconds between looks at the clock and the revocation data while a held record waits
+
+
+class _NoTimestamp(HubError):
+    """No acceptable time-stamp for a tree head this time; ``reason`` (unreachable, invalid) labels the metric."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def timestamp_authority(settings: HubSettings) -> TimestampAuthority | None:
+    """The TSA at ``tsa_url`` as the ledger's time-stamper (None when unset); ConfigError without ``tsa_trust``.
+
+    Each token is verified as it arrives, before the head that carries it is stored: the TSA's chain to
+    ``tsa_trust``, its critical timeStamping usage, the imprint (SHA-256 of the head's signature) and this request's
+    nonce (``request_timestamp``), and a time no older than the head (within ``DEFAULT_TIME_SKEW``), so that
+    ``ledger verify`` will accept it. Any failure raises ``_NoTimestamp``.
+    """
+    if not settings.tsa_url:
+        return None
+    if not settings.tsa_trust:
+        raise ConfigError("tsa_url is set but tsa_trust names no anchor for the TSA (its root certificate, PEM)")
+    from adapters.http_clients import HttpClientError, request_timestamp  # noqa: PLC0415 - network code when asked
+
+    url = settings.tsa_url
+    anchors = [cert for path in settings.tsa_trust for cert in load_certificates(path)]
+
+    def stamp(signature: bytes) -> bytes:
+        asked_at = datetime.now(UTC)  # after the head's own time
+        try:
+            token = request_timestamp(url, signature, anchors=anchors)
+        except HttpClientError as exc:
+            raise _NoTimestamp("unreachable", f"the TSA cannot be reached: {exc}") from exc
+        except TimestampError as exc:
+            raise _NoTimestamp("invalid", f"the TSA at {url} gave no acceptable token: {exc}") from exc
+        if token.gen_time + DEFAULT_TIME_SKEW < asked_at:
+            when = token.gen_time.isoformat()
+            raise _NoTimestamp("invalid", f"the TSA at {url} dates its token {when}: its clock is behind")
+        return token.token_der
+
+    return stamp
 
 
 def open_store(settings: HubSettings) -> S3ObjectStore:
@@ -156,6 +205,8 @@ class HubWorker:
         self._directory_verdicts: dict[int, Change | RecordRefused] = {}  # by offset, for the ``directory`` agent
         self._directory_progress = asyncio.Condition()
         self.seal = create_seal_identity(settings.data_dir)
+        self._tsa = timestamp_authority(settings)
+        self._tsa_trouble: str | None = None  # the reason of the last failed time-stamp, until one succeeds
         # CRLs fetched from distribution points and kept fresh on a thread; cached CRLs are loaded before it starts.
         self.revocation = RevocationService.from_settings(
             settings, self.store, on_refusal=lambda reason: self.metrics.crl_refused.labels(reason.value).inc()
@@ -445,11 +496,26 @@ class HubWorker:
             self._seal()
 
     def _seal(self) -> None:
-        """Sign a tree head over everything stored (sealing with nothing new keeps the last head)."""
-        if self.ledger is not None and self.ledger.size:
-            head = self.ledger.seal(self.seal, at=datetime.now(UTC))
-            self.metrics.ledger_last_seal.set(head.time.timestamp())
-            self.metrics.ledger_last_seal_size.set(head.size)
+        """Sign (and, with ``tsa_url``, time-stamp) a tree head over everything stored; nothing new keeps the last.
+
+        Without an acceptable time-stamp no head is stored: the next seal interval tries again, and the ledger writer
+        goes on appending meanwhile (documents never wait for sealing: their ledger records are outputs like others).
+        """
+        if self.ledger is None or not self.ledger.size:
+            return
+        try:
+            head = self.ledger.seal(self.seal, at=datetime.now(UTC), tsa=self._tsa)
+        except _NoTimestamp as exc:
+            self.metrics.tsa_errors.labels(exc.reason).inc()
+            if self._tsa_trouble != exc.reason:  # one line when the trouble starts, not one per interval
+                log.warning("tree head not sealed: %s; retrying every %g s", exc, self.settings.seal_interval_seconds)
+            self._tsa_trouble = exc.reason
+            return
+        if self._tsa_trouble is not None:
+            log.warning("time-stamped tree heads again (%s)", self.settings.tsa_url)
+            self._tsa_trouble = None
+        self.metrics.ledger_last_seal.set(head.time.timestamp())
+        self.metrics.ledger_last_seal_size.set(head.size)
 
     def _record_lag(self) -> None:
         """``lienthong_consumer_lag{topic}``: records on this worker's partitions not yet committed."""

@@ -9,6 +9,8 @@ certificates valid), written under one folder:
     DIR/trust/ca-crl.pem          the CA's current CRL (revocation policy "require" is satisfied)
     DIR/trust/root-crl.pem        the root's CRL (covers the issuing CA)
     DIR/ca-key.pem                the issuing CA's key (a throwaway: to publish its next CRL)
+    DIR/tsa/{tsa,tsa-chain}.pem   the demo time-stamp authority's certificate (EKU timeStamping, by the root)
+    DIR/tsa/tsa.key               and its key (``hub.embedded.tsa`` serves it); its anchor is DIR/trust/root.pem
     DIR/directory.yaml            agencies, routes and SPKI pins
     DIR/agencies/<OrganId>/{key,cert,chain}.pem
 """
@@ -26,6 +28,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from hub.embedded.tsa import TSA_CERT_FILE, TSA_CHAIN_FILE, TSA_KEY_FILE
 from hub.settings import write_private
 from schemas import build_document, build_status
 from schemas.examples import example_edoc, example_status
@@ -40,6 +43,7 @@ __all__ = [
     "DemoMaterial",
     "create_demo_material",
     "demo_documents",
+    "describe_demo_agencies",
     "write_axis_sim_agencies",
 ]
 
@@ -53,6 +57,13 @@ DEMO_AGENCIES: dict[str, tuple[str, str]] = {
 }
 _REVOKED_ID = "000.09.00.H41"  # in the directory, but its certificate is on the CRL
 _UNKNOWN_ID = "000.99.00.H99"  # nobody: documents to it are refused
+
+
+def describe_demo_agencies() -> str:
+    """The demo's agencies in words: "5 agencies (4 served by this hub, 000.00.00.G22 through the national axis)"."""
+    axis = [oid for oid, (_, route) in DEMO_AGENCIES.items() if route == "axis"]
+    local = len(DEMO_AGENCIES) - len(axis)
+    return f"{len(DEMO_AGENCIES)} agencies ({local} served by this hub, {', '.join(axis)} through the national axis)"
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,11 @@ class DemoMaterial:
     def trust_dir(self) -> Path:
         """The folder of anchors, intermediates and CRLs."""
         return self.root / "trust"
+
+    @property
+    def tsa_dir(self) -> Path:
+        """The demo TSA's certificate, chain and key (absent in a demo made before the hub time-stamped)."""
+        return self.root / "tsa"
 
     @property
     def directory_file(self) -> Path:
@@ -103,6 +119,7 @@ def create_demo_material(folder: Path, *, now: datetime | None = None, crl_url: 
         devpki.make_root("Impostor Root CA", **window), "Impostor", organ_id="000.00.00.H41", **window
     )
     leaves["unpinned"] = devpki.make_leaf(ca, "Unlisted key", organ_id="000.01.00.H41", **issued)
+    tsa = devpki.make_tsa(root, "lienthong Demo TSA", **window)
     crl = devpki.make_crl(
         ca,
         [(leaves[_REVOKED_ID].cert.serial_number, now - timedelta(days=1))],
@@ -116,6 +133,10 @@ def create_demo_material(folder: Path, *, now: datetime | None = None, crl_url: 
     write_private(folder / "ca-key.pem", ca.key_pem().decode())  # to publish the demo CA's next CRL (crl_url)
     (trust / "ca-crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
     root_crl = devpki.make_crl(root, [], this_update=now - timedelta(hours=1), next_update=now + timedelta(days=3650))
+    (folder / "tsa").mkdir(exist_ok=True)
+    (folder / "tsa" / TSA_CERT_FILE).write_bytes(tsa.cert_pem())
+    (folder / "tsa" / TSA_CHAIN_FILE).write_bytes(tsa.chain_pem())
+    write_private(folder / "tsa" / TSA_KEY_FILE, tsa.key_pem().decode())
     (trust / "root-crl.pem").write_bytes(root_crl.public_bytes(serialization.Encoding.PEM))
     for oid, leaf in leaves.items():
         where = folder / "agencies" / oid
@@ -188,7 +209,9 @@ def demo_documents(  # noqa: C901 - one branch per kind of document, read top to
     """``count`` documents between the demo agencies; every ``invalid_every``-th is one of the invalid kinds.
 
     Valid documents carry 1–3 recipients (sometimes the axis-routed agency) and priorities 0–4; the default
-    padding makes them about 5 KB. Numbers start at ``start_number`` so that runs do not repeat DocumentIds.
+    padding makes them about 5 KB. Signed ones carry the issuing CA in KeyInfo, so that ``lienthong verify --trust
+    root.pem`` finds the path without ``--untrusted``. Numbers start at ``start_number`` so that runs do not repeat
+    DocumentIds.
     """
     rng = random.Random(seed)  # noqa: S311 - demo traffic, not cryptography
     agencies = list(DEMO_AGENCIES)
@@ -212,7 +235,8 @@ def demo_documents(  # noqa: C901 - one branch per kind of document, read top to
         key = material.keys[sender]
         chain = material.chains[sender]
         if kind == "valid":
-            yield DemoDocument(sender, sign_document(build_document(edoc), key), "delivered", recipients, priority)
+            signed = sign_document(build_document(edoc), key, chain=chain)
+            yield DemoDocument(sender, signed, "delivered", recipients, priority)
         elif kind == "tampered":
             signed = sign_document(build_document(edoc), key, chain=chain)
             yield DemoDocument(sender, signed.replace(b"V/v ", b"V/V ", 1), "HASH_FAILURE")

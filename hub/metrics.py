@@ -93,6 +93,7 @@ class HubMetrics:
     held_documents: Gauge
     ledger_last_seal: LazyGauge
     ledger_last_seal_size: LazyGauge
+    tsa_errors: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> HubMetrics:
@@ -193,6 +194,12 @@ class HubMetrics:
                 "Events the last signed tree head covers",
                 registry,
                 "max",
+            ),
+            tsa_errors=Counter(
+                "lienthong_tsa_errors_total",
+                "Tree heads not sealed for want of a time-stamp, by reason (unreachable, invalid); retried next seal",
+                ["reason"],
+                registry=registry,
             ),
         )
 

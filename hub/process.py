@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,8 +70,9 @@ from hub.settings import HubSettings
 from schemas import build_status, document_id_for, parse, priority_of
 from schemas._checks import VIETNAM_TZ
 from schemas.errors import DocumentRejected, Problem
-from schemas.model import Edoc, Organization, ParsedDocument, ResponseFor, StatusMessage
+from schemas.model import Attachment, Edoc, Organization, ParsedDocument, ResponseFor, StatusMessage
 from signer.keys import SigningKey
+from signer.pdf import PDF_SIGNATURE_TRY_LATER, PdfPolicy, is_pdf_attachment, pdf_policy_problem
 from signer.report import VerificationReport
 from signer.sign import sign_document
 from signer.verify import Verifier
@@ -100,6 +102,7 @@ _FROM_PATH = f"{_HEADER_PATH}/MessageHeader/From/OrganId"
 _RESPONSE_FOR_PATH = f"{_HEADER_PATH}/MessageHeader/ResponseFor/DocumentId"
 _STATUS_CODE_PATH = f"{_HEADER_PATH}/MessageHeader/StatusCode"
 _SIGNATURE_PATH = f"{_HEADER_PATH}/Signature"
+_ATTACHMENT_PATH = "AttachmentEncoded/Attachment"  # where it sits depends on the dialect; its place is what counts
 _MAX_ERROR_HEADER = 2000  # characters of problems in the dead-letter header; the full list is in the ledger
 
 
@@ -305,11 +308,38 @@ class DocumentProcessor:
             return self._reject(
                 record, refusal, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report
             )
+        report, stopped = self._check_pdfs(record, accepted, verifier, report, hold, received_at)
+        if stopped is not None:
+            return stopped
         try:
             _check_certificate_organ(accepted.parsed.message, report)
             return self._route(record, accepted, report, received_at)
         except DocumentRejected as exc:
             return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
+
+    def _check_pdfs(  # noqa: PLR0917 - the state of one record's processing, passed on as it is
+        self,
+        record: InboundRecord,
+        accepted: _Accepted,
+        verifier: Verifier,
+        report: VerificationReport,
+        hold: Hold | None,
+        received_at: datetime,
+    ) -> tuple[VerificationReport, Outcome | None]:
+        """The report with the PDF attachments' verdicts, and the hold or refusal they call for (``pdf_signatures``).
+
+        Run once the XML signature passed: a forged document's PDFs are not worth the work.
+        """
+        attachments = accepted.parsed.message.attachments if isinstance(accepted.parsed.message, Edoc) else ()
+        report = verifier.with_pdfs(report, attachments, at=received_at)
+        problem = _pdf_problem(attachments, report, self._settings.pdf_signatures)
+        if problem is None:
+            return report, None
+        if problem.reason == PDF_SIGNATURE_TRY_LATER:  # the hub's problem, as for the XML signature's revocation data
+            pdf = (_pdf_unavailable_certificate(report), problem)
+            return report, self._hold(record, accepted, report, hold or Hold(received_at, 0, received_at), pdf=pdf)
+        parsed = accepted.parsed
+        return report, self._reject(record, problem, received_at, sha256=accepted.sha256, parsed=parsed, report=report)
 
     def internal_error(self, record: InboundRecord, exc: Exception) -> Outcome:
         """A dead letter for a record the hub failed on by its own fault (no status: the sender did nothing wrong)."""
@@ -538,19 +568,30 @@ class DocumentProcessor:
 
     # --- holding (hub.hold) ----------------------------------------------------------------------------------
 
-    def _hold(self, record: InboundRecord, accepted: _Accepted, report: VerificationReport, hold: Hold) -> Outcome:
+    def _hold(
+        self,
+        record: InboundRecord,
+        accepted: _Accepted,
+        report: VerificationReport,
+        hold: Hold,
+        *,
+        pdf: tuple[str, DocumentRejected] | None = None,
+    ) -> Outcome:
         """Hold a document without current revocation data on the retry topic; refuse it after the deadline.
 
         The first hold tells the sender (a hub 01: delayed, until when) and the ledger; later ones only requeue.
+        ``pdf``: the data is missing for a PDF attachment's signer (that certificate, and the problem naming the
+        attachment), the XML signature having passed.
         """
         settings = self._settings
         now = self._clock()
         deadline = hold.deadline(settings.try_later_deadline_seconds)
-        certificate = unavailable_certificate(report)
-        errors = "; ".join(report.errors)
+        certificate = unavailable_certificate(report) if pdf is None else pdf[0]
+        problems = tuple(Problem(_SIGNATURE_PATH, e) for e in report.errors) if pdf is None else tuple(pdf[1].problems)
+        errors = "; ".join(report.errors) if pdf is None else "; ".join(p.message for p in problems)
         if now >= deadline:
             problem = Problem(
-                _SIGNATURE_PATH,
+                _SIGNATURE_PATH if pdf is None else problems[0].path,
                 f"no current revocation data for {certificate} since {hold.since.isoformat()} "
                 f"(held until {deadline.isoformat()}): {errors}",
             )
@@ -601,7 +642,7 @@ class DocumentProcessor:
             reason=REVOCATION_UNAVAILABLE,
             records=tuple(records),
             events=events,
-            problems=tuple(Problem(_SIGNATURE_PATH, e) for e in report.errors),
+            problems=problems,
         )
 
     # --- rejection -------------------------------------------------------------------------------------------
@@ -751,6 +792,37 @@ def _check_certificate_organ(message: Edoc | StatusMessage, report: Verification
             f"the signing certificate {signer.subject} names OrganId {signer.cert_organ_id}, From/OrganId is {claimed}",
         )
         raise DocumentRejected("CERT_ORGAN_MISMATCH", [problem])
+
+
+# signer.path's wording for a certificate without a current answer (as hub.hold reads the XML signature's errors).
+_MISSING_REVOCATION = re.compile(r"^no current revocation information for (.+?): ")
+
+
+def _pdf_problem(
+    attachments: Sequence[Attachment], report: VerificationReport, policy: PdfPolicy
+) -> DocumentRejected | None:
+    """The refusal (or, PDF_SIGNATURE_TRY_LATER, the hold) the PDF attachments' verdicts call for under ``policy``.
+
+    Its problem's path names the attachment (its place among the document's attachments, from 1).
+    """
+    reports = report.pdfs or ()
+    found = pdf_policy_problem(reports, policy)
+    if found is None:
+        return None
+    reason, message = found
+    places = [n for n, attachment in enumerate(attachments, 1) if is_pdf_attachment(attachment)]
+    place = next((n for n, r in zip(places, reports, strict=True) if pdf_policy_problem([r], policy) == found), 0)
+    return DocumentRejected(reason, [Problem(f"{_ATTACHMENT_PATH}[{place}]" if place else "", message)])
+
+
+def _pdf_unavailable_certificate(report: VerificationReport) -> str:
+    """The PDF signer (or chain) certificate whose revocation data is missing, as ``hub.hold`` names the XML one's."""
+    for pdf in report.pdfs or ():
+        for signature in pdf.signatures:
+            for error in signature.errors:
+                if found := _MISSING_REVOCATION.match(error):
+                    return found.group(1)
+    return "a PDF attachment's signer"
 
 
 def _input_facts(record: InboundRecord, parsed: ParsedDocument | None) -> dict[str, str]:

@@ -18,6 +18,7 @@ import yaml
 from adapters.kafka import KafkaConnection
 from hub.revocation import DEFAULT_MAX_CRL_BYTES, DEFAULT_REFRESH_SECONDS
 from hub.trust import ConfigError
+from signer.pdf import PdfPolicy
 from signer.policy import RevocationPolicy
 
 if TYPE_CHECKING:
@@ -119,6 +120,9 @@ class HubSettings:
     # refused (REVOCATION_UNAVAILABLE) only after try_later_deadline_seconds (hub.hold).
     try_later_deadline_seconds: float = DEFAULT_TRY_LATER_DEADLINE_SECONDS
     try_later_retry_seconds: float = DEFAULT_TRY_LATER_RETRY_SECONDS
+    # Signed PDF attachments (signer.pdf): ``report`` records their verdicts; ``require`` also refuses a document
+    # whose PDF is unsigned or not TOTAL_PASSED.
+    pdf_signatures: PdfPolicy = PdfPolicy.REPORT
     hub_organ_id: str = DEFAULT_HUB_ORGAN_ID
     partitions: int = DEFAULT_PARTITIONS
     claim_check_bytes: int = DEFAULT_CLAIM_CHECK_BYTES
@@ -134,6 +138,10 @@ class HubSettings:
     axis_secret: str = ""
     axis_poll_seconds: float = DEFAULT_AXIS_POLL_SECONDS
     seal_interval_seconds: float = 5.0  # how often the ledger writer signs a tree head (when the log grew)
+    # An RFC 3161 TSA: set, every tree head carries its token, checked against tsa_trust (PEM files) before the
+    # head is stored; a TSA down or answering badly leaves the head for the next seal interval.
+    tsa_url: str | None = None
+    tsa_trust: tuple[Path, ...] = ()
     consumer_group: str = "lienthong-hub"
 
     def __repr__(self) -> str:  # the dataclass's own would print the secrets
@@ -248,6 +256,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "float": float,
     "bool": _flag,
     "RevocationPolicy": RevocationPolicy,
+    "PdfPolicy": PdfPolicy,
     "str": str,
     "str | None": lambda v: str(v) if v else None,
 }

@@ -36,6 +36,7 @@ from hub.directory import Directory, load_directory
 from hub.embedded._process import ManagedProcess, ServerStartError
 from hub.embedded.kafka import EmbeddedKafka, wait_ready
 from hub.embedded.s3 import EmbeddedS3
+from hub.embedded.tsa import TSA_KEY_FILE, EmbeddedTsa
 from hub.figures import live_agency_figures
 from hub.metrics import collecting_registry
 from hub.records import DIRECTORY
@@ -547,6 +548,52 @@ def demo_axis_simulator(settings: HubSettings) -> Iterator[ManagedProcess]:
         yield simulator
     finally:
         simulator.stop()
+
+
+def _demo_tsa_anchor(settings: HubSettings) -> Path:
+    return settings.data_dir / "demo" / "trust" / "root.pem"  # the demo root issued the demo TSA's certificate
+
+
+def uses_demo_tsa(settings: HubSettings) -> bool:
+    """Whether ``tsa_url`` is the demo's own TSA (set by ``with_demo_tsa``), not a real one."""
+    return bool(settings.tsa_url) and settings.tsa_trust == (_demo_tsa_anchor(settings),)
+
+
+def with_demo_tsa(settings: HubSettings, *, demo: bool) -> HubSettings:
+    """Settings time-stamping tree heads at the demo's TSA on a free port: for a ``demo``, or a restart of one.
+
+    The TSA's certificate and key are the demo PKI's (``DATA/demo/tsa``, anchored in the demo root), so tokens of
+    earlier runs verify with the same anchor; a restart finds the TSA again on a new port. Left as they are: settings
+    naming another TSA, those of a hub that is not a demo, and a demo folder made before the hub time-stamped.
+    """
+    ours = uses_demo_tsa(settings)
+    if (settings.tsa_url and not ours) or not (demo or ours):
+        return settings
+    if not (settings.data_dir / "demo" / "tsa" / TSA_KEY_FILE).is_file():
+        return settings
+    from hub.embedded._process import free_port  # noqa: PLC0415
+
+    return replace(settings, tsa_url=f"http://127.0.0.1:{free_port()}/", tsa_trust=(_demo_tsa_anchor(settings),))
+
+
+@contextlib.contextmanager
+def demo_tsa(settings: HubSettings, progress: Callable[[str], None]) -> Iterator[EmbeddedTsa | None]:
+    """Run the demo's TSA (``openssl ts -reply``, ``hub.embedded.tsa``) at ``tsa_url`` on a thread, if it is the demo's.
+
+    Started before the workers and stopped after them, so that their last tree heads are time-stamped too.
+    """
+    if not uses_demo_tsa(settings):
+        yield None
+        return
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    port = urlsplit(settings.tsa_url).port or 80
+    tsa = EmbeddedTsa(settings.data_dir / "demo" / "tsa", port=port).start()
+    progress(f"time-stamp authority (demo, openssl ts): {tsa.url}, anchor {_demo_tsa_anchor(settings)}")
+    try:
+        yield tsa
+    finally:
+        tsa.stop()
 
 
 def demo_settings_on_free_ports(data: Path, **overrides: Any) -> HubSettings:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -48,7 +49,7 @@ from signer.policy import RevocationPolicy, TrustPolicy
 from signer.report import Indication, RevocationEvidence, SubIndication
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
@@ -57,9 +58,19 @@ __all__ = [
     "DEFAULT_NEGATIVE_TTL",
     "DEFAULT_NO_NEXT_UPDATE_TTL",
     "MIN_RSA_BITS",
+    "MISSING_ISSUER",
+    "UNTRUSTED_ROOT",
     "PathResult",
     "PathValidator",
+    "untrusted_roots",
 ]
+
+#: How a path error that lacks an issuer's certificate begins (callers add how to supply it, e.g. a CLI option).
+MISSING_ISSUER = "the chain needs the certificate of"
+
+#: How a path error about a root that is not trusted begins; ``untrusted_roots`` reads the roots back.
+UNTRUSTED_ROOT = "the chain ends at"
+_UNTRUSTED_ROOT_END = ", a self-signed certificate that is not a trust anchor"
 
 #: No agency chain is longer; a longer one is a loop, an attack or a misconfiguration.
 DEFAULT_MAX_PATH_LENGTH = 8
@@ -264,14 +275,14 @@ class PathValidator:
             problems.append(f"path from {_describe(path[0])} is longer than {self._max_path_length} certificates")
             return None
         if current.issuer == current.subject:
-            problems.append(f"{_describe(current)} is a self-signed certificate but not a trust anchor")
+            problems.append(f"{UNTRUSTED_ROOT} {_describe(current)}{_UNTRUSTED_ROOT_END}")
             return None
         anchors = self._anchors.get(current.issuer, [])
         others = pool.get(current.issuer, [])
         if not anchors and not others:
             problems.append(
-                f"issuer {_name(current.issuer)} of {_describe(current)} is neither a trust anchor nor "
-                "among the intermediate certificates supplied"
+                f"{MISSING_ISSUER} {_name(current.issuer)}, the issuer of {_describe(current)}: it is not a trust "
+                "anchor, and neither the document's KeyInfo nor the intermediate certificates supplied hold it"
             )
             return None
         seen = {_identity(c) for c in path}
@@ -483,6 +494,12 @@ def _store(cache: dict[_K, _V], key: _K, value: _V, limit: int) -> None:
     while len(cache) >= limit:
         del cache[next(iter(cache))]
     cache[key] = value
+
+
+def untrusted_roots(errors: Iterable[str]) -> list[str]:
+    """The subjects of the untrusted roots that path ``errors`` (or texts quoting them) name, in order, once each."""
+    pattern = re.compile(re.escape(UNTRUSTED_ROOT) + r" (.+?)" + re.escape(_UNTRUSTED_ROOT_END))
+    return list(dict.fromkeys(m.group(1) for error in errors for m in pattern.finditer(error)))
 
 
 def _describe(cert: x509.Certificate) -> str:

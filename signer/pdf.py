@@ -42,7 +42,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +156,9 @@ class PdfSignature:
     signature_algorithm: str
     chain: tuple[str, ...]  # subjects, leaf first, anchor last
     revocation: tuple[RevocationEvidence, ...]
+    #: The same answers with their DER (CRL, OCSP response), for a receipt an auditor re-checks offline. Not part of
+    #: the verdict: left out of ``to_json`` and of equality, since a re-check may hold them cached or not at all.
+    evidence: tuple[RevocationEvidence, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -237,6 +240,40 @@ class PdfReport:
     def passed(self) -> bool:
         """True when the PDF is signed and every signature and time-stamp in it is TOTAL_PASSED."""
         return self.signed and self.indication is Indication.TOTAL_PASSED
+
+    @property
+    def evidence(self) -> tuple[RevocationEvidence, ...]:
+        """The revocation answers (with their DER) the signatures' paths were judged with, each once."""
+        seen: dict[bytes, RevocationEvidence] = {}
+        for signature in self.signatures:
+            for answer in signature.evidence:
+                seen.setdefault(answer.der, answer)
+        return tuple(seen.values())
+
+    @property
+    def verdict(self) -> str:
+        """``INDICATION``, ``INDICATION/SUBINDICATION``, or ``not signed``."""
+        if self.indication is None:
+            return "not signed"
+        return self.indication.value + (f"/{self.subindication.value}" if self.subindication else "")
+
+    def describe(self) -> list[str]:
+        """For people: one line per signature (who, when claimed and time-stamped, coverage, indication)."""
+        if not self.signatures:
+            return [self.verdict + (f": {self.errors[0]}" if self.errors else "")]
+        lines = []
+        for sig in self.signatures:
+            verdict = sig.indication.value + (f"/{sig.subindication.value}" if sig.subindication else "")
+            who = sig.signer.subject if sig.signer is not None else "?"
+            claimed = sig.claimed_signing_time.isoformat() if sig.claimed_signing_time else "none"
+            stamped = sig.timestamp_time.isoformat() if sig.timestamp_time else "none"
+            coverage = sig.coverage.value if sig.coverage else "unknown"
+            why = f": {sig.errors[0]}" if sig.errors else ""
+            lines.append(
+                f"{sig.field_name} ({sig.kind}): {verdict}, signer {who}, signing time {claimed}, "
+                f"time-stamped {stamped}, coverage {coverage}{why}"
+            )
+        return lines
 
     def to_json(self) -> dict[str, Any]:
         """A JSON object for the verification report, the archive receipt and the evidence bundle."""
@@ -541,6 +578,7 @@ class PdfVerifier:
         check.chain = tuple(c.subject.rfc4514_string() for c in result.chain)
         # The DER and the cache flag belong to this run, not to the verdict: a re-check gives the same report.
         check.revocation = tuple(replace(r, der=b"", cached=False) for r in result.revocation)
+        check.evidence = tuple(r for r in result.revocation if r.der)
         check.warnings.extend(result.warnings)
         if not result.passed:
             check.add(
@@ -662,6 +700,7 @@ class _Check:
         self.signature_algorithm = ""
         self.chain: tuple[str, ...] = ()
         self.revocation: tuple[RevocationEvidence, ...] = ()
+        self.evidence: tuple[RevocationEvidence, ...] = ()
 
     def add(self, indication: Indication, sub: SubIndication | None, *errors: str) -> None:
         self.findings.append((indication, sub))
@@ -690,6 +729,7 @@ class _Check:
             signature_algorithm=self.signature_algorithm,
             chain=self.chain,
             revocation=self.revocation,
+            evidence=self.evidence,
         )
 
 

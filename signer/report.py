@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from signer.pdf import PdfReport  # signer.pdf builds on this module's types
 
 __all__ = ["Indication", "RevocationEvidence", "SignerInfo", "SubIndication", "VerificationReport"]
 
@@ -82,6 +85,9 @@ class VerificationReport:
 
     ``signed_bytes_sha256`` is the digest of the exact bytes verified; act only on a document whose bytes hash
     to it and whose indication is TOTAL_PASSED.
+
+    ``pdfs`` holds one ``PdfReport`` per PDF attachment (``signer.pdf``), judged at the same instant under the same
+    policy; None when they were not checked (not asked for, or the document was read as a stream).
     """
 
     indication: Indication
@@ -95,6 +101,7 @@ class VerificationReport:
     signed_bytes_sha256: str = ""
     validation_time: datetime | None = None
     warnings: tuple[str, ...] = ()
+    pdfs: tuple[PdfReport, ...] | None = None
 
     @property
     def passed(self) -> bool:
@@ -120,4 +127,5 @@ class VerificationReport:
             "signed_bytes_sha256": self.signed_bytes_sha256,
             "validation_time": self.validation_time.isoformat() if self.validation_time else None,
             "warnings": list(self.warnings),
+            "pdf_signatures": None if self.pdfs is None else [r.to_json() for r in self.pdfs],
         }

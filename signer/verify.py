@@ -13,6 +13,7 @@ path result still wins); the path result; the pin → INDETERMINATE / SIG_CONSTR
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -36,11 +37,13 @@ from signer import _xmldsig, legacy
 from signer._stream_c14n import DigestConfig, ReferenceDigest
 from signer.organ import certificate_organ_id
 from signer.path import PathValidator
+from signer.pdf import PdfVerifier
 from signer.report import Indication, RevocationEvidence, SignerInfo, SubIndication, VerificationReport
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from schemas.model import Attachment
     from signer.policy import TrustPolicy
 
 __all__ = ["DEFAULT_CERT_CACHE_SIZE", "Verifier", "verify_document"]
@@ -101,7 +104,8 @@ class Verifier:
     """Verify edXML signatures under one ``TrustPolicy``; reuse one instance (it caches certificates, paths).
 
     ``clock`` gives "now" when ``verify`` is called without ``at``; inject a fixed one in tests. ``max_bytes``
-    caps the documents it reads (the hub's ``max_document_bytes``).
+    caps the documents it reads (the hub's ``max_document_bytes``). ``pdf`` judges the signatures of PDF
+    attachments under the same policy, sharing this verifier's path cache (``with_pdfs``).
     """
 
     def __init__(
@@ -111,6 +115,7 @@ class Verifier:
         self._max_bytes = max_bytes
         self._clock = clock
         self._paths = PathValidator(policy, clock=clock)
+        self.pdf = PdfVerifier(policy, paths=self._paths, clock=clock)
         self._certs: dict[str, _Cert] = {}
         self._chain_info: dict[x509.Certificate, tuple[str, bytes]] = {}
 
@@ -119,11 +124,18 @@ class Verifier:
         """The trust policy every verification applies."""
         return self._policy
 
-    def verify(self, data: bytes, *, at: datetime | None = None) -> VerificationReport:
+    def verify(
+        self, data: bytes, *, at: datetime | None = None, attachments: Iterable[Attachment] | None = None
+    ) -> VerificationReport:
         """Verify ``data`` (the exact bytes received) at instant ``at`` (default: the clock's now).
 
         Documents over ``STREAM_THRESHOLD_BYTES`` take ``verify_stream``'s path (same verdicts, bounded memory).
+        With ``attachments`` (the parsed document's), the report also carries the verdict on every PDF among them.
         """
+        if attachments is not None:
+            report = self.verify(data, at=at)
+            assert report.validation_time is not None
+            return self.with_pdfs(report, attachments, at=report.validation_time)
         if isinstance(data, bytes | bytearray) and STREAM_THRESHOLD_BYTES < len(data) <= self._max_bytes:
             whole = bytes(data)
             return self.verify_stream(lambda: memory_chunks(whole), at=at, size=len(whole))
@@ -146,6 +158,12 @@ class Verifier:
         """
         state = _State(at if at is not None else self._clock(), "")
         return self._report(state, lambda: self._verify_stream(open_chunks, size, state))
+
+    def with_pdfs(
+        self, report: VerificationReport, attachments: Iterable[Attachment], *, at: datetime
+    ) -> VerificationReport:
+        """``report`` with the verdict on each PDF among ``attachments`` (``signer.pdf``), judged at ``at``."""
+        return dataclasses.replace(report, pdfs=self.pdf.verify_attachments(attachments, at=at))
 
     def _report(self, state: _State, run: Callable[[], None]) -> VerificationReport:
         try:

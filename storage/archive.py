@@ -6,7 +6,8 @@ For each received document the archive
    with metadata (sender, DocumentId, received-at, indication);
 2. makes a *receipt*: canonical JSON with the sender, DocumentId, times, the reject reason and the full
    verification report, including what an offline verifier needs and ``to_json`` leaves out: the DER of every
-   chain certificate and of every CRL and OCSP response used (base64);
+   chain certificate and of every CRL and OCSP response used (base64), and the verdict on each signed PDF
+   attachment (``pdf_signatures``: signer, signing times, coverage, indication; ``signer.pdf``);
 3. derives the ledger events ``received``, ``verified`` or ``rejected`` (naming the receipt's SHA-256, so that the
    ledger covers the report too), and ``archived`` (naming the original's key).
 
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 from cryptography import x509
 
 from schemas.errors import HubError
+from signer.pdf import PdfReport
 from signer.report import VerificationReport
 from storage.ledger import HUB_ACTOR, EventKind, LedgerEvent
 from storage.objectstore import ObjectExists, ObjectStore, original_key
@@ -102,7 +104,10 @@ def _canonical(obj: object) -> bytes:
 
 
 def report_to_json(report: VerificationReport) -> dict[str, Any]:
-    """``report.to_json()`` plus the DER an offline verifier needs: chain certificates, CRLs, OCSP responses."""
+    """``report.to_json()`` plus the DER an offline verifier needs: chain certificates, CRLs, OCSP responses.
+
+    ``pdf_revocation`` adds those the PDF attachments' signers were judged with (``StoredReport`` reads both).
+    """
     out = report.to_json()
     signer = report.signer
     if signer is not None:
@@ -130,6 +135,11 @@ def report_to_json(report: VerificationReport) -> dict[str, Any]:
         }
         for r in report.revocation
     ]
+    # The PDF signers' CRLs and OCSP answers that the XML signature's evidence does not already hold.
+    held = {r.der for r in report.revocation}
+    extra = {a.der: a.source for pdf in report.pdfs or () for a in pdf.evidence if a.der not in held}
+    if extra:
+        out["pdf_revocation"] = [{"source": source, "der": _b64(der)} for der, source in extra.items()]
     return out
 
 
@@ -145,6 +155,8 @@ class StoredReport:
     ocsp_der: tuple[bytes, ...]
     validation_time: datetime | None
     signed_bytes_sha256: str
+    #: The PDF attachments' verdicts; None when they were not checked (or the receipt predates them).
+    pdfs: tuple[PdfReport, ...] | None = None
 
     @property
     def verdict(self) -> str:
@@ -213,13 +225,21 @@ def _parse_time(value: object) -> datetime:
     return when.astimezone(UTC)
 
 
+def _pdfs_from_json(value: object) -> tuple[PdfReport, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ReceiptError("pdf_signatures must be a list")
+    return tuple(PdfReport.from_json(item) for item in value)
+
+
 def _receipt_from_json(obj: Any) -> Receipt:
     if not isinstance(obj, dict) or obj.get("format") != RECEIPT_FORMAT:
         raise ReceiptError(f"not a {RECEIPT_FORMAT} object")
     raw = obj["report"]
     report = None
     if raw is not None:
-        revocation = raw["revocation"]
+        revocation = [*raw["revocation"], *raw.get("pdf_revocation", [])]
         validation_time = raw.get("validation_time")
         report = StoredReport(
             indication=str(raw["indication"]),
@@ -230,6 +250,7 @@ def _receipt_from_json(obj: Any) -> Receipt:
             ocsp_der=tuple(base64.b64decode(r["der"], validate=True) for r in revocation if r["source"] == "ocsp"),
             validation_time=None if validation_time is None else _parse_time(validation_time),
             signed_bytes_sha256=str(raw["signed_bytes_sha256"]),
+            pdfs=_pdfs_from_json(raw.get("pdf_signatures")),
         )
     reason = obj["reason"]
     return Receipt(

@@ -8,7 +8,8 @@ Contents (flat, fixed names; the zip is written byte for byte the same way every
 ``manifest.sig``   canonical JSON: the hub seal key's signature over ``lienthong-bundle-v1\\n`` + manifest
 ``original.xml``   the original bytes exactly as received
 ``report.json``    the hub's receipt: sender, times, reject reason, the verification report with the DER of
-                   the chain and of every CRL/OCSP response used
+                   the chain and of every CRL/OCSP response used, and the verdict on each PDF attachment's
+                   signatures (``pdf_signatures``), which verification re-checks offline
 ``events.json``    the document's ledger events, each with its RFC 9162 inclusion proof to the tree head
 ``tree-head.json`` the signed tree head (size, root, time, signature, seal certificates, time-stamp token)
 ``tree-head.tst``  the RFC 3161 token alone (DER), for ``openssl ts -verify`` (only when time-stamped)
@@ -48,8 +49,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
+from schemas import parse
 from schemas.errors import HubError
+from schemas.model import Edoc
 from signer.keys import SigningKey
+from signer.pdf import PdfReport, PdfVerifier
 from signer.policy import RevocationPolicy, TrustPolicy
 from signer.report import SubIndication, VerificationReport
 from signer.verify import Verifier
@@ -815,7 +819,8 @@ def _verdict(report: VerificationReport) -> str:
     return report.indication.value + (f"/{report.subindication.value}" if report.subindication else "")
 
 
-def _reverify(receipt: Receipt, original: bytes, anchors: Sequence[x509.Certificate]) -> VerificationReport:
+def _reverify_policy(receipt: Receipt, anchors: Sequence[x509.Certificate]) -> TrustPolicy:
+    """The policy the hub's verdicts are re-judged under: the auditor's anchors, the bundle's chain and answers."""
     stored = receipt.report
     chain = stored.chain() if stored is not None else []
     crls = stored.crls() if stored is not None else []
@@ -823,14 +828,13 @@ def _reverify(receipt: Receipt, original: bytes, anchors: Sequence[x509.Certific
     # Revocation is required whenever the hub kept evidence: the auditor re-judges with the same answers. So
     # is it when the hub found none and said so (TRY_LATER): the auditor cannot know more.
     required = bool(crls or responses) or (stored is not None and stored.subindication == SubIndication.TRY_LATER)
-    policy = TrustPolicy(
+    return TrustPolicy(
         anchors=tuple(anchors),
         intermediates=tuple(chain),
         crls=tuple(crls),
         revocation=RevocationPolicy.REQUIRE if required else RevocationPolicy.IF_AVAILABLE,
         ocsp=_offline_ocsp(responses) if responses else None,
     )
-    return Verifier(policy).verify(original, at=receipt.received_at)
 
 
 def _check_document(bundle: _Bundle, anchors: Sequence[x509.Certificate], checks: _Checks) -> VerificationReport | None:
@@ -839,7 +843,8 @@ def _check_document(bundle: _Bundle, anchors: Sequence[x509.Certificate], checks
     with checks.step("document signature, re-verified at the time the hub received it", ORIGINAL) as ok:
         if receipt is None or ORIGINAL not in bundle.entries:
             raise _Failed("needs the original and a verified report")
-        result = _reverify(receipt, bundle.entries[ORIGINAL], anchors)
+        policy = _reverify_policy(receipt, anchors)
+        result = Verifier(policy).verify(bundle.entries[ORIGINAL], at=receipt.received_at)
         if not result.passed:
             raise _Failed(f"{_verdict(result)}: " + "; ".join(result.errors))
         signer = result.signer.subject if result.signer is not None else "?"
@@ -858,7 +863,36 @@ def _check_document(bundle: _Bundle, anchors: Sequence[x509.Certificate], checks
                 )
             raise _Failed(f"the hub recorded {stored.verdict}, re-verification gives {_verdict(result)}")
         ok.append(f"the hub recorded {receipt.verdict}" + (f" ({stored.verdict})" if stored and receipt.reason else ""))
+    _check_pdfs(bundle, receipt, policy, checks)
     return result
+
+
+def _check_pdfs(bundle: _Bundle, receipt: Receipt, policy: TrustPolicy, checks: _Checks) -> None:
+    """Re-check the PDF attachments' signatures offline, at the hub's receipt time: each verdict must be the hub's.
+
+    Nothing to check when the receipt records none (the hub refused the document before looking at them).
+    """
+    recorded = receipt.report.pdfs if receipt.report is not None else None
+    if recorded is None:
+        return
+    again: tuple[PdfReport, ...] = ()
+    with checks.step("PDF attachments of the original are the ones the report judged", ORIGINAL) as ok:
+        message = parse(bundle.entries[ORIGINAL], max_bytes=DEFAULT_MAX_BUNDLE_BYTES).message
+        attachments = message.attachments if isinstance(message, Edoc) else ()
+        again = PdfVerifier(policy).verify_attachments(attachments, at=receipt.received_at)
+        found, named = [(r.name, r.sha256) for r in again], [(r.name, r.sha256) for r in recorded]
+        if found != named:
+            raise _Failed(f"the original holds PDFs {found}, the report judged {named}")
+        ok.append(f"{len(again)} PDF attachment(s)")
+    for stored, fresh in zip(recorded, again, strict=False):
+        with checks.step(f"PDF {stored.name}: signatures re-checked at the time the hub received it", ORIGINAL) as ok:
+            if fresh.to_json() != stored.to_json():
+                differ = sorted(k for k, v in fresh.to_json().items() if stored.to_json().get(k) != v)
+                raise _Failed(
+                    f"the hub recorded {stored.verdict}, re-checking gives {fresh.verdict} "
+                    f"(differs in {', '.join(differ)})"
+                )
+            ok.extend(fresh.describe())
 
 
 def verify_bundle(

@@ -179,9 +179,9 @@ def test_a_restart_does_not_seed_over_changes(stack: Stack, capsys: pytest.Captu
 
 
 def test_commands_say_what_to_do_without_a_hub(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Without a started hub's data folder, a command exits 1 with one line naming `lienthong up`."""
+    """Without a started hub's data folder, a command exits 1 with one line naming `lienthong up` as it can be typed."""
     capsys.readouterr()
     assert main(["agency", "list", "--data", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "lienthong up" in err
+    assert f" up --data {tmp_path}`" in err

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hub.commands._common import emit_json, hub_settings, warn
+from hub.commands._common import emit_json, hub_settings, lienthong_command, require_hub, server_command, warn
 from hub.commands.dms import DEFAULT_DATA
 
 __all__ = ["register"]
@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     plan.set_defaults(func=run_plan)
 
 
+@server_command("acl plan")
 def run_plan(args: argparse.Namespace) -> int:
     """Print the plan; with ``--apply`` create it."""
     from hub.access import access_plan, apply_plan, plan_users, read_directory, user_exists  # noqa: PLC0415
@@ -38,6 +39,7 @@ def run_plan(args: argparse.Namespace) -> int:
     except HubError as exc:
         warn(f"lienthong acl plan: {exc}")
         return 2
+    require_hub(settings)  # the plan comes from the directory topic
     connection = settings.kafka
     try:
         directory = read_directory(settings)
@@ -69,7 +71,7 @@ def _how_to_issue(user: str) -> str:
     from hub.access import ADMIN_USER, agency_prefix  # noqa: PLC0415
 
     if user == ADMIN_USER:
-        return " (lienthong agency credentials --admin)"
+        return f" ({lienthong_command()} agency credentials --admin)"
     if user.startswith(agency_prefix()):
-        return f" (lienthong agency credentials {user.removeprefix(agency_prefix())})"
+        return f" ({lienthong_command()} agency credentials {user.removeprefix(agency_prefix())})"
     return ""

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from hub.commands._common import hub_settings, warn
+from hub.commands._common import hub_settings, require_hub, server_command, warn
 from hub.commands.dms import DEFAULT_DATA
 
 __all__ = ["register_credentials_command"]
@@ -33,6 +33,7 @@ def register_credentials_command(group: argparse._SubParsersAction[argparse.Argu
     credentials.set_defaults(func=run_credentials)
 
 
+@server_command("agency credentials")
 def run_credentials(args: argparse.Namespace) -> int:
     """Issue the credentials and print (or write) them."""
     from hub.access import issue_credentials  # noqa: PLC0415
@@ -44,6 +45,7 @@ def run_credentials(args: argparse.Namespace) -> int:
     except HubError as exc:
         warn(f"lienthong agency credentials: {exc}")
         return 2
+    require_hub(settings)  # the broker keeps the SCRAM users
     try:
         issued = issue_credentials(settings, None if args.admin else args.organ_id, rotate=args.rotate)
     except HubError as exc:

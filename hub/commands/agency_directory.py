@@ -16,7 +16,7 @@ from cryptography import x509
 from kafka.errors import KafkaError
 
 from hub.access import provision_agency
-from hub.commands._common import emit_json, hub_settings
+from hub.commands._common import emit_json, hub_settings, lienthong_command, require_hub, server_command
 from hub.directory import Agency, Route, spki_digest
 from hub.settings import HubSettings
 from hub.signed_directory import (
@@ -45,7 +45,7 @@ def register_directory_commands(group: argparse._SubParsersAction[argparse.Argum
     add.add_argument("--name", required=True, help="the agency's name")
     add.add_argument("--route", choices=[r.value for r in Route], default=Route.LOCAL.value)
     _pin_arguments(add, required=False)
-    add.set_defaults(func=functools.partial(_run, change="add"))
+    add.set_defaults(func=server_command("agency add")(functools.partial(_run, change="add")))
 
     listing = group.add_parser("list", help="each agency: route, pins, who signed its last change")
     listing.add_argument("--json", action="store_true", help="one JSON object per agency")
@@ -53,13 +53,13 @@ def register_directory_commands(group: argparse._SubParsersAction[argparse.Argum
 
     remove = group.add_parser("remove", help="remove an agency (a signed removal record)")
     remove.add_argument("organ_id", metavar="ORGANID")
-    remove.set_defaults(func=functools.partial(_run, change="remove"))
+    remove.set_defaults(func=server_command("agency remove")(functools.partial(_run, change="remove")))
 
     for verb, text in (("pin", "allow a signing key for the agency"), ("unpin", "stop allowing a signing key")):
         parser = group.add_parser(verb, help=text)
         parser.add_argument("organ_id", metavar="ORGANID")
         _pin_arguments(parser, required=True)
-        parser.set_defaults(func=functools.partial(_run, change=verb))
+        parser.set_defaults(func=server_command(f"agency {verb}")(functools.partial(_run, change=verb)))
 
     for parser in (add, listing, remove, *(group.choices[v] for v in ("pin", "unpin"))):
         parser.add_argument(
@@ -121,14 +121,16 @@ def _write(settings: HubSettings, state: DirectoryState, organ_id: str, agency: 
 def _known(state: DirectoryState, organ_id: str) -> Agency:
     agency = state.directory.get(organ_id)
     if agency is None:
-        raise _Refused(f"{organ_id} is not in the directory; see `lienthong agency list`, or add it with `agency add`")
+        raise _Refused(
+            f"{organ_id} is not in the directory; see `{lienthong_command()} agency list`, or add it with `agency add`"
+        )
     return agency
 
 
 def _run(args: argparse.Namespace, change: str) -> int:
     """Apply ``change`` (add, remove, pin, unpin) and print one line; exit 1 with one line on a problem."""
     try:
-        settings = hub_settings(args.data)
+        settings = require_hub(hub_settings(args.data))
         state = _current(settings)
         organ_id = args.organ_id
         if change == "add":
@@ -157,10 +159,11 @@ def _run(args: argparse.Namespace, change: str) -> int:
     return 0
 
 
+@server_command("agency list")
 def run_list(args: argparse.Namespace) -> int:
     """Print each agency with its route, pins and the administrator certificate that signed its last change."""
     try:
-        settings = hub_settings(args.data)
+        settings = require_hub(hub_settings(args.data))
         state = _current(settings)
     except HubError as exc:
         print(f"lienthong agency list: {exc}", file=sys.stderr)

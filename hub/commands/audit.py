@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -25,15 +26,16 @@ from pathlib import Path
 
 from cryptography import x509
 
-from hub.commands._common import emit_json
+from hub.commands._common import emit_json, lienthong_command, require_server, server_command, shown_path, warn
 from hub.settings import HubSettings
 from hub.trust import ConfigError, load_certificates
 from schemas.errors import HubError
 from signer.keys import PemKey, SigningKeyError
+from signer.path import untrusted_roots
 from storage.bundle import DEFAULT_MAX_BUNDLE_BYTES, BundleCheck, BundleError, BundleReport, CheckStatus
 from storage.bundle import export_bundle as build_bundle
 from storage.bundle import verify_bundle as check_bundle
-from storage.ledger import SEAL_CERT_FILE, SEAL_KEY_FILE, LedgerCorrupt, LogReader
+from storage.ledger import SEAL_CERT_FILE, SEAL_KEY_FILE, EventKind, LedgerCorrupt, LogReader
 from storage.objectstore import ObjectStore, StoreUnavailable
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
 #: The embedded hub keeps its objects in bucket ``lienthong`` of the ``weed mini`` over ``DIR/s3``.
 EMBEDDED_BUCKET = "lienthong"
 _EMBEDDED_S3_DIR = "s3"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _WEED_METADATA_DIR = "filerldb2"  # where weed mini keeps its filer metadata: a store lives here
 
 
@@ -142,6 +145,7 @@ def _remote_store(args: argparse.Namespace) -> ObjectStore:
         raise UsageError(
             "--endpoint needs credentials: --access-key/--secret-key or LIENTHONG_S3_ACCESS_KEY/_SECRET_KEY"
         )
+    require_server("the S3 store", args.endpoint, "check --endpoint HOST:PORT (and --secure for HTTPS)")
     return S3ObjectStore.connect(args.endpoint, access, secret, args.bucket, secure=args.secure, create_bucket=False)
 
 
@@ -154,7 +158,8 @@ def _embedded_store(directory: Path) -> Iterator[ObjectStore]:
     root = directory / _EMBEDDED_S3_DIR
     if not (root / _WEED_METADATA_DIR).is_dir():
         raise UsageError(
-            f"{directory} holds no hub data (no store in {root}); pass the folder given to `lienthong up --data`"
+            f"{directory} holds no hub data (no store in {root}); "
+            f"pass the folder given to `{lienthong_command()} up --data`"
         )
     settings = HubSettings.load(directory / "settings.yaml") if (directory / "settings.yaml").is_file() else None
     if settings is not None:
@@ -207,12 +212,14 @@ def _seal_key(args: argparse.Namespace) -> PemKey:
 # --- export ------------------------------------------------------------------------------------------------------
 
 
+@server_command("audit export")
 def run_export(args: argparse.Namespace) -> int:
     """Write the bundle; exit 0, 1 when the document cannot be exported, 2 for unusable arguments or store."""
     try:
         seal_key = _seal_key(args)
         with opened_store(args) as store:
-            data = build_bundle(store, LogReader.open(store), args.doc, seal_key=seal_key)
+            reader = LogReader.open(store)
+            data = build_bundle(store, reader, _original_of(store, reader, args.doc), seal_key=seal_key)
     except (BundleError, LedgerCorrupt) as exc:
         print(f"lienthong audit export: {exc}", file=sys.stderr)
         return 1
@@ -226,6 +233,48 @@ def run_export(args: argparse.Namespace) -> int:
         return 2
     print(f"{args.out}: evidence bundle of {args.doc} ({len(data)} bytes)", flush=True)
     return 0
+
+
+def _original_of(store: ObjectStore, reader: LogReader, doc: str) -> str:
+    """What to export for ``doc``: the document's SHA-256 when ``doc`` is a DocumentId that also names statuses.
+
+    A status answering a document carries its DocumentId, so the ledger files both under it. When exactly one of
+    the originals is a document, that is the one meant (its bundle holds the statuses relayed about it); when
+    several are, ``BundleError`` lists each, labelled, to choose from by SHA-256.
+    """
+    ref = doc.strip()
+    if _HEX64.fullmatch(ref.lower()):
+        return ref
+    events = [e for _, e in reader.find([ref]).events if e.document_id == ref]
+    received = {e.sha256: e for e in events if e.kind is EventKind.RECEIVED}
+    if len(received) < 2:  # noqa: PLR2004 - one original (or none: the bundle says so)
+        return ref
+    relayed = {e.sha256: e.verdict for e in events if e.kind is EventKind.STATUS_RELAYED}  # verdict: its code
+    archived = {e.sha256: e.detail.get("key", "") for e in events if e.kind is EventKind.ARCHIVED}
+    codes = {sha: relayed.get(sha) or _status_code(store, archived.get(sha)) for sha in received}
+    documents = [sha for sha in received if not codes[sha]]
+    if len(documents) == 1:
+        return documents[0]
+    labels = []
+    for sha, event in sorted(received.items(), key=lambda item: item[1].time):
+        what = "document" if sha in documents else f"status {codes[sha]}"
+        labels.append(f"{sha} ({what} from {event.actor}, received {event.time:%Y-%m-%d %H:%M:%S} UTC)")
+    listed = "; ".join(labels)
+    raise BundleError(f"DocumentId {ref!r} names {len(documents)} documents; export one by SHA-256: {listed}")
+
+
+def _status_code(store: ObjectStore, key: str | None) -> str:
+    """The StatusCode of the archived original under ``key`` ("" for a document, or when it cannot be read)."""
+    from schemas import parse  # noqa: PLC0415
+    from schemas.model import StatusMessage  # noqa: PLC0415
+
+    if not key:
+        return ""
+    try:
+        message = parse(store.get(key)).message
+    except HubError:
+        return ""
+    return message.status_code if isinstance(message, StatusMessage) else ""
 
 
 # --- verify ------------------------------------------------------------------------------------------------------
@@ -256,4 +305,26 @@ def run_verify(args: argparse.Namespace) -> int:
         emit_json({"file": str(path), **report.to_json()})
     else:
         print(report.to_text(), flush=True)
+        for hint in _missing_anchor_hints(report):
+            warn(f"lienthong audit verify: {hint}")
     return 0 if report.passed else 1
+
+
+def _missing_anchor_hints(report: BundleReport) -> list[str]:
+    """One line per certificate chain that ended at a root missing from ``--trust``: which, and what to add."""
+    hints: dict[str, str] = {}
+    for check in report.failures:
+        for root in untrusted_roots([check.detail]):
+            if check.file and check.file.startswith("original"):
+                hints[root] = (
+                    f"the document signer's certificate chain ends at {root}, which is not among the --trust anchors: "
+                    "if it is the agencies' root you trust, add --trust ROOT.pem "
+                    f"(after the demo: --trust {shown_path(Path('data/demo/trust/root.pem'))})"
+                )
+            else:
+                hints.setdefault(
+                    root,
+                    f"the hub's seal certificate {root} is not among the --trust anchors: "
+                    "add --trust DATA/hub-cert.pem (in the data folder of the hub that exported the bundle)",
+                )
+    return list(hints.values())

@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from hub.commands._common import warn
+from hub.commands._common import require_hub, server_command, warn
 from schemas.errors import HubError
 
 __all__ = ["register"]
@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+@server_command("axis-connector")
 def run(args: argparse.Namespace) -> int:
     """Read DIR/settings.yaml (LIENTHONG_* wins), then run the connector until SIGTERM or SIGINT."""
     from adapters.axis_connector import run_connector  # noqa: PLC0415
@@ -37,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     settings_file = args.data / "settings.yaml"
     try:
         settings = HubSettings.load(settings_file if settings_file.is_file() else None, data_dir=args.data)
+        if settings.axis_url:  # else run_connector says what is missing
+            # The axis itself may be down: the connector retries it with backoff, as it does while running.
+            require_hub(settings, s3=True)
         return run_connector(settings)
     except HubError as exc:
         warn(f"lienthong axis-connector: {exc}")

@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from hub.commands._common import warn
 from schemas import build_document
 from schemas.examples import example_edoc
 from signer import devpki
@@ -182,19 +183,31 @@ def _rate_pool(pool: ProcessPoolExecutor, workers: int, name: str, index: int, s
 
 def _run(args: argparse.Namespace, name: str) -> int:
     raw = "raw-verify" if name == "verify" else "raw-sign"
-    print(f"preparing: test PKI, documents, {args.workers} worker processes ...", flush=True)
+    warn(f"bench {name}: preparing a test PKI, documents, {args.workers} worker processes ...")
     spec = _make_spec()
     work = _Workload(spec)
     rows: list[tuple[str, str, int, float, float]] = []
+    processes = ("1 process", f"{args.workers} processes")
+    labels = [f"{what}, {procs}" for procs in processes for what in (f"raw RSA-2048 {name}", *(s[0] for s in SIZES))]
+    steps = iter(enumerate(labels, 1))
+
+    def step() -> None:
+        number, what = next(steps)
+        warn(f"bench {name}: measuring {what} ({number}/{len(labels)}, {args.seconds:g} s)")
+
+    step()
     raw_single = _rate_single(work, raw, 0, args.seconds)
     for (label, _, _), index in zip(SIZES, range(len(SIZES)), strict=True):
+        step()
         rate = _rate_single(work, name, index, args.seconds)
-        rows.append((label, "1 process", len(spec.signed[index]), rate, raw_single))
+        rows.append((label, processes[0], len(spec.signed[index]), rate, raw_single))
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_init_worker, initargs=(spec,)) as pool:
+        step()
         raw_pool = _rate_pool(pool, args.workers, raw, 0, args.seconds)
         for (label, _, _), index in zip(SIZES, range(len(SIZES)), strict=True):
+            step()
             rate = _rate_pool(pool, args.workers, name, index, args.seconds)
-            rows.append((label, f"{args.workers} processes", len(spec.signed[index]), rate, raw_pool))
+            rows.append((label, processes[1], len(spec.signed[index]), rate, raw_pool))
     baseline = "RSA-2048 verify" if name == "verify" else "RSA-2048 sign"
     print(f"\nlienthong bench {name}  ({args.seconds:g} s per row; baseline: raw {baseline}, same run)")
     header = f"{'document':<9} {'processes':<12} {'bytes':>8} {'docs/s':>10} {'raw ops/s':>11} {'cost × raw':>11}"

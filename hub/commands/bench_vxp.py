@@ -25,6 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hub.commands._common import warn
+
 __all__ = ["register_bench", "run"]
 
 DEFAULT_DOCS = 300
@@ -164,21 +166,24 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="lienthong-bench-vxp-") as folder:
         data = Path(folder) / "data"
         material = create_demo_material(data / "demo")
-        hub = Hub(demo_settings_on_free_ports(data), workers=1, progress=lambda _line: None)
-        print("bench vxp: starting a hub (object store, broker, one worker, the facade)…", flush=True)
+        hub = Hub(demo_settings_on_free_ports(data), workers=1, progress=lambda line: warn(f"bench vxp:   {line}"))
+        warn("bench vxp: starting a hub (object store, broker, one worker, the facade)…")
         with running(hub) as addresses:
             settings = hub.settings
             secrets = {oid: _vxp_secret(settings, oid) for oid in (_SENDER, _RECIPIENT)}
             first = int(time.time()) % 100_000 * 10
-            print(f"bench vxp: signing {2 * args.docs + 20} documents of about 5 KB…", flush=True)
+            warn(f"bench vxp: signing {2 * args.docs + 20} documents of about 5 KB…")
             warm, direct_docs, facade_docs = (
                 _documents(material, 10, first),
                 _documents(material, args.docs, first + 10),
                 _documents(material, args.docs, first + 10 + args.docs),
             )
+            warn("bench vxp: warming up (1/3): 5 documents each way")
             _kafka_direct(settings, warm[:5])  # connections, the worker's caches
             _facade(addresses.vxp, secrets, warm[5:], args.clients)  # the mailbox consumer has joined its group
+            warn(f"bench vxp: Kafka-direct (2/3): {args.docs} documents from outbox to inbox")
             direct = _kafka_direct(settings, direct_docs)
+            warn(f"bench vxp: VXP facade (3/3): {args.docs} documents, sendEdoc to updateStatus done")
             through = _facade(addresses.vxp, secrets, facade_docs, args.clients)
     size = sum(len(d) for d in facade_docs) // len(facade_docs)
     direct_rate, facade_rate = args.docs / direct, args.docs / through

@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from typing import TYPE_CHECKING
 
-from hub.commands._common import emit_json
+from hub.commands._common import emit_json, server_command, warn
 from hub.commands.dms import add_connection_arguments, connection
 from schemas.errors import HubError
 
+if TYPE_CHECKING:
+    from adapters.kafka import KafkaConnection
+    from hub.deadletter import DeadLetter
+
 __all__ = ["register"]
+
+#: Dead letters published per step of a replay: one progress line on stderr each.
+REPLAY_STEP = 100
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     again.set_defaults(func=run_replay)
 
 
+@server_command("deadletter list")
 def run_list(args: argparse.Namespace) -> int:
     """Print every dead letter (optionally of one reason), then a count by reason."""
     from hub.deadletter import read_dead_letters  # noqa: PLC0415 - kafka is imported only when needed
@@ -60,12 +69,14 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@server_command("deadletter replay")
 def run_replay(args: argparse.Namespace) -> int:
     """Replay the chosen dead letters; exit 1 if an asked-for offset does not exist."""
-    from hub.deadletter import read_dead_letters, replay  # noqa: PLC0415
+    from hub.deadletter import read_dead_letters  # noqa: PLC0415
 
     try:
-        letters = list(read_dead_letters(connection(args), reason=args.reason))
+        kafka = connection(args)
+        letters = list(read_dead_letters(kafka, reason=args.reason))
         if args.offset:
             wanted = set(args.offset)
             letters = [letter for letter in letters if letter.offset in wanted]
@@ -73,7 +84,7 @@ def run_replay(args: argparse.Namespace) -> int:
             if missing:
                 print(f"no dead letter at offset(s) {', '.join(map(str, sorted(missing)))}", file=sys.stderr)
                 return 1
-        done = letters if args.dry_run else replay(connection(args), letters)
+        done = letters if args.dry_run else _replay_in_steps(kafka, letters)
     except HubError as exc:
         print(f"lienthong deadletter replay: {exc}", file=sys.stderr)
         return 1
@@ -87,3 +98,14 @@ def run_replay(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{len(done)} record(s) {verb}; statuses and deliveries follow on the usual topics")
     return 0
+
+
+def _replay_in_steps(kafka: KafkaConnection, letters: list[DeadLetter]) -> list[DeadLetter]:
+    """Replay ``letters`` ``REPLAY_STEP`` at a time, with a progress line on stderr after each step."""
+    from hub.deadletter import replay  # noqa: PLC0415
+
+    done: list[DeadLetter] = []
+    for first in range(0, len(letters), REPLAY_STEP):
+        done += replay(kafka, letters[first : first + REPLAY_STEP])
+        warn(f"deadletter replay: {len(done)}/{len(letters)} published")
+    return done

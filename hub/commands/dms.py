@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adapters.kafka import KafkaConnection
-from hub.commands._common import emit_json, expand_files, warn
+from hub.commands._common import (
+    ServerUnreachable,
+    emit_json,
+    expand_files,
+    hub_settings,
+    require_kafka,
+    server_command,
+    server_remedy,
+    start_hub_hint,
+    warn,
+)
 from hub.commands.sign import add_key_arguments, load_key
 from schemas.errors import HubError
 
@@ -66,17 +76,22 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, agency: bool = 
 
 
 def connection(args: argparse.Namespace) -> KafkaConnection:
-    """The Kafka connection of ``--data``'s settings (the hub's own principal), ``--bootstrap`` overriding."""
-    from hub.settings import HubSettings  # noqa: PLC0415
+    """The Kafka connection of ``--data``'s settings (the hub's own principal), ``--bootstrap`` overriding.
 
-    file = args.data / "settings.yaml"
-    settings = HubSettings.load(file if file.is_file() else None)
+    ``ServerUnreachable`` when its broker does not answer.
+    """
+    settings = hub_settings(args.data)
     kafka = settings.kafka
-    return replace(kafka, bootstrap=args.bootstrap) if args.bootstrap else kafka
+    if args.bootstrap:
+        return require_kafka(replace(kafka, bootstrap=args.bootstrap), "check --bootstrap HOST:PORT")
+    return require_kafka(kafka, server_remedy(settings, "kafka_bootstrap", external=settings.kafka_external))
 
 
 def agency_connection(args: argparse.Namespace) -> tuple[KafkaConnection, str]:
-    """The connection and OrganId of ``--credentials`` (or of ``--data`` with ``--as``/``--agency``)."""
+    """The connection and OrganId of ``--credentials`` (or of ``--data`` with ``--as``/``--agency``).
+
+    ``ServerUnreachable`` when the broker does not answer.
+    """
     if args.credentials is None:
         if not args.organ_id:
             raise HubError("give --credentials FILE (an agency's), or the OrganId with --data")
@@ -93,7 +108,10 @@ def agency_connection(args: argparse.Namespace) -> tuple[KafkaConnection, str]:
         )
     if not organ_id:
         raise HubError(f"{args.credentials} are not an agency's credentials")
-    return (replace(kafka, bootstrap=args.bootstrap) if args.bootstrap else kafka), organ_id
+    if args.bootstrap:
+        return require_kafka(replace(kafka, bootstrap=args.bootstrap), "check --bootstrap HOST:PORT"), organ_id
+    remedy = f"{start_hub_hint(args.data)}, or check bootstrap.servers in {args.credentials}"
+    return require_kafka(kafka, remedy), organ_id
 
 
 def _client(args: argparse.Namespace, verb: str) -> HubClient | None:
@@ -102,12 +120,15 @@ def _client(args: argparse.Namespace, verb: str) -> HubClient | None:
 
     try:
         kafka, organ_id = agency_connection(args)
+    except ServerUnreachable:
+        raise  # server_command prints it
     except HubError as exc:
         warn(f"lienthong {verb}: {exc}")
         return None
     return HubClient(kafka, organ_id=organ_id)
 
 
+@server_command("send")
 def run_send(args: argparse.Namespace) -> int:
     """Send every file; exit 0 when the broker acknowledged them all."""
     client = _client(args, "send")
@@ -132,6 +153,7 @@ def run_send(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+@server_command("receive")
 def run_receive(args: argparse.Namespace) -> int:
     """Print (or save) records until interrupted or ``--timeout``."""
     client = _client(args, "receive")
@@ -170,6 +192,7 @@ def run_receive(args: argparse.Namespace) -> int:
     return 0
 
 
+@server_command("status")
 def run_status(args: argparse.Namespace) -> int:
     """Build, sign and send one status."""
     client = _client(args, "status")

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hub.commands._common import emit_json
+from hub.commands._common import emit_json, server_command
 from hub.commands.audit import UsageError, add_store_arguments, data_dir, load_anchors, opened_store
 from schemas.errors import HubError
 from storage.ledger import SEAL_CERT_FILE, verify_log
@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.set_defaults(func=run_verify)
 
 
+@server_command("ledger verify")
 def run_verify(args: argparse.Namespace) -> int:
     """Verify the stored log; exit 0 when consistent, 1 when not, 2 for unusable arguments or store."""
     try:

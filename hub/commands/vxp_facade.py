@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hub.commands._common import server_command
 from schemas.errors import HubError
 
 __all__ = ["register", "run"]
@@ -27,14 +28,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+@server_command("vxp-facade")
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; exit 1 with one line if the hub's settings or store cannot be read."""
     from adapters.vxp_facade import run_facade  # noqa: PLC0415 - aiohttp and aiokafka only for this command
-    from hub.commands._common import hub_settings  # noqa: PLC0415
+    from hub.commands._common import hub_settings, require_hub  # noqa: PLC0415
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        run_facade(hub_settings(args.data), host=args.host, port=args.port)
+        run_facade(require_hub(hub_settings(args.data), s3=True), host=args.host, port=args.port)
     except HubError as exc:
         print(f"lienthong vxp-facade: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hub.commands._common import require_hub, server_command
 from hub.trust import ConfigError
 
 __all__ = ["register", "run"]
@@ -20,16 +21,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
+@server_command("worker")
 def run(args: argparse.Namespace) -> int:
     """Build the settings, then run the worker until it is stopped (SIGTERM/SIGINT stop it cleanly)."""
     import faust  # noqa: PLC0415 - faust is heavy; only the worker needs it
 
     from hub.app import HubWorker  # noqa: PLC0415
+    from hub.ledger_mac import ledger_key  # noqa: PLC0415
     from hub.settings import HubSettings  # noqa: PLC0415
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        worker = HubWorker(HubSettings.load(args.settings))
+        settings = HubSettings.load(args.settings)
+        ledger_key(settings)  # a worker without the key is told so before any server is asked
+        require_hub(settings, s3=True)  # faust would retry an absent broker for ever, silently
+        worker = HubWorker(settings)
     except ConfigError as exc:
         print(f"lienthong worker: {exc}", file=sys.stderr)
         return 2

@@ -1,26 +1,25 @@
 """Real servers as pytest fixtures: an OpenSSL OCSP responder, an OpenSSL TSA and a SoftHSM2 token.
 
-``openssl ocsp`` and ``openssl ts -reply`` answer one request per run, so each sits behind a tiny HTTP front
-(``http.server`` on 127.0.0.1, a free port) that writes the POSTed body to a temporary file, runs OpenSSL on it
-and returns what OpenSSL wrote. The fixtures skip when a tool is missing on a laptop and fail in CI
-(``tests.support.require_tool``). Servers are stopped at fixture teardown.
+``openssl ocsp`` and ``openssl ts -reply`` answer one request per run, so each sits behind the hub's small HTTP
+front (``hub.embedded._front`` on 127.0.0.1, a free port), which runs OpenSSL on each POSTed body and returns what
+OpenSSL wrote; the TSA is the one ``lienthong up --demo`` runs (``hub.embedded.tsa``). The fixtures skip when a
+tool is missing on a laptop and fail in CI (``tests.support.require_tool``). Servers are stopped at fixture teardown.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from hub.embedded._front import PostFront, run_openssl
+from hub.embedded.tsa import TSA_CERT_FILE, TSA_CHAIN_FILE, TSA_KEY_FILE, EmbeddedTsa
 from signer import devpki
 from tests.support import require_tool
 from tests.support.pki_fixtures import NOT_AFTER, NOT_BEFORE, TestPki
@@ -42,64 +41,7 @@ __all__ = [
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 OCSP_REVOKED_AT = datetime(2026, 1, 1, tzinfo=UTC)
-_OPENSSL_TIMEOUT = 30  # seconds; a hung OpenSSL must not hang the suite
-
-
-# --- the HTTP front ---------------------------------------------------------------------------------------
-
-
-class _Front:
-    """A 127.0.0.1 HTTP server that answers each POST with ``answer(path, body) -> (content type, body)``."""
-
-    def __init__(self, answer: Callable[[str, bytes], tuple[str, bytes]]) -> None:
-        self.requests = 0
-
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                front.requests += 1
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                try:
-                    content_type, reply = answer(self.path, body)
-                except subprocess.SubprocessError as exc:
-                    self.send_error(500, str(exc))
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
-                """Keep test output quiet."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="test-http-front", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-def _run_openssl(args: list[str], body: bytes, workdir: Path) -> bytes:
-    """Run OpenSSL with the request in a temporary file; return the DER it wrote."""
-    with tempfile.TemporaryDirectory(dir=workdir) as scratch:
-        request = Path(scratch) / "request.der"
-        response = Path(scratch) / "response.der"
-        request.write_bytes(body)
-        command = [arg.replace("{in}", str(request)).replace("{out}", str(response)) for arg in args]
-        subprocess.run(command, check=True, capture_output=True, timeout=_OPENSSL_TIMEOUT, cwd=workdir)
-        return response.read_bytes()
+_OPENSSL_TIMEOUT = 30  # seconds; a hung softhsm2-util must not hang the suite
 
 
 # --- OCSP -------------------------------------------------------------------------------------------------
@@ -144,9 +86,9 @@ def ocsp_responder(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> It
     by_ca += ["-rkey", "ca.key", "-reqin", "{in}", "-respout", "{out}"]
 
     def answer(path: str, body: bytes) -> tuple[str, bytes]:
-        return "application/ocsp-response", _run_openssl(by_ca if path == "/ca" else delegated, body, workdir)
+        return "application/ocsp-response", run_openssl(by_ca if path == "/ca" else delegated, body, workdir)
 
-    front = _Front(answer)
+    front = PostFront(answer)
     url = front.url  # the port is known before the leaves are issued, so they can carry it
     window = {"not_before": NOT_BEFORE, "not_after": NOT_AFTER}
     ca = devpki.make_ca(pki.root, "lienthong OCSP Test CA", **window)
@@ -169,63 +111,35 @@ def ocsp_responder(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> It
 
 # --- TSA --------------------------------------------------------------------------------------------------
 
-_TSA_CONFIG = """\
-[ tsa ]
-default_tsa = lienthong_tsa
-
-[ lienthong_tsa ]
-dir = {dir}
-serial = $dir/tsaserial
-crypto_device = builtin
-signer_cert = $dir/tsa.pem
-certs = $dir/tsa-chain.pem
-signer_key = $dir/tsa.key
-signer_digest = sha256
-default_policy = 1.3.6.1.4.1.99999.1.1
-other_policies = 1.3.6.1.4.1.99999.1.2
-digests = sha256, sha384, sha512
-accuracy = secs:1
-ordering = yes
-tsa_name = yes
-ess_cert_id_chain = no
-ess_cert_id_alg = sha256
-"""
-
 
 @dataclass(frozen=True)
 class TsaServer:
-    """A running ``openssl ts -reply`` TSA: ``cert`` (EKU timeStamping, issued by the test CA), ``anchor``."""
+    """A running ``openssl ts -reply`` TSA (``hub.embedded.tsa``) and its ``cert`` (EKU timeStamping, test CA).
+
+    ``server.stop()`` and ``server.start()`` take it down and bring it back on the same URL.
+    """
 
     url: str
     cert: x509.Certificate
     chain: tuple[x509.Certificate, ...]
     anchor: x509.Certificate
     requests: Callable[[], int]
+    server: EmbeddedTsa
 
 
 @pytest.fixture(scope="session")
 def tsa_server(pki: TestPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TsaServer]:
     """Run an RFC 3161 TSA (``openssl ts -reply``) on 127.0.0.1 with the test PKI's TSA certificate."""
-    openssl = require_tool("openssl")
+    require_tool("openssl")
     workdir = tmp_path_factory.mktemp("tsa")
-    (workdir / "tsa.pem").write_bytes(pki.tsa.cert_pem())
-    (workdir / "tsa.key").write_bytes(pki.tsa.key_pem())
-    (workdir / "tsa-chain.pem").write_bytes(pki.tsa.chain_pem())
-    (workdir / "tsaserial").write_text("01\n")
-    (workdir / "ts.cnf").write_text(_TSA_CONFIG.format(dir=workdir))
-    command = [openssl, "ts", "-reply", "-config", "ts.cnf", "-queryfile", "{in}", "-out", "{out}"]
-    lock = threading.Lock()  # the serial file is read and rewritten by each run
-
-    def answer(_path: str, body: bytes) -> tuple[str, bytes]:
-        with lock:
-            return "application/timestamp-reply", _run_openssl(command, body, workdir)
-
-    front = _Front(answer)
-    front.start()
+    (workdir / TSA_CERT_FILE).write_bytes(pki.tsa.cert_pem())
+    (workdir / TSA_KEY_FILE).write_bytes(pki.tsa.key_pem())
+    (workdir / TSA_CHAIN_FILE).write_bytes(pki.tsa.chain_pem())
+    server = EmbeddedTsa(workdir).start()
     try:
-        yield TsaServer(front.url, pki.tsa.cert, pki.tsa.chain, pki.root.cert, lambda: front.requests)
+        yield TsaServer(server.url, pki.tsa.cert, pki.tsa.chain, pki.root.cert, lambda: server.requests, server)
     finally:
-        front.stop()
+        server.stop()
 
 
 # --- SoftHSM2 ---------------------------------------------------------------------------------------------
