@@ -36,8 +36,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# Two processes; each test file stays on one (its servers start once), the running demo's tests share one demo.
 pytest: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 test: lint typecheck pytest
 
