@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "hub.commands.axis_sim",
     "hub.commands.axis_connector",
     "hub.commands.vxp_facade",
+    "hub.commands.dashboard",
 )
 
 

@@ -15,10 +15,11 @@ import os
 import threading
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 __all__ = ["OTHER_AGENCY", "HubMetrics", "LazyGauge", "agency_label", "collecting_registry", "status_code_label"]
 
@@ -223,3 +224,25 @@ def collecting_registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
+
+
+def forget_dead_processes(folder: Path) -> None:
+    """Drop the live gauges of processes in ``folder`` that no longer run (a unit restarted by systemd).
+
+    ``lienthong up`` does this for the children it supervises; ``lienthong dashboard`` has no children, so it looks
+    at the process ids in the files' names (processes of this host, same user).
+    """
+    for path in folder.glob("gauge_live*_*.db"):  # e.g. gauge_livesum_1234.db
+        pid = path.stem.rsplit("_", 1)[1]
+        if pid.isdigit() and not _running(int(pid)):
+            mark_process_dead(int(pid), str(folder))  # type: ignore[no-untyped-call]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -25,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hub.cli import main
 from hub.dashboard import Dashboard, histogram_quantile
+from hub.embedded._process import free_port, wait_for_port
 from hub.metrics import OTHER_AGENCY, HubMetrics, agency_label, status_code_label
 from tests.support import IN_CI, require_tool
 from tests.support.demo_fixtures import RunningDemo
@@ -307,6 +311,36 @@ def test_only_the_dashboards_paths_answer(running_demo: RunningDemo) -> None:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(base + path, timeout=10)  # noqa: S310 - the hub on 127.0.0.1
         assert refused.value.code == 404, path
+
+
+@pytest.mark.servers
+def test_lienthong_dashboard_alone_gathers_what_the_hubs_processes_write(running_demo: RunningDemo) -> None:
+    """`lienthong dashboard` (one unit per process) serves the same deliveries from PROMETHEUS_MULTIPROC_DIR."""
+    port = free_port()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(running_demo.data / "metrics")}
+    argv = [sys.executable, "-m", "hub", "dashboard", "--data", str(running_demo.data), "--port", str(port)]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for_port(port, timeout=30, alive=process), process.communicate(timeout=5)[0].decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/summary", timeout=10) as response:
+            alone = json.load(response)
+        with urllib.request.urlopen(running_demo.dashboard_url + "api/summary", timeout=10) as response:  # noqa: S310
+            in_up = json.load(response)
+        assert alone["documents"]["out_total"] == in_up["documents"]["out_total"] > 0
+        assert alone["workers"]["running"] is None  # a supervisor's figure: `up` knows it, this command does not
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+def test_lienthong_dashboard_without_a_metrics_folder_says_what_to_set(tmp_path: Path) -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR the command names the variable in one line and exits 2."""
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    argv = [sys.executable, "-m", "hub", "dashboard", "--data", str(tmp_path)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "set PROMETHEUS_MULTIPROC_DIR" in done.stderr
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
