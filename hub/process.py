@@ -35,7 +35,8 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -68,6 +69,7 @@ from hub.records import (
 from hub.settings import HubSettings
 from schemas import build_status, document_id_for, parse, priority_of
 from schemas._checks import VIETNAM_TZ
+from schemas._parse import parse_stream
 from schemas.errors import DocumentRejected, Problem
 from schemas.model import Edoc, Organization, ParsedDocument, ResponseFor, StatusMessage
 from signer.keys import SigningKey
@@ -76,7 +78,7 @@ from signer.sign import sign_document
 from signer.verify import Verifier
 from storage.archive import Archive
 from storage.ledger import EventKind, LedgerEvent
-from storage.objectstore import ObjectExists, ObjectNotFound, ObjectStore
+from storage.objectstore import ObjectExists, ObjectNotFound, ObjectStore, original_key
 
 __all__ = [
     "DEFAULT_URGENT_PRIORITY",
@@ -107,6 +109,13 @@ DOCUMENTS_PREFIX = "documents/"
 #: Recipients are kept in the original's metadata up to this many characters (S3 allows 2 KB of metadata in all);
 #: beyond it a revocation reads them from the original itself.
 _MAX_RECIPIENTS_METADATA = 1024
+#: Where senders deposit claim-checked documents (``claims/<OrganId>/<sha256>``, written through the VXP facade):
+#: the only objects a claim check may point at.
+CLAIMS_PREFIX = "claims/"
+#: A claim-checked document's lane is read from this much of its head (the Priority is in the header).
+_PRIORITY_HEAD = 64 * 1024
+_PRIORITY = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?Priority>\s*([0-4])\s*</")
+_CHUNK = 1024 * 1024  # bytes per read of a streamed claim-checked object
 
 
 def _document_prefix(document_id: str) -> str:
@@ -193,9 +202,10 @@ _NO_SINK = _NoSink()
 
 @dataclass(frozen=True)
 class _Accepted:
-    data: bytes
+    data: bytes  # empty for a streamed claim check: its bytes stay in the store
     sha256: str
     parsed: ParsedDocument
+    claim: ClaimCheck | None = None  # a large claim-checked document, streamed from the store, never held whole
 
 
 class DocumentProcessor:
@@ -231,9 +241,7 @@ class DocumentProcessor:
         if not value:
             raise DocumentRejected("EMPTY", [Problem("", "the record has no value (0 bytes)")])
         if value.startswith(CLAIM_CHECK_MAGIC):
-            check = ClaimCheck.from_bytes(value)
-            if check.size > self._settings.max_document_bytes:
-                raise _too_large(check.size, self._settings.max_document_bytes)
+            check = self._claim_check(value)
             try:
                 value = self._store.get(check.key)
             except ObjectNotFound as exc:
@@ -245,21 +253,94 @@ class DocumentProcessor:
             raise _too_large(len(value), self._settings.max_document_bytes)
         return value
 
+    def _claim_check(self, value: bytes) -> ClaimCheck:
+        """The claim check in ``value``, refused when it points outside ``claims/`` or announces too many bytes."""
+        check = ClaimCheck.from_bytes(value)
+        if not check.key.startswith(CLAIMS_PREFIX):
+            problem = Problem("", f"key {check.key!r} is not under {CLAIMS_PREFIX!r}, where senders deposit documents")
+            raise DocumentRejected("BAD_CLAIM_CHECK", [problem])
+        if check.size > self._settings.max_document_bytes:
+            raise _too_large(check.size, self._settings.max_document_bytes)
+        return check
+
+    def _streamed_claim(self, record: InboundRecord) -> ClaimCheck | None:
+        """The claim check of ``record`` when it is large enough to stream (None: today's whole-bytes path)."""
+        value = record.value or b""
+        if not value.startswith(CLAIM_CHECK_MAGIC):
+            return None
+        check = self._claim_check(value)
+        return check if check.size > self._settings.claim_check_bytes else None
+
+    def _object_chunks(self, key: str) -> Iterator[bytes]:
+        """The object under ``key`` in chunks of ``_CHUNK`` bytes (a streamed GET: never whole in memory)."""
+        with self._store.open(key) as stream:
+            while chunk := stream.read(_CHUNK):
+                yield chunk
+
+    def _parse_claim(self, check: ClaimCheck) -> ParsedDocument:
+        """Parse a claim-checked object as it streams from the store, its size and SHA-256 checked on the way.
+
+        A missing, truncated (size differs) or altered (SHA-256 differs) object is BAD_CLAIM_CHECK, whatever the
+        parser would have said of its bytes: the claim check, not the document, is at fault.
+        """
+        try:
+            size = self._store.stat(check.key).size
+        except ObjectNotFound as exc:
+            raise DocumentRejected("BAD_CLAIM_CHECK", [Problem("", f"no object {check.key!r}")]) from exc
+        if size != check.size:
+            problem = Problem("", f"object {check.key!r} has {size} bytes, the claim check names {check.size}")
+            raise DocumentRejected("BAD_CLAIM_CHECK", [problem])
+        digest = hashlib.sha256()
+        seen = 0
+
+        def hashed() -> Iterator[bytes]:
+            nonlocal seen
+            for chunk in self._object_chunks(check.key):
+                digest.update(chunk)
+                seen += len(chunk)
+                yield chunk
+
+        chunks = hashed()
+        refusal: DocumentRejected | None = None
+        parsed = None
+        try:
+            parsed = parse_stream(
+                chunks, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml, size=size
+            )
+        except DocumentRejected as exc:
+            refusal = exc
+        for _ in chunks:  # the parser may stop early (a refusal): the rest is hashed all the same
+            pass
+        if seen != check.size or digest.hexdigest() != check.sha256:
+            problem = Problem("", f"object {check.key!r} does not have the SHA-256 the claim check names")
+            raise DocumentRejected("BAD_CLAIM_CHECK", [problem])
+        if refusal is not None:
+            raise refusal
+        assert parsed is not None
+        return parsed
+
     def _intake(self, record: InboundRecord) -> _Accepted:
-        data = self.read_value(record)
-        parsed = parse(data, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml)
+        claim = self._streamed_claim(record)
+        if claim is not None:
+            data = b""
+            parsed = self._parse_claim(claim)
+            sha256 = claim.sha256
+        else:
+            data = self.read_value(record)
+            parsed = parse(data, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml)
+            sha256 = hashlib.sha256(data).hexdigest()
         sender = parsed.message.sender.organ_id
         if from_axis(record):
             agency = self._directory().get(sender)
             if agency is not None and agency.route is Route.LOCAL:
                 problem = Problem(_FROM_PATH, f"is {sender}, a local agency, but the document came through the axis")
                 raise DocumentRejected("SENDER_MISMATCH", [problem])
-            return _Accepted(data, hashlib.sha256(data).hexdigest(), parsed)
+            return _Accepted(data, sha256, parsed, claim)
         key = self._claimed_sender(record)
         if key and key != sender:
             problem = Problem(_FROM_PATH, f"is {sender}, but the document arrived on the outbox of {key}")
             raise DocumentRejected("SENDER_MISMATCH", [problem])
-        return _Accepted(data, hashlib.sha256(data).hexdigest(), parsed)
+        return _Accepted(data, sha256, parsed, claim)
 
     @staticmethod
     def _claimed_sender(record: InboundRecord) -> str:
@@ -275,10 +356,23 @@ class DocumentProcessor:
     def lane(self, record: InboundRecord) -> str:
         """The work topic: urgent (Priority ≥ 3) or bulk; anything unreadable goes bulk (and fails there)."""
         try:
-            priority = priority_of(self.read_value(record), max_bytes=self._settings.max_document_bytes)
-        except DocumentRejected:
+            if (claim := self._streamed_claim(record)) is not None:
+                priority = self._claim_priority(claim)
+            else:
+                priority = priority_of(self.read_value(record), max_bytes=self._settings.max_document_bytes)
+        except (DocumentRejected, ObjectNotFound):
             return WORK_BULK
         return WORK_URGENT if priority >= DEFAULT_URGENT_PRIORITY else WORK_BULK
+
+    def _claim_priority(self, check: ClaimCheck) -> int:
+        """A large claim-checked document's Priority, from its first bytes only (0 when not found there).
+
+        Only the lane depends on it, and any sender may claim any Priority: the full parse judges it later.
+        """
+        with self._store.open(check.key, length=_PRIORITY_HEAD) as stream:
+            head = stream.read(_PRIORITY_HEAD)
+        found = _PRIORITY.search(head)
+        return int(found.group(1)) if found else 0
 
     # --- the whole path --------------------------------------------------------------------------------------
 
@@ -293,7 +387,11 @@ class DocumentProcessor:
         sender = accepted.parsed.message.sender.organ_id
         unpinned = from_axis(record) and self._directory().get(sender) is None
         verifier = self._unpinned_verifier if unpinned else self._verifier
-        report = verifier.verify(accepted.data, at=received_at)
+        if accepted.claim is not None:
+            claim = accepted.claim
+            report = verifier.verify_stream(lambda: self._object_chunks(claim.key), at=received_at, size=claim.size)
+        else:
+            report = verifier.verify(accepted.data, at=received_at)
         if self._observe is not None:
             self._observe(report.chain_der)  # a new signer's CRL is fetched (TRY_LATER reports carry the chain too)
         if is_try_later(report):
@@ -303,13 +401,27 @@ class DocumentProcessor:
             problems = [Problem(_SIGNATURE_PATH, e) for e in report.errors]
             refusal = DocumentRejected(reason, problems or [Problem("", reason)])
             return self._reject(
-                record, refusal, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report
+                record,
+                refusal,
+                received_at,
+                sha256=accepted.sha256,
+                parsed=accepted.parsed,
+                report=report,
+                claim=accepted.claim,
             )
         try:
             _check_certificate_organ(accepted.parsed.message, report)
             return self._route(record, accepted, report, received_at)
         except DocumentRejected as exc:
-            return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
+            return self._reject(
+                record,
+                exc,
+                received_at,
+                sha256=accepted.sha256,
+                parsed=accepted.parsed,
+                report=report,
+                claim=accepted.claim,
+            )
 
     def internal_error(self, record: InboundRecord, exc: Exception) -> Outcome:
         """A dead letter for a record the hub failed on by its own fault (no status: the sender did nothing wrong)."""
@@ -373,7 +485,13 @@ class DocumentProcessor:
         )
         records = [self._delivery(accepted, stored_key, target, headers) for target in known]
         archived = self._archive.receipt_for(
-            accepted.data, report, sender=sender, doc_id=_subject_id(message), received_at=received_at, key=stored_key
+            accepted.data,
+            report,
+            sender=sender,
+            doc_id=_subject_id(message),
+            received_at=received_at,
+            key=stored_key,
+            sha256=accepted.sha256,
         )
         events = [
             *_noted(archived.events, _input_facts(record, accepted.parsed)),
@@ -463,7 +581,9 @@ class DocumentProcessor:
             topic = inbox_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
         key = target.encode() if topic == AXIS_OUTBOUND else message.sender.organ_id.encode()
         value = accepted.data
-        if len(value) > self._settings.claim_check_bytes:
+        if accepted.claim is not None:  # to the archived copy: the sender's deposit is not the hub's to keep
+            value = ClaimCheck(stored_key, accepted.sha256, accepted.claim.size).to_bytes()
+        elif len(value) > self._settings.claim_check_bytes:
             value = ClaimCheck(stored_key, accepted.sha256, len(value)).to_bytes()
         return OutboundRecord(topic, key, value, headers)
 
@@ -504,7 +624,10 @@ class DocumentProcessor:
         if len(listed := ",".join(recipients)) <= _MAX_RECIPIENTS_METADATA:
             metadata["recipients"] = listed
         try:
-            self._store.put(key, accepted.data, metadata=metadata)
+            if accepted.claim is not None:  # a server-side copy: the bytes never pass through the worker
+                self._store.copy(accepted.claim.key, key, metadata=metadata)
+            else:
+                self._store.put(key, accepted.data, metadata=metadata)
         except ObjectExists:
             stored = self._store.stat(key).metadata  # off the happy path: a duplicate or a replay
             if stored.get("source") != record.source:
@@ -556,7 +679,13 @@ class DocumentProcessor:
             )
             refusal = DocumentRejected(REVOCATION_UNAVAILABLE, [problem])
             return self._reject(
-                record, refusal, hold.since, sha256=accepted.sha256, parsed=accepted.parsed, report=report
+                record,
+                refusal,
+                hold.since,
+                sha256=accepted.sha256,
+                parsed=accepted.parsed,
+                report=report,
+                claim=accepted.claim,
             )
         message = accepted.parsed.message
         sender = message.sender.organ_id
@@ -615,6 +744,7 @@ class DocumentProcessor:
         sha256: str,
         parsed: ParsedDocument | None,
         report: VerificationReport | None = None,
+        claim: ClaimCheck | None = None,
     ) -> Outcome:
         key_text = self._claimed_sender(record)
         axis_origin = from_axis(record)
@@ -651,14 +781,28 @@ class DocumentProcessor:
             if self._store.exists(document_key(doc_id, sha256)):  # delivered before: a resend, whatever it is now
                 return _duplicate(sha256, doc_id, sender)
             # The refused original and the report that refused it are evidence too.
-            archived = self._archive.store(
-                parsed.original,
-                report,
-                sender=sender,
-                doc_id=_subject_id(parsed.message),
-                received_at=received_at,
-                reason=exc.reason,
-            )
+            if claim is not None:  # a streamed original: archived by a server-side copy, by its content address
+                with contextlib.suppress(ObjectExists):
+                    self._store.copy(claim.key, original_key(sha256), metadata={"sender": sender})
+                archived = self._archive.receipt_for(
+                    b"",
+                    report,
+                    sender=sender,
+                    doc_id=_subject_id(parsed.message),
+                    received_at=received_at,
+                    reason=exc.reason,
+                    key=original_key(sha256),
+                    sha256=sha256,
+                )
+            else:
+                archived = self._archive.store(
+                    parsed.original,
+                    report,
+                    sender=sender,
+                    doc_id=_subject_id(parsed.message),
+                    received_at=received_at,
+                    reason=exc.reason,
+                )
             events = _noted(archived.events, _input_facts(record, parsed))
             receipts = self._archive.carried_receipts(archived)
         else:
