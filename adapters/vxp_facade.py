@@ -9,6 +9,11 @@ A DMS written against the axis's SDK points at ``http://HOST:8080/vxp`` with the
 - **the mailbox** (``adapters.vxp_mailbox``): a consumer (group ``vxp.mailbox``) files every record of the inbox and
   status topic of each agency with a VXP secret into the object store, committing offsets only after the write;
   getReceivedEdocList / getEdoc / downloadEdoc / updateStatus / countReceive* read and mark it there.
+- **claim checks** (not VXP operations; signed the same way): ``PUT /vxp/claims`` streams a large document into
+  ``claims/<systemId>/<sha256>`` (create-only, completed only if the body hashes to the signed ``sha256``) and
+  answers its claim check, for ``lienthong send`` and the SDK; ``GET /vxp/claims`` (signed ``key``) streams an
+  archived original back to its sender or recipients, for ``lienthong receive --save``. Agencies hold no S3
+  credentials; bodies are streamed (a temporary file, S3 parts), never read whole.
 - **the directory**: getAgenciesList, getAgenciesListQD20, getSynchronizeUnit read ``lienthong.directory``;
   registerAgency / deleteAgency (administrator's systemId only) write signed records as ``lienthong agency add|remove``.
 
@@ -270,7 +275,7 @@ class VxpFacade:
             return _reply(fail(error, DocId=request.get("vxp_doc_id") or self._early_doc_id(request)))
         if error.code is VxpCode.UNKNOWN_OPERATION:
             return _reply(fail(error), 404)
-        if operation == "downloadEdoc":
+        if operation == "downloadEdoc" or (request.path == "/vxp/claims" and request.method == "GET"):
             status = 401 if error.code in _AUTH_CODES else _HTTP_STATUS.get(error.code, 400)
             return _reply(fail(error), status)
         return _reply(fail(error))
