@@ -17,6 +17,13 @@ status 02 the sender receives) and problems naming the element path or certifica
 and the directory's pin: a certificate that names an OrganId must name From/OrganId (CERT_ORGAN_MISMATCH), and a
 status is relayed only from whom may send it about its document (STATUS_NOT_ALLOWED, ``_status_targets``).
 
+A claim check above ``claim_check_bytes`` (a large document, deposited under ``claims/`` through the VXP facade) is
+never held whole: the object streams from S3 in 1 MiB reads through ``parse_stream``, its size and SHA-256 checked on
+the way (missing, truncated or altered: BAD_CLAIM_CHECK, a 02 to the sender), then through ``verify_stream``; the
+original is archived by a server-side copy (create-only, as any original) and delivered as a claim check to that
+copy. Deposits are create-only and content-addressed, so the bytes verified are those hashed. The lane of such a
+document is read from the Priority in its first 64 KB. Smaller claim checks take the whole-bytes path as before.
+
 A signature that cannot be validated for lack of current revocation data (INDETERMINATE / TRY_LATER) is not refused:
 the document is held on ``lienthong.work.retry`` and tried again, and refused (REVOCATION_UNAVAILABLE) only after the
 deadline (``hub.hold``). Each verified chain is shown to the revocation service (``observe``), which fetches the CRLs
