@@ -316,7 +316,7 @@ class VxpFacade:
             call.request["vxp_doc_id"] = doc_id = sent_doc_id_of(sender, body.sha256)
             if not body.size:
                 raise VxpError(VxpCode.BAD_BODY, "the body is empty: sendEdoc carries the edXML followed by CRLF")
-            if body.sha256 != expected_hash:
+            if _hash_file(body.sha256) != expected_hash:
                 raise VxpError(VxpCode.BAD_BODY, "hash-file is not the SHA-256 of the body (without its trailing CRLF)")
             if body.size > self.settings.claim_check_bytes:
                 record = await asyncio.to_thread(self._check_document, sender, messagetype, doc_id, body)
@@ -775,6 +775,11 @@ def _agency_from_body(body: bytes) -> Agency:
         return Agency.from_mapping(entry, "registerAgency")
     except DirectoryError as exc:
         raise VxpError(VxpCode.BAD_BODY, str(exc)) from exc
+
+
+def _hash_file(sha256: str) -> str:
+    """``adapters.vxp.hash_file`` of a body known by its SHA-256 (hex): each byte in hex without zero padding."""
+    return "".join(f"{b:x}" for b in bytes.fromhex(sha256))
 
 
 def _kind(messagetype: str) -> str:
