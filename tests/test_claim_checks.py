@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from kafka import KafkaProducer
 
 from adapters.dms import BAD_CLAIM_CHECK, ClientError, VxpEndpoint
 from adapters.kafka import KafkaConnection
-from adapters.vxp import VxpCode
+from adapters.vxp import VxpClient, VxpCode
 from hub.access import issue_credentials
 from hub.commands._large import file_chunks, opener
 from hub.commands.bench_large import attachment_for, write_large_document
@@ -150,6 +151,17 @@ def test_large_documents_go_from_send_to_receive_byte_for_byte(
         assert shas[size] in saved, f"the {size // 1_000_000} MB document was not saved"
         assert saved[shas[size]].stat().st_size == path.stat().st_size
     assert not list(save.rglob("*.part")), "a temporary download was left behind"
+
+    # B's VXP mailbox serves the same claim-checked document, streamed back by downloadEdoc.
+    vxp = _endpoint(credentials[RECIPIENT])
+    client = VxpClient(vxp.endpoint, vxp.system_id, vxp.secret)
+    wanted = f"{SENDER}_{shas[SIZES[1]][:32]}_{RECIPIENT}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and wanted not in {i["docId"] for i in client.received("edoc")["data"]}:
+        time.sleep(0.5)
+    status, body = client.download_edoc(wanted)
+    client.close()
+    assert (status, hashlib.sha256(body).hexdigest()) == (200, shas[SIZES[1]])
 
     print("peak RSS (MiB) before / after 1+20 MB / after 120 MB:")
     for name, peak in after.items():
