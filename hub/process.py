@@ -790,7 +790,13 @@ class DocumentProcessor:
             # The refused original and the report that refused it are evidence too.
             if claim is not None:  # a streamed original: archived by a server-side copy, by its content address
                 with contextlib.suppress(ObjectExists):
-                    self._store.copy(claim.key, original_key(sha256), metadata={"sender": sender})
+                    metadata = {
+                        "sender": sender,
+                        "doc-id": _subject_id(parsed.message),
+                        "received-at": received_at.astimezone(UTC).isoformat(),
+                        "indication": report.indication.value,
+                    }  # what Archive.store writes with an original
+                    self._store.copy(claim.key, original_key(sha256), metadata=metadata)
                 archived = self._archive.receipt_for(
                     b"",
                     report,

@@ -36,6 +36,7 @@ from hub.commands._large import file_chunks, opener
 from hub.commands.bench_large import attachment_for, write_large_document
 from hub.records import H_REASON, ClaimCheck, inbox_topic, outbox_topic, status_topic
 from signer.sign import sign_stream
+from storage.objectstore import original_key
 from tests.support.hub_fixtures import Outputs, Stack
 
 SENDER = "000.01.00.H41"  # A
@@ -207,6 +208,30 @@ def test_bad_claim_check_is_refused_never_delivered(
     assert outputs.wait_for(lambda o: any(r == "BAD_CLAIM_CHECK" for r, _ in _status_reasons(o)), timeout=60)
     words = {"missing": "no object", "truncated": f"has {len(data) - 1000} bytes", "altered": "SHA-256"}
     assert any(words[fault] in text for r, text in _status_reasons(outputs) if r == "BAD_CLAIM_CHECK")
+    outputs.poll(1.0)
+    assert outputs.records.get(inbox_topic(RECIPIENT), []) == []
+
+
+def test_large_document_with_a_broken_signature_is_refused_and_archived(
+    stack: Stack, documents: dict[int, Path], credentials: dict[str, Path]
+) -> None:
+    """A claim-checked document altered after signing: a 02 naming the signature failure; its original archived."""
+    data = bytearray(documents[SIZES[0]].read_bytes())
+    middle = len(data) // 2
+    spot = data.index(b"A", middle)  # a base64 letter of the attachment: still valid base64, no longer signed
+    data[spot] = ord("B")
+    sha = hashlib.sha256(data).hexdigest()
+    key = f"claims/{SENDER}/{sha}"
+    store = stack.settings.open_store(max_connections=2)
+    store.put(key, bytes(data))
+    outputs = Outputs(stack.connection)
+    outputs.skip_existing()
+    _publish(credentials[SENDER], ClaimCheck(key, sha, len(data)).to_bytes())
+    assert outputs.wait_for(lambda o: any(r for r, _ in _status_reasons(o)), timeout=60)
+    reasons = {r for r, _ in _status_reasons(outputs) if r}
+    assert reasons, "no refusal"
+    assert "BAD_CLAIM_CHECK" not in reasons, reasons
+    assert store.exists(original_key(sha))  # the refused original is evidence too, copied on the server
     outputs.poll(1.0)
     assert outputs.records.get(inbox_topic(RECIPIENT), []) == []
 
