@@ -9,6 +9,11 @@ A DMS written against the axis's SDK points at ``http://HOST:8080/vxp`` with the
 - **the mailbox** (``adapters.vxp_mailbox``): a consumer (group ``vxp.mailbox``) files every record of the inbox and
   status topic of each agency with a VXP secret into the object store, committing offsets only after the write;
   getReceivedEdocList / getEdoc / downloadEdoc / updateStatus / countReceive* read and mark it there.
+- **claim checks** (not VXP operations; signed the same way): ``PUT /vxp/claims`` streams a large document into
+  ``claims/<systemId>/<sha256>`` (create-only, completed only if the body hashes to the signed ``sha256``) and
+  answers its claim check, for ``lienthong send`` and the SDK; ``GET /vxp/claims`` (signed ``key``) streams an
+  archived original back to its sender or recipients, for ``lienthong receive --save``. Agencies hold no S3
+  credentials; bodies are streamed (a temporary file, S3 parts), never read whole.
 - **the directory**: getAgenciesList, getAgenciesListQD20, getSynchronizeUnit read ``lienthong.directory``;
   registerAgency / deleteAgency (administrator's systemId only) write signed records as ``lienthong agency add|remove``.
 
@@ -23,14 +28,17 @@ import asyncio
 import base64
 import contextlib
 import functools
+import hashlib
 import json
 import logging
+import re
+import tempfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final, Self
 
 import yaml
 from aiohttp import web
@@ -47,7 +55,6 @@ from adapters.vxp import (
     authenticate,
     encode,
     fail,
-    hash_file,
     ok,
 )
 from adapters.vxp_mailbox import (
@@ -60,6 +67,7 @@ from adapters.vxp_mailbox import (
     item_fields,
     parse_list_date,
     sent_doc_id,
+    sent_doc_id_of,
     sent_rows,
 )
 from hub.access import ADMIN_USER, VXP_SECRETS_FILE, VXP_USER, provision_agency
@@ -75,9 +83,10 @@ from hub.signed_directory import (
     sign_record,
 )
 from schemas import parse
+from schemas._parse import parse_stream
 from schemas.errors import DocumentRejected, HubError
-from schemas.model import Edoc
-from storage.objectstore import ObjectStore, StoreUnavailable
+from schemas.model import Edoc, ParsedDocument
+from storage.objectstore import ObjectExists, ObjectNotFound, ObjectStore, StoreUnavailable
 
 __all__ = ["MAILBOX_GROUP", "VxpFacade", "facade_connection", "run_facade"]
 
@@ -88,7 +97,10 @@ MAILBOX_GROUP: Final = "vxp.mailbox"
 _SEND_TIMEOUT: Final = 30.0  # seconds to wait for the broker's acknowledgement of one document
 _SMALL_BODY: Final = 64 * 1024  # every call but sendEdoc carries ``{}``, an empty body or a small JSON object
 _DIRECTORY_TTL: Final = 5.0  # seconds a directory read serves the list calls
-_CLAIMS_PREFIX: Final = "claims/"
+_CLAIMS_PREFIX: Final = "claims/"  # claims/<systemId>/<sha256>: each agency uploads under its own prefix only
+_DOCUMENTS_PREFIX: Final = "documents/"  # the hub's archived originals (hub.process.document_key)
+_CHUNK: Final = 256 * 1024  # bytes per read of a streamed body or object
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _COMMIT_EVERY: Final = 1.0  # seconds between the mailbox consumer's offset commits
 _NO_BODY_ID: Final = "0" * 32  # the DocId's hash part when the body was never read (refused before it)
 _HTTP_STATUS: Final = {  # downloadEdoc's failures (the other calls answer 200: the SDK reads the envelope)
@@ -203,6 +215,9 @@ class VxpFacade:
         app = web.Application(
             middlewares=[self._envelope_errors], client_max_size=self.settings.max_document_bytes + len(CRLF)
         )
+        # Claim checks (README, "Large documents"), before /vxp/{operation}, which would take "claims" for an operation.
+        app.router.add_route("PUT", "/vxp/claims", self._claim_upload)
+        app.router.add_route("GET", "/vxp/claims", self._claim_download)
         app.router.add_route("*", "/vxp/{operation}", self._dispatch)
         app.cleanup_ctx.append(self._kafka_context)
         return app
@@ -260,7 +275,7 @@ class VxpFacade:
             return _reply(fail(error, DocId=request.get("vxp_doc_id") or self._early_doc_id(request)))
         if error.code is VxpCode.UNKNOWN_OPERATION:
             return _reply(fail(error), 404)
-        if operation == "downloadEdoc":
+        if operation == "downloadEdoc" or (request.path == "/vxp/claims" and request.method == "GET"):
             status = 401 if error.code in _AUTH_CODES else _HTTP_STATUS.get(error.code, 400)
             return _reply(fail(error), status)
         return _reply(fail(error))
@@ -278,9 +293,11 @@ class VxpFacade:
         if handler is None:
             error = VxpError(VxpCode.UNKNOWN_OPERATION, f"no operation {operation!r}; see VXP.md for the list")
             return _reply(fail(error), 404)
+        return await handler(_Call(request, self._authenticate(request)))
+
+    def _authenticate(self, request: web.Request) -> Authenticated:
         headers = [(k, _text(v)) for k, v in request.headers.items()]
-        caller = authenticate(headers, self._secrets.current(), now=self._clock(), window=self._window)
-        return await handler(_Call(request, caller))
+        return authenticate(headers, self._secrets.current(), now=self._clock(), window=self._window)
 
     # --- sendEdoc --------------------------------------------------------------------------------------------
 
@@ -294,17 +311,21 @@ class VxpFacade:
             )
         if messagetype not in {"edoc", "status"}:
             raise VxpError(VxpCode.BAD_PARAMETER, f"messagetype is 'edoc' or 'status', not {messagetype!r}")
-        body = await call.request.read()
-        data = body.removesuffix(CRLF)
-        call.request["vxp_doc_id"] = doc_id = sent_doc_id(sender, data)
-        if not data:
-            raise VxpError(VxpCode.BAD_BODY, "the body is empty: sendEdoc carries the edXML followed by CRLF")
-        if hash_file(data) != expected_hash:
-            raise VxpError(VxpCode.BAD_BODY, "hash-file is not the SHA-256 of the body (without its trailing CRLF)")
-        record = await asyncio.to_thread(self._check_document, sender, messagetype, doc_id, data)
-        value = data
-        if len(data) > self.settings.claim_check_bytes:
-            value = await asyncio.to_thread(self._claim_check, data)
+        # The body is streamed to a temporary file (never held whole): a document of up to max_document_bytes.
+        with await self._spool(call.request, strip_crlf=True) as body:
+            call.request["vxp_doc_id"] = doc_id = sent_doc_id_of(sender, body.sha256)
+            if not body.size:
+                raise VxpError(VxpCode.BAD_BODY, "the body is empty: sendEdoc carries the edXML followed by CRLF")
+            if _hash_file(body.sha256) != expected_hash:
+                raise VxpError(VxpCode.BAD_BODY, "hash-file is not the SHA-256 of the body (without its trailing CRLF)")
+            if body.size > self.settings.claim_check_bytes:
+                record = await asyncio.to_thread(self._check_document, sender, messagetype, doc_id, body)
+                check = await asyncio.to_thread(self._deposit, sender, body)
+                value = check.to_bytes()
+            else:
+                data = body.file.read()
+                record = await asyncio.to_thread(self._check_document, sender, messagetype, doc_id, data)
+                value = data
         # The record of the send and the send itself at once: a failure of either is a FAIL, and the DMS's retry
         # of the same body has the same DocId (the record is create-only, the hub drops the duplicate document).
         await asyncio.gather(
@@ -315,10 +336,16 @@ class VxpFacade:
         )
         return _reply(ok(DocId=doc_id))
 
-    def _check_document(self, sender: str, messagetype: str, doc_id: str, data: bytes) -> SentRecord:
+    def _check_document(self, sender: str, messagetype: str, doc_id: str, data: bytes | _Body) -> SentRecord:
         """The sent record of ``data``, once it reads as an edXML of ``messagetype`` from ``sender``."""
+        limit = self.settings.max_document_bytes
         try:
-            message = parse(data, max_bytes=self.settings.max_document_bytes).message
+            parsed: ParsedDocument
+            if isinstance(data, _Body):
+                parsed = parse_stream(data.chunks(), max_bytes=limit, size=data.size)
+            else:
+                parsed = parse(data, max_bytes=limit)
+            message = parsed.message
         except DocumentRejected as exc:
             raise VxpError(VxpCode.BAD_BODY, f"the body is not an edXML document or status: {exc}") from exc
         kind = "edoc" if isinstance(message, Edoc) else "status"
@@ -330,8 +357,119 @@ class VxpFacade:
             )
         return describe_sent(sender, kind, doc_id, message, self._clock())
 
-    def _claim_check(self, data: bytes) -> bytes:
-        return ClaimCheck.deposit(self._store, data, prefix=_CLAIMS_PREFIX).to_bytes()
+    def _deposit(self, system_id: str, body: _Body) -> ClaimCheck:
+        """Store ``body`` under ``claims/<systemId>/<sha256>`` create-only (the same bytes again: already there)."""
+        key = f"{_CLAIMS_PREFIX}{system_id}/{body.sha256}"
+        body.file.seek(0)
+        with contextlib.suppress(ObjectExists):  # the key names the content, checked when it was first written
+            self._store.put_stream(key, body.file, size=body.size, sha256=body.sha256)
+        return ClaimCheck(key, body.sha256, body.size)
+
+    async def _spool(self, request: web.Request, *, strip_crlf: bool = False) -> _Body:
+        """The request body in a temporary file, hashed on the way, refused above ``max_document_bytes``.
+
+        aiohttp's ``client_max_size`` bounds ``read()`` only; a streamed body is bounded here.
+        """
+        limit = self.settings.max_document_bytes + (len(CRLF) if strip_crlf else 0)
+        if (request.content_length or 0) > limit:
+            raise VxpError(VxpCode.TOO_LARGE, f"the body is over the limit of {limit} bytes")
+        spool: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it (the _Body's context)
+        try:
+            digest = hashlib.sha256()
+            held = b""  # the last two bytes, kept back from the digest: they may be sendEdoc's trailing CRLF
+            total = 0
+            async for chunk in request.content.iter_chunked(_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    break
+                spool.write(chunk)
+                both = held + chunk
+                digest.update(both[:-2])
+                held = both[-2:]
+            size = total
+            if total > limit:
+                raise VxpError(VxpCode.TOO_LARGE, f"the body is over the limit of {limit} bytes")  # noqa: TRY301
+            if strip_crlf and held == CRLF:
+                size -= len(CRLF)
+                spool.truncate(size)
+            else:
+                digest.update(held)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        return _Body(spool, size, digest.hexdigest())
+
+    # --- claim checks: upload and download without S3 credentials ----------------------------------------------
+
+    async def _claim_upload(self, request: web.Request) -> web.StreamResponse:
+        """PUT /vxp/claims: store the body under ``claims/<systemId>/<sha256>`` and answer its claim check.
+
+        Signed parameters: ``sha256`` (of the body) and optionally ``key`` (which must be that very key). The hub
+        chooses the key from the authenticated systemId, so an agency writes its own prefix only; the write is
+        create-only and completes only if the body hashes to ``sha256``, so nothing is ever overwritten.
+        """
+        caller = self._authenticate(request)
+        sha256 = caller.require("sha256").strip().lower()
+        if not _SHA256.fullmatch(sha256):
+            raise VxpError(VxpCode.BAD_PARAMETER, "sha256 is the body's SHA-256 in 64 hex digits")
+        key = f"{_CLAIMS_PREFIX}{caller.system_id}/{sha256}"
+        if (asked := caller.get("key")) and asked != key:
+            raise VxpError(VxpCode.FORBIDDEN, f"{caller.system_id} may upload to {key} only, not {asked}")
+        with await self._spool(request) as body:
+            if body.sha256 != sha256:
+                raise VxpError(VxpCode.BAD_BODY, f"the body's SHA-256 is {body.sha256}, not {sha256}")
+            check = await asyncio.to_thread(self._deposit, caller.system_id, body)
+        return _reply(ok(claim={"key": check.key, "sha256": check.sha256, "size": check.size}))
+
+    async def _claim_download(self, request: web.Request) -> web.StreamResponse:
+        """GET /vxp/claims: stream the object a claim check delivered to the caller names (signed ``key``).
+
+        Readable: an archived original (``documents/…``) whose sender or recipients include the caller, and the
+        caller's own uploads. The object's size and recorded SHA-256 travel as ``Content-Length`` and
+        ``X-Lienthong-Sha256``; the client checks the bytes against its claim check.
+        """
+        caller = self._authenticate(request)
+        key = caller.require("key")
+        info = await asyncio.to_thread(self._readable, caller.system_id, key)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(info.size),
+                "X-Lienthong-Sha256": info.sha256,
+            }
+        )
+        await response.prepare(request)
+        await self._stream_object(response, key)
+        await response.write_eof()
+        return response
+
+    def _readable(self, system_id: str, key: str) -> Any:
+        """The object ``key`` when ``system_id`` may read it (FORBIDDEN, or NOT_FOUND, naming the key)."""
+        refused = VxpError(VxpCode.FORBIDDEN, f"{system_id} may not read {key!r}")
+        own = f"{_CLAIMS_PREFIX}{system_id}/"
+        if not key.startswith((own, _DOCUMENTS_PREFIX)):
+            raise refused
+        try:
+            info = self._store.stat(key)
+        except ObjectNotFound:
+            raise VxpError(VxpCode.NOT_FOUND, f"no object {key!r}") from None
+        except ValueError:
+            raise refused from None
+        if key.startswith(_DOCUMENTS_PREFIX):
+            recipients = info.metadata.get("recipients", "").split(",")
+            if system_id != info.metadata.get("sender") and system_id not in recipients:
+                raise refused
+        return info
+
+    async def _stream_object(self, response: web.StreamResponse, key: str, *, encode_chunk: Any = None) -> None:
+        """Write the object under ``key`` to ``response`` chunk by chunk (read in a thread, never whole)."""
+        stream = await asyncio.to_thread(self._store.open, key)
+        try:
+            while chunk := await asyncio.to_thread(stream.read, _CHUNK * 3):  # a multiple of 3: whole base64 groups
+                await response.write(encode_chunk(chunk) if encode_chunk is not None else chunk)
+        finally:
+            stream.close()
 
     # --- the mailbox -----------------------------------------------------------------------------------------
 
@@ -366,13 +504,50 @@ class VxpFacade:
             log.error("vxp getEdoc: %s", exc)  # noqa: TRY400 - the message says it all
             raise VxpError(VxpCode.INTERNAL, "the hub cannot read that document back now; try again later") from exc
 
+    async def _claim(self, call: _Call) -> ClaimCheck | None:
+        """The claim check of the called docId's item when it is one (its object then streams), else None."""
+        doc_id = self._doc_id(call)
+        try:
+            check = await asyncio.to_thread(self.mailbox.claim_of, call.system_id, doc_id)
+            if check is not None:
+                info = await asyncio.to_thread(self._store.stat, check.key)
+                if (info.size, info.sha256) != (check.size, check.sha256):
+                    problem = f"{doc_id}: the claimed object {check.key} does not match its claim check"
+                    raise MailboxError(problem)  # noqa: TRY301 - reported like the mailbox's own
+        except KeyError:
+            raise VxpError(VxpCode.NOT_FOUND, f"no document {doc_id!r} in your mailbox") from None
+        except (MailboxError, ObjectNotFound) as exc:
+            log.error("vxp getEdoc: %s", exc)  # noqa: TRY400 - the message says it all
+            raise VxpError(VxpCode.INTERNAL, "the hub cannot read that document back now; try again later") from exc
+        return check
+
     async def _get_edoc(self, call: _Call) -> web.StreamResponse:
-        data = await self._read(call)
-        return _reply(ok(data=base64.b64encode(data).decode("ascii")))
+        check = await self._claim(call)
+        if check is None:
+            data = await self._read(call)
+            return _reply(ok(data=base64.b64encode(data).decode("ascii")))
+        # The envelope around a base64 body streamed from the store: a 100 MB document is never held whole.
+        head, _, tail = encode(ok(data="")).rpartition(b'""')
+        size = len(head) + 2 + 4 * ((check.size + 2) // 3) + len(tail)
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(size)})
+        await response.prepare(call.request)
+        await response.write(head + b'"')
+        await self._stream_object(response, check.key, encode_chunk=base64.b64encode)
+        await response.write(b'"' + tail)
+        await response.write_eof()
+        return response
 
     async def _download_edoc(self, call: _Call) -> web.StreamResponse:
-        data = await self._read(call)
-        return web.Response(body=data, content_type="application/octet-stream")
+        check = await self._claim(call)
+        if check is None:
+            data = await self._read(call)
+            return web.Response(body=data, content_type="application/octet-stream")
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(check.size)}
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(call.request)
+        await self._stream_object(response, check.key)
+        await response.write_eof()
+        return response
 
     async def _update_status(self, call: _Call) -> web.StreamResponse:
         doc_id = self._doc_id(call)
@@ -564,6 +739,29 @@ class VxpFacade:
         publish_records(self.settings.kafka, [(organ_id, value)])
 
 
+@dataclass
+class _Body:
+    """A request body spooled to a temporary file: its size and SHA-256 (close it when done)."""
+
+    file: BinaryIO
+    size: int
+    sha256: str
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body from its start, in chunks (for a streaming parse)."""
+        self.file.seek(0)
+        left = self.size
+        while left > 0 and (chunk := self.file.read(min(_CHUNK * 4, left))):
+            left -= len(chunk)
+            yield chunk
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.file.close()
+
+
 def _agency_from_body(body: bytes) -> Agency:
     """The local agency a registerAgency body ``{id, pcode, code, name, mail, mobile, fax}`` describes."""
     try:
@@ -577,6 +775,11 @@ def _agency_from_body(body: bytes) -> Agency:
         return Agency.from_mapping(entry, "registerAgency")
     except DirectoryError as exc:
         raise VxpError(VxpCode.BAD_BODY, str(exc)) from exc
+
+
+def _hash_file(sha256: str) -> str:
+    """``adapters.vxp.hash_file`` of a body known by its SHA-256 (hex): each byte in hex without zero padding."""
+    return "".join(f"{b:x}" for b in bytes.fromhex(sha256))
 
 
 def _kind(messagetype: str) -> str:

@@ -54,6 +54,7 @@ __all__ = [
     "mailbox_doc_id",
     "parse_list_date",
     "sent_doc_id",
+    "sent_doc_id_of",
     "sent_rows",
 ]
 
@@ -68,6 +69,7 @@ _DESC_LIMIT: Final = 500  # characters of a status description kept in metadata
 #: Bytes of recently filed items a process keeps, so that a DMS fetching what was just filed costs no GET (items are
 #: written once and never change, so a copy cannot go stale).
 _RECENT_BYTES: Final = 32 * 1024 * 1024
+_CLAIM_CHECK_MAX: Final = 4096  # bytes: a claim check is a small JSON object; anything larger is a document
 
 
 class MailboxError(HubError):
@@ -81,7 +83,12 @@ def _safe(text: str) -> str:
 
 def sent_doc_id(sender: str, body: bytes) -> str:
     """The ``DocId`` sendEdoc answers: ``<from>_<first 32 hex of the body's SHA-256>`` (the same body, the same id)."""
-    return f"{_safe(sender)}_{hashlib.sha256(body).hexdigest()[:32]}"
+    return sent_doc_id_of(sender, hashlib.sha256(body).hexdigest())
+
+
+def sent_doc_id_of(sender: str, body_sha256: str) -> str:
+    """``sent_doc_id`` of a body known by its SHA-256 (hex): one streamed, never held whole."""
+    return f"{_safe(sender)}_{body_sha256[:32]}"
 
 
 def mailbox_doc_id(sender: str, value_sha256: str, recipient: str) -> str:
@@ -310,6 +317,14 @@ class Mailbox:
         if hashlib.sha256(data).hexdigest() != check.sha256:
             raise MailboxError(f"{doc_id}: the claimed object {check.key} does not match its SHA-256")
         return data
+
+    def claim_of(self, recipient: str, doc_id: str) -> ClaimCheck | None:
+        """The claim check ``doc_id``'s item is, when it is one (its object is then streamed); ``KeyError``: none."""
+        _, key = self._find(recipient, doc_id)
+        info = self._store.stat(key)
+        if info.metadata.get("claim") != "1" or info.size > _CLAIM_CHECK_MAX:
+            return None
+        return ClaimCheck.from_bytes(self._store.get(key))
 
     def _remember(self, item_key: str, value: bytes) -> None:
         """Keep ``value`` as the bytes of ``item_key``, forgetting the oldest beyond ``_RECENT_BYTES``."""

@@ -17,6 +17,13 @@ status 02 the sender receives) and problems naming the element path or certifica
 and the directory's pin: a certificate that names an OrganId must name From/OrganId (CERT_ORGAN_MISMATCH), and a
 status is relayed only from whom may send it about its document (STATUS_NOT_ALLOWED, ``_status_targets``).
 
+A claim check above ``claim_check_bytes`` (a large document, deposited under ``claims/`` through the VXP facade) is
+never held whole: the object streams from S3 in 1 MiB reads through ``parse_stream``, its size and SHA-256 checked on
+the way (missing, truncated or altered: BAD_CLAIM_CHECK, a 02 to the sender), then through ``verify_stream``; the
+original is archived by a server-side copy (create-only, as any original) and delivered as a claim check to that
+copy. Deposits are create-only and content-addressed, so the bytes verified are those hashed. The lane of such a
+document is read from the Priority in its first 64 KB. Smaller claim checks take the whole-bytes path as before.
+
 A signature that cannot be validated for lack of current revocation data (INDETERMINATE / TRY_LATER) is not refused:
 the document is held on ``lienthong.work.retry`` and tried again, and refused (REVOCATION_UNAVAILABLE) only after the
 deadline (``hub.hold``). Each verified chain is shown to the revocation service (``observe``), which fetches the CRLs
@@ -36,7 +43,7 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -69,16 +76,23 @@ from hub.records import (
 from hub.settings import HubSettings
 from schemas import build_status, document_id_for, parse, priority_of
 from schemas._checks import VIETNAM_TZ
+from schemas._parse import parse_stream
 from schemas.errors import DocumentRejected, Problem
 from schemas.model import Attachment, Edoc, Organization, ParsedDocument, ResponseFor, StatusMessage
 from signer.keys import SigningKey
-from signer.pdf import PDF_SIGNATURE_TRY_LATER, PdfPolicy, is_pdf_attachment, pdf_policy_problem
+from signer.pdf import (
+    PDF_SIGNATURE_TRY_LATER,
+    PDF_SIGNATURE_UNCHECKED,
+    PdfPolicy,
+    is_pdf_attachment,
+    pdf_policy_problem,
+)
 from signer.report import VerificationReport
 from signer.sign import sign_document
 from signer.verify import Verifier
 from storage.archive import Archive
 from storage.ledger import EventKind, LedgerEvent
-from storage.objectstore import ObjectExists, ObjectNotFound, ObjectStore
+from storage.objectstore import ObjectExists, ObjectNotFound, ObjectStore, original_key
 
 __all__ = [
     "DEFAULT_URGENT_PRIORITY",
@@ -110,6 +124,16 @@ DOCUMENTS_PREFIX = "documents/"
 #: Recipients are kept in the original's metadata up to this many characters (S3 allows 2 KB of metadata in all);
 #: beyond it a revocation reads them from the original itself.
 _MAX_RECIPIENTS_METADATA = 1024
+#: Where senders deposit claim-checked documents (``claims/<OrganId>/<sha256>``, written through the VXP facade):
+#: the only objects a claim check may point at.
+CLAIMS_PREFIX = "claims/"
+#: A claim-checked document's lane is read from this much of its head (the Priority is in the header).
+_PRIORITY_HEAD = 64 * 1024
+_PRIORITY = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?Priority>\s*([0-4])\s*</")
+_CHUNK = 1024 * 1024  # bytes per read of a streamed claim-checked object
+#: Documents up to this size have their PDF attachments' signatures checked even when streamed (read whole once
+#: for that step); larger ones are reported unchecked, and refused under ``pdf_signatures: require``.
+PDF_CHECK_MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 
 def _document_prefix(document_id: str) -> str:
@@ -196,9 +220,10 @@ _NO_SINK = _NoSink()
 
 @dataclass(frozen=True)
 class _Accepted:
-    data: bytes
+    data: bytes  # empty for a streamed claim check: its bytes stay in the store
     sha256: str
     parsed: ParsedDocument
+    claim: ClaimCheck | None = None  # a large claim-checked document, streamed from the store, never held whole
 
 
 class DocumentProcessor:
@@ -234,9 +259,7 @@ class DocumentProcessor:
         if not value:
             raise DocumentRejected("EMPTY", [Problem("", "the record has no value (0 bytes)")])
         if value.startswith(CLAIM_CHECK_MAGIC):
-            check = ClaimCheck.from_bytes(value)
-            if check.size > self._settings.max_document_bytes:
-                raise _too_large(check.size, self._settings.max_document_bytes)
+            check = self._claim_check(value)
             try:
                 value = self._store.get(check.key)
             except ObjectNotFound as exc:
@@ -248,21 +271,94 @@ class DocumentProcessor:
             raise _too_large(len(value), self._settings.max_document_bytes)
         return value
 
+    def _claim_check(self, value: bytes) -> ClaimCheck:
+        """The claim check in ``value``, refused when it points outside ``claims/`` or announces too many bytes."""
+        check = ClaimCheck.from_bytes(value)
+        if not check.key.startswith(CLAIMS_PREFIX):
+            problem = Problem("", f"key {check.key!r} is not under {CLAIMS_PREFIX!r}, where senders deposit documents")
+            raise DocumentRejected("BAD_CLAIM_CHECK", [problem])
+        if check.size > self._settings.max_document_bytes:
+            raise _too_large(check.size, self._settings.max_document_bytes)
+        return check
+
+    def _streamed_claim(self, record: InboundRecord) -> ClaimCheck | None:
+        """The claim check of ``record`` when it is large enough to stream (None: today's whole-bytes path)."""
+        value = record.value or b""
+        if not value.startswith(CLAIM_CHECK_MAGIC):
+            return None
+        check = self._claim_check(value)
+        return check if check.size > self._settings.claim_check_bytes else None
+
+    def _object_chunks(self, key: str) -> Iterator[bytes]:
+        """The object under ``key`` in chunks of ``_CHUNK`` bytes (a streamed GET: never whole in memory)."""
+        with self._store.open(key) as stream:
+            while chunk := stream.read(_CHUNK):
+                yield chunk
+
+    def _parse_claim(self, check: ClaimCheck) -> ParsedDocument:
+        """Parse a claim-checked object as it streams from the store, its size and SHA-256 checked on the way.
+
+        A missing, truncated (size differs) or altered (SHA-256 differs) object is BAD_CLAIM_CHECK, whatever the
+        parser would have said of its bytes: the claim check, not the document, is at fault.
+        """
+        try:
+            size = self._store.stat(check.key).size
+        except ObjectNotFound as exc:
+            raise DocumentRejected("BAD_CLAIM_CHECK", [Problem("", f"no object {check.key!r}")]) from exc
+        if size != check.size:
+            problem = Problem("", f"object {check.key!r} has {size} bytes, the claim check names {check.size}")
+            raise DocumentRejected("BAD_CLAIM_CHECK", [problem])
+        digest = hashlib.sha256()
+        seen = 0
+
+        def hashed() -> Iterator[bytes]:
+            nonlocal seen
+            for chunk in self._object_chunks(check.key):
+                digest.update(chunk)
+                seen += len(chunk)
+                yield chunk
+
+        chunks = hashed()
+        refusal: DocumentRejected | None = None
+        parsed = None
+        try:
+            parsed = parse_stream(
+                chunks, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml, size=size
+            )
+        except DocumentRejected as exc:
+            refusal = exc
+        for _ in chunks:  # the parser may stop early (a refusal): the rest is hashed all the same
+            pass
+        if seen != check.size or digest.hexdigest() != check.sha256:
+            problem = Problem("", f"object {check.key!r} does not have the SHA-256 the claim check names")
+            raise DocumentRejected("BAD_CLAIM_CHECK", [problem])
+        if refusal is not None:
+            raise refusal
+        assert parsed is not None
+        return parsed
+
     def _intake(self, record: InboundRecord) -> _Accepted:
-        data = self.read_value(record)
-        parsed = parse(data, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml)
+        claim = self._streamed_claim(record)
+        if claim is not None:
+            data = b""
+            parsed = self._parse_claim(claim)
+            sha256 = claim.sha256
+        else:
+            data = self.read_value(record)
+            parsed = parse(data, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml)
+            sha256 = hashlib.sha256(data).hexdigest()
         sender = parsed.message.sender.organ_id
         if from_axis(record):
             agency = self._directory().get(sender)
             if agency is not None and agency.route is Route.LOCAL:
                 problem = Problem(_FROM_PATH, f"is {sender}, a local agency, but the document came through the axis")
                 raise DocumentRejected("SENDER_MISMATCH", [problem])
-            return _Accepted(data, hashlib.sha256(data).hexdigest(), parsed)
+            return _Accepted(data, sha256, parsed, claim)
         key = self._claimed_sender(record)
         if key and key != sender:
             problem = Problem(_FROM_PATH, f"is {sender}, but the document arrived on the outbox of {key}")
             raise DocumentRejected("SENDER_MISMATCH", [problem])
-        return _Accepted(data, hashlib.sha256(data).hexdigest(), parsed)
+        return _Accepted(data, sha256, parsed, claim)
 
     @staticmethod
     def _claimed_sender(record: InboundRecord) -> str:
@@ -278,10 +374,23 @@ class DocumentProcessor:
     def lane(self, record: InboundRecord) -> str:
         """The work topic: urgent (Priority ≥ 3) or bulk; anything unreadable goes bulk (and fails there)."""
         try:
-            priority = priority_of(self.read_value(record), max_bytes=self._settings.max_document_bytes)
-        except DocumentRejected:
+            if (claim := self._streamed_claim(record)) is not None:
+                priority = self._claim_priority(claim)
+            else:
+                priority = priority_of(self.read_value(record), max_bytes=self._settings.max_document_bytes)
+        except (DocumentRejected, ObjectNotFound):
             return WORK_BULK
         return WORK_URGENT if priority >= DEFAULT_URGENT_PRIORITY else WORK_BULK
+
+    def _claim_priority(self, check: ClaimCheck) -> int:
+        """A large claim-checked document's Priority, from its first bytes only (0 when not found there).
+
+        Only the lane depends on it, and any sender may claim any Priority: the full parse judges it later.
+        """
+        with self._store.open(check.key, length=_PRIORITY_HEAD) as stream:
+            head = stream.read(_PRIORITY_HEAD)
+        found = _PRIORITY.search(head)
+        return int(found.group(1)) if found else 0
 
     # --- the whole path --------------------------------------------------------------------------------------
 
@@ -296,7 +405,11 @@ class DocumentProcessor:
         sender = accepted.parsed.message.sender.organ_id
         unpinned = from_axis(record) and self._directory().get(sender) is None
         verifier = self._unpinned_verifier if unpinned else self._verifier
-        report = verifier.verify(accepted.data, at=received_at)
+        if accepted.claim is not None:
+            claim = accepted.claim
+            report = verifier.verify_stream(lambda: self._object_chunks(claim.key), at=received_at, size=claim.size)
+        else:
+            report = verifier.verify(accepted.data, at=received_at)
         if self._observe is not None:
             self._observe(report.chain_der)  # a new signer's CRL is fetched (TRY_LATER reports carry the chain too)
         if is_try_later(report):
@@ -306,7 +419,13 @@ class DocumentProcessor:
             problems = [Problem(_SIGNATURE_PATH, e) for e in report.errors]
             refusal = DocumentRejected(reason, problems or [Problem("", reason)])
             return self._reject(
-                record, refusal, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report
+                record,
+                refusal,
+                received_at,
+                sha256=accepted.sha256,
+                parsed=accepted.parsed,
+                report=report,
+                claim=accepted.claim,
             )
         report, stopped = self._check_pdfs(record, accepted, verifier, report, hold, received_at)
         if stopped is not None:
@@ -315,7 +434,15 @@ class DocumentProcessor:
             _check_certificate_organ(accepted.parsed.message, report)
             return self._route(record, accepted, report, received_at)
         except DocumentRejected as exc:
-            return self._reject(record, exc, received_at, sha256=accepted.sha256, parsed=accepted.parsed, report=report)
+            return self._reject(
+                record,
+                exc,
+                received_at,
+                sha256=accepted.sha256,
+                parsed=accepted.parsed,
+                report=report,
+                claim=accepted.claim,
+            )
 
     def _check_pdfs(  # noqa: PLR0917 - the state of one record's processing, passed on as it is
         self,
@@ -331,6 +458,11 @@ class DocumentProcessor:
         Run once the XML signature passed: a forged document's PDFs are not worth the work.
         """
         attachments = accepted.parsed.message.attachments if isinstance(accepted.parsed.message, Edoc) else ()
+        if accepted.claim is not None and any(is_pdf_attachment(a) for a in attachments):
+            decoded = self._decoded_attachments(accepted.claim)  # a streamed document's attachments were not kept
+            if decoded is None:
+                return self._pdfs_unchecked(record, accepted, report, received_at)
+            attachments = decoded
         report = verifier.with_pdfs(report, attachments, at=received_at)
         problem = _pdf_problem(attachments, report, self._settings.pdf_signatures)
         if problem is None:
@@ -340,6 +472,42 @@ class DocumentProcessor:
             return report, self._hold(record, accepted, report, hold or Hold(received_at, 0, received_at), pdf=pdf)
         parsed = accepted.parsed
         return report, self._reject(record, problem, received_at, sha256=accepted.sha256, parsed=parsed, report=report)
+
+    def _decoded_attachments(self, claim: ClaimCheck) -> tuple[Attachment, ...] | None:
+        """A streamed document's attachments, decoded, for its PDF check: read whole up to a bound, else None.
+
+        pyHanko checks a PDF in memory, so a document carrying one is read whole once more for this step, but only
+        up to ``PDF_CHECK_MAX_DOCUMENT_BYTES``: the worker's memory stays bounded by that, not by the document.
+        """
+        if claim.size > PDF_CHECK_MAX_DOCUMENT_BYTES:
+            return None
+        data = self._store.get(claim.key)
+        if hashlib.sha256(data).hexdigest() != claim.sha256:  # the object changed since it streamed: not ours to judge
+            raise DocumentRejected("BAD_CLAIM_CHECK", [Problem("", f"object {claim.key!r} changed while checked")])
+        message = parse(data, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml).message
+        return message.attachments if isinstance(message, Edoc) else ()
+
+    def _pdfs_unchecked(
+        self, record: InboundRecord, accepted: _Accepted, report: VerificationReport, received_at: datetime
+    ) -> tuple[VerificationReport, Outcome | None]:
+        """A document too large for its PDFs to be checked: said in the report, and refused under ``require``."""
+        why = (
+            f"PDF attachments not checked: the document has {accepted.claim.size if accepted.claim else 0} bytes, "
+            f"PDF signatures are checked in documents up to {PDF_CHECK_MAX_DOCUMENT_BYTES}"
+        )
+        if self._settings.pdf_signatures is not PdfPolicy.REQUIRE:
+            return dataclasses.replace(report, warnings=(*report.warnings, why)), None
+        refusal = DocumentRejected(PDF_SIGNATURE_UNCHECKED, [Problem(_ATTACHMENT_PATH, why)])
+        outcome = self._reject(
+            record,
+            refusal,
+            received_at,
+            sha256=accepted.sha256,
+            parsed=accepted.parsed,
+            report=report,
+            claim=accepted.claim,
+        )
+        return report, outcome
 
     def internal_error(self, record: InboundRecord, exc: Exception) -> Outcome:
         """A dead letter for a record the hub failed on by its own fault (no status: the sender did nothing wrong)."""
@@ -403,7 +571,13 @@ class DocumentProcessor:
         )
         records = [self._delivery(accepted, stored_key, target, headers) for target in known]
         archived = self._archive.receipt_for(
-            accepted.data, report, sender=sender, doc_id=_subject_id(message), received_at=received_at, key=stored_key
+            accepted.data,
+            report,
+            sender=sender,
+            doc_id=_subject_id(message),
+            received_at=received_at,
+            key=stored_key,
+            sha256=accepted.sha256,
         )
         events = [
             *_noted(archived.events, _input_facts(record, accepted.parsed)),
@@ -493,7 +667,9 @@ class DocumentProcessor:
             topic = inbox_topic(target) if agency.route is Route.LOCAL else AXIS_OUTBOUND
         key = target.encode() if topic == AXIS_OUTBOUND else message.sender.organ_id.encode()
         value = accepted.data
-        if len(value) > self._settings.claim_check_bytes:
+        if accepted.claim is not None:  # to the archived copy: the sender's deposit is not the hub's to keep
+            value = ClaimCheck(stored_key, accepted.sha256, accepted.claim.size).to_bytes()
+        elif len(value) > self._settings.claim_check_bytes:
             value = ClaimCheck(stored_key, accepted.sha256, len(value)).to_bytes()
         return OutboundRecord(topic, key, value, headers)
 
@@ -534,7 +710,10 @@ class DocumentProcessor:
         if len(listed := ",".join(recipients)) <= _MAX_RECIPIENTS_METADATA:
             metadata["recipients"] = listed
         try:
-            self._store.put(key, accepted.data, metadata=metadata)
+            if accepted.claim is not None:  # a server-side copy: the bytes never pass through the worker
+                self._store.copy(accepted.claim.key, key, metadata=metadata)
+            else:
+                self._store.put(key, accepted.data, metadata=metadata)
         except ObjectExists:
             stored = self._store.stat(key).metadata  # off the happy path: a duplicate or a replay
             if stored.get("source") != record.source:
@@ -597,7 +776,13 @@ class DocumentProcessor:
             )
             refusal = DocumentRejected(REVOCATION_UNAVAILABLE, [problem])
             return self._reject(
-                record, refusal, hold.since, sha256=accepted.sha256, parsed=accepted.parsed, report=report
+                record,
+                refusal,
+                hold.since,
+                sha256=accepted.sha256,
+                parsed=accepted.parsed,
+                report=report,
+                claim=accepted.claim,
             )
         message = accepted.parsed.message
         sender = message.sender.organ_id
@@ -656,6 +841,7 @@ class DocumentProcessor:
         sha256: str,
         parsed: ParsedDocument | None,
         report: VerificationReport | None = None,
+        claim: ClaimCheck | None = None,
     ) -> Outcome:
         key_text = self._claimed_sender(record)
         axis_origin = from_axis(record)
@@ -692,14 +878,34 @@ class DocumentProcessor:
             if self._store.exists(document_key(doc_id, sha256)):  # delivered before: a resend, whatever it is now
                 return _duplicate(sha256, doc_id, sender)
             # The refused original and the report that refused it are evidence too.
-            archived = self._archive.store(
-                parsed.original,
-                report,
-                sender=sender,
-                doc_id=_subject_id(parsed.message),
-                received_at=received_at,
-                reason=exc.reason,
-            )
+            if claim is not None:  # a streamed original: archived by a server-side copy, by its content address
+                with contextlib.suppress(ObjectExists):
+                    metadata = {
+                        "sender": sender,
+                        "doc-id": _subject_id(parsed.message),
+                        "received-at": received_at.astimezone(UTC).isoformat(),
+                        "indication": report.indication.value,
+                    }  # what Archive.store writes with an original
+                    self._store.copy(claim.key, original_key(sha256), metadata=metadata)
+                archived = self._archive.receipt_for(
+                    b"",
+                    report,
+                    sender=sender,
+                    doc_id=_subject_id(parsed.message),
+                    received_at=received_at,
+                    reason=exc.reason,
+                    key=original_key(sha256),
+                    sha256=sha256,
+                )
+            else:
+                archived = self._archive.store(
+                    parsed.original,
+                    report,
+                    sender=sender,
+                    doc_id=_subject_id(parsed.message),
+                    received_at=received_at,
+                    reason=exc.reason,
+                )
             events = _noted(archived.events, _input_facts(record, parsed))
             receipts = self._archive.carried_receipts(archived)
         else:

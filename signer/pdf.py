@@ -76,6 +76,7 @@ __all__ = [
     "PDF_SIGNATURE_INVALID",
     "PDF_SIGNATURE_MISSING",
     "PDF_SIGNATURE_TRY_LATER",
+    "PDF_SIGNATURE_UNCHECKED",
     "Coverage",
     "PdfPolicy",
     "PdfReport",
@@ -96,6 +97,8 @@ PDF_SIGNATURE_MISSING = "PDF_SIGNATURE_MISSING"
 PDF_SIGNATURE_INVALID = "PDF_SIGNATURE_INVALID"
 #: Revocation data is missing (INDETERMINATE / TRY_LATER): the hub's problem to retry, as for the XML signature.
 PDF_SIGNATURE_TRY_LATER = "PDF_SIGNATURE_TRY_LATER"
+#: The document is too large for the hub to check its PDFs (``hub.process.PDF_CHECK_MAX_DOCUMENT_BYTES``).
+PDF_SIGNATURE_UNCHECKED = "PDF_SIGNATURE_UNCHECKED"
 
 _ALLOWED_DIGESTS = frozenset({"sha256", "sha384", "sha512"})
 _SIGNATURE_SUBFILTERS = frozenset({"/adbe.pkcs7.detached", "/ETSI.CAdES.detached"})

@@ -348,11 +348,15 @@ class Archive:
         received_at: datetime,
         reason: str | None = None,
         key: str | None = None,
+        sha256: str | None = None,
     ) -> ArchiveRecord:
-        """The receipt and events of an original already stored under ``key`` (no I/O)."""
+        """The receipt and events of an original already stored under ``key`` (no I/O).
+
+        ``sha256``: the original's, when the caller streamed it and holds no bytes (``original`` is then ignored).
+        """
         if received_at.tzinfo is None:
             raise HubError("received_at must be an aware datetime")
-        sha256 = hashlib.sha256(original).hexdigest()
+        sha256 = sha256 or hashlib.sha256(original).hexdigest()
         key = key or original_key(sha256)
         receipt_bytes = _canonical(
             {

@@ -85,9 +85,19 @@ class ObjectStore(Protocol):
         ...
 
     def put_stream(
-        self, key: str, stream: BinaryIO, *, size: int = -1, metadata: Mapping[str, str] | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        size: int = -1,
+        metadata: Mapping[str, str] | None = None,
+        sha256: str | None = None,
     ) -> ObjectInfo:
-        """Like ``put`` for large content, read from ``stream`` in parts (memory stays bounded)."""
+        """Like ``put`` for large content, read from ``stream`` in parts (memory stays bounded).
+
+        With ``sha256`` (the content's, declared by the caller) the stream is read once and the content must hash
+        to it, or nothing is stored (``ValueError``).
+        """
         ...
 
     def put_original(self, data: bytes, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
@@ -98,8 +108,16 @@ class ObjectStore(Protocol):
         """The whole object; ``ObjectNotFound`` if absent."""
         ...
 
-    def open(self, key: str) -> BinaryIO:
-        """A stream over the object, for large ones; close it when done."""
+    def open(self, key: str, *, length: int | None = None) -> BinaryIO:
+        """A stream over the object (its first ``length`` bytes only, when given), for large ones; close it."""
+        ...
+
+    def copy(self, source: str, key: str, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        """Copy ``source`` to ``key`` inside the store (no bytes through the caller), create-only like ``put``.
+
+        ``metadata`` replaces the source's; the recorded SHA-256 is the source's. ``ObjectNotFound`` (the source)
+        or ``ObjectExists`` (the target).
+        """
         ...
 
     def stat(self, key: str) -> ObjectInfo:
@@ -137,10 +155,19 @@ class MemoryObjectStore:
         return self.stat(key)
 
     def put_stream(
-        self, key: str, stream: BinaryIO, *, size: int = -1, metadata: Mapping[str, str] | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        size: int = -1,
+        metadata: Mapping[str, str] | None = None,
+        sha256: str | None = None,
     ) -> ObjectInfo:
-        """Read the whole stream and ``put`` it."""
-        return self.put(key, stream.read() if size < 0 else stream.read(size), metadata=metadata)
+        """Read the whole stream and ``put`` it (checking ``sha256`` when given)."""
+        data = stream.read() if size < 0 else stream.read(size)
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise ValueError(f"the stream for {key!r} does not have the SHA-256 {sha256}")
+        return self.put(key, data, metadata=metadata)
 
     def put_original(self, data: bytes, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
         """Store under ``originals/<sha256>``; the same bytes again return the stored object."""
@@ -157,11 +184,16 @@ class MemoryObjectStore:
         except KeyError:
             raise ObjectNotFound(key) from None
 
-    def open(self, key: str) -> BinaryIO:
-        """A stream over the stored bytes."""
+    def open(self, key: str, *, length: int | None = None) -> BinaryIO:
+        """A stream over the stored bytes (the first ``length`` only, when given)."""
         import io  # noqa: PLC0415 - only the stand-in needs it
 
-        return io.BytesIO(self.get(key))
+        data = self.get(key)
+        return io.BytesIO(data if length is None else data[:length])
+
+    def copy(self, source: str, key: str, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        """``put`` of the source's bytes under ``key``."""
+        return self.put(key, self.get(source), metadata=metadata)
 
     def stat(self, key: str) -> ObjectInfo:
         """Size, SHA-256 and metadata."""

@@ -236,9 +236,7 @@ class S3ObjectStore:
                 return  # another process created it between our check and our request; it set the rule
             if object_lock and self.retention_days is not None:
                 # The bucket's own rule: objects written by anything but this adapter are retained too.
-                self.client.set_object_lock_config(
-                    self.bucket, ObjectLockConfig(COMPLIANCE, self.retention_days, DAYS)
-                )
+                self.client.set_object_lock_config(self.bucket, ObjectLockConfig(COMPLIANCE, self.retention_days, DAYS))
 
     # --- writes ---------------------------------------------------------------------------------------------
 
@@ -268,27 +266,50 @@ class S3ObjectStore:
         return ObjectInfo(key, len(data), sha256, dict(metadata), retain_until)
 
     def put_stream(
-        self, key: str, stream: BinaryIO, *, size: int = -1, metadata: Mapping[str, str] | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        size: int = -1,
+        metadata: Mapping[str, str] | None = None,
+        sha256: str | None = None,
     ) -> ObjectInfo:
         """Store what ``stream`` yields under ``key`` (create-only), in parts with bounded memory.
 
         ``size`` is the exact length when known (``-1``: read to the end). The content is hashed first (an
         unseekable stream is spooled to a temporary file for that), then uploaded in parts straight to ``key``,
         which shows nothing until the upload completes. A stream that changes between the two reads is refused.
+        With ``sha256`` declared (an upload whose key names its content) the stream is read once, straight into
+        the parts, and the upload completes only if the content hashes to it (``ValueError`` otherwise).
         """
         _check_key(key)
         metadata = dict(metadata or {})
         self._write_headers("0" * 64, metadata)  # refuse bad metadata before reading anything
-        with _rereadable(stream, size) as (source, length, sha256):
+        if sha256 is not None:
+            return self._put_declared(key, stream, sha256, metadata)
+        with _rereadable(stream, size) as (source, length, digest):
             if length > _MAX_PARTS * self.part_size:
                 raise ValueError(f"put_stream takes at most {_MAX_PARTS * self.part_size} bytes, got {length}")
             if length <= self.part_size:
-                return self._put(key, _read_exactly(source, length), metadata, sha256=sha256)
-            headers, retain_until = self._write_headers(sha256, metadata)
-            self._upload_parts(key, source, length, sha256, headers)
-        return ObjectInfo(key, length, sha256, metadata, retain_until)
+                return self._put(key, _read_exactly(source, length), metadata, sha256=digest)
+            headers, retain_until = self._write_headers(digest, metadata)
+            self._upload_parts(key, source, length, digest, headers)
+        return ObjectInfo(key, length, digest, metadata, retain_until)
 
-    def _upload_parts(self, key: str, source: BinaryIO, length: int, sha256: str, headers: DictType) -> None:
+    def _put_declared(self, key: str, stream: BinaryIO, sha256: str, metadata: Mapping[str, str]) -> ObjectInfo:
+        """``put_stream`` of content whose SHA-256 the caller declared: one read, the hash checked at the end."""
+        first = stream.read(self.part_size + 1)
+        if len(first) <= self.part_size:  # one request, Content-MD5 and all
+            if hashlib.sha256(first).hexdigest() != sha256:
+                raise ValueError(f"the content for {key!r} does not have the SHA-256 {sha256}")
+            return self._put(key, first, metadata, sha256=sha256)
+        headers, retain_until = self._write_headers(sha256, metadata)
+        source = io.BufferedReader(_Chained(first, stream), buffer_size=self.part_size)
+        length = self._upload_parts(key, source, -1, sha256, headers)
+        return ObjectInfo(key, length, sha256, dict(metadata), retain_until)
+
+    def _upload_parts(self, key: str, source: BinaryIO, length: int, sha256: str, headers: DictType) -> int:
+        """Upload ``length`` bytes of ``source`` (``-1``: to its end) in parts; complete only if they hash right."""
         with _translated(key):
             upload_id = self.client._create_multipart_upload(self.bucket, key, dict(headers))  # noqa: SLF001
         completed = False
@@ -296,10 +317,19 @@ class S3ObjectStore:
             digest = hashlib.sha256()
             etags: list[str] = []
             remaining = length
+            total = 0
             while remaining:
-                part = _read_exactly(source, min(self.part_size, remaining))
+                if length < 0:
+                    part = source.read(self.part_size)
+                    if not part:
+                        break
+                    if len(etags) >= _MAX_PARTS:
+                        raise ValueError(f"put_stream takes at most {_MAX_PARTS * self.part_size} bytes")
+                else:
+                    part = _read_exactly(source, min(self.part_size, remaining))
+                    remaining -= len(part)
                 digest.update(part)
-                remaining -= len(part)
+                total += len(part)
                 with _translated(key):
                     etags.append(
                         self.client._upload_part(  # noqa: SLF001 - the public call cannot send Content-MD5
@@ -307,7 +337,7 @@ class S3ObjectStore:
                         )
                     )
             if digest.hexdigest() != sha256:
-                raise ValueError(f"the stream for {key!r} changed while it was stored")
+                raise ValueError(f"the content for {key!r} does not have the SHA-256 {sha256} (changed or misnamed)")
             body = "".join(
                 f"<Part><PartNumber>{n}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
                 for n, etag in enumerate(etags, start=1)
@@ -322,6 +352,7 @@ class S3ObjectStore:
                 if b"<Error>" in response.data:
                     raise StoreUnavailable(f"completing {key!r} failed: {response.data[:300]!r}")
             completed = True
+            return total
         finally:
             if not completed:
                 # Best effort: after a crash the server may not answer; abort_stale_uploads finishes the job.
@@ -376,11 +407,36 @@ class S3ObjectStore:
                 response.close()
                 response.release_conn()
 
-    def open(self, key: str) -> BinaryIO:
-        """A stream over the object, for large ones; close it when done. Read errors become ``StoreUnavailable``."""
+    def open(self, key: str, *, length: int | None = None) -> BinaryIO:
+        """A stream over the object (a ranged GET of its first ``length`` bytes, when given); close it when done.
+
+        Read errors become ``StoreUnavailable``.
+        """
         with _translated(key):
-            response = self.client.get_object(self.bucket, key)
+            response = self.client.get_object(self.bucket, key, length=length or 0)
         return io.BufferedReader(_ObjectReader(key, response), buffer_size=256 * 1024)
+
+    def copy(self, source: str, key: str, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        """Copy ``source`` to ``key`` on the server (CopyObject), create-only (``If-None-Match: *``).
+
+        The bytes never pass through this process; the copy gets ``metadata`` (replacing the source's), the
+        source's recorded SHA-256 and, under object lock, its own COMPLIANCE retention.
+        """
+        _check_key(key)
+        info = self.stat(source)
+        metadata = dict(metadata or {})
+        headers, retain_until = self._write_headers(info.sha256, metadata)
+        headers = {
+            **headers,
+            "x-amz-copy-source": quote(f"/{self.bucket}/{source}"),
+            "x-amz-metadata-directive": "REPLACE",
+            "If-None-Match": "*",
+        }
+        with _translated(key, conditional=True):
+            response = self.client._execute("PUT", self.bucket, key, headers=headers)  # noqa: SLF001
+            if b"<Error>" in response.data:  # S3 may answer a copy with 200 and an error in the body
+                raise StoreUnavailable(f"copying {source!r} to {key!r} failed: {response.data[:300]!r}")
+        return ObjectInfo(key, info.size, info.sha256, metadata, retain_until)
 
     def stat(self, key: str) -> ObjectInfo:
         """Size, SHA-256, metadata and retention; ``ObjectNotFound`` if absent."""
@@ -498,6 +554,27 @@ def _translated(key: str, *, conditional: bool = False) -> Iterator[None]:
         raise StoreUnavailable(f"object store failed for {key!r}: {exc}") from exc
     except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
         raise StoreUnavailable(f"object store unreachable for {key!r}: {exc}") from exc
+
+
+class _Chained(io.RawIOBase):
+    """``head`` (bytes already read) followed by the rest of ``stream``, as one raw stream."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        chunk = self._stream.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
 
 
 class _ObjectReader(io.RawIOBase):
