@@ -30,14 +30,21 @@ from hub.demo import create_demo_material
 from hub.directory import load_directory
 from hub.hold import Hold
 from hub.process import DocumentProcessor
-from hub.records import DEADLETTER, H_REASON, H_SHA256, WORK_RETRY, InboundRecord
+from hub.records import DEADLETTER, H_REASON, H_SHA256, WORK_RETRY, ClaimCheck, InboundRecord
 from hub.settings import HubSettings, write_private
 from schemas import build_document, parse
 from schemas.examples import example_edoc
 from schemas.model import Attachment, Edoc, ManifestReference, StatusMessage
 from signer import devpki
 from signer.keys import PemKey
-from signer.pdf import PDF_SIGNATURE_INVALID, PDF_SIGNATURE_MISSING, PdfPolicy, PdfVerifier, pdf_policy_problem
+from signer.pdf import (
+    PDF_SIGNATURE_INVALID,
+    PDF_SIGNATURE_MISSING,
+    PDF_SIGNATURE_UNCHECKED,
+    PdfPolicy,
+    PdfVerifier,
+    pdf_policy_problem,
+)
 from signer.policy import TrustPolicy
 from signer.report import Indication, SubIndication
 from signer.sign import sign_document
@@ -270,6 +277,64 @@ def test_pdf_signer_without_revocation_data_is_held_under_require(pki: TestPki, 
     assert receipt.report is not None
     assert receipt.report.pdfs is not None
     assert receipt.report.pdfs[0].subindication is SubIndication.TRY_LATER
+
+
+@pytest.mark.parametrize("bound", ["large enough", "too small"])
+def test_a_streamed_claim_checked_document_has_its_pdf_checked_up_to_a_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: str
+) -> None:
+    """A claim check streamed from the store: its PDF is checked; over the bound, reported unchecked or refused."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    material = create_demo_material(tmp_path / "demo", now=now)
+    trust = material.trust_dir
+    settings = HubSettings(
+        data_dir=tmp_path / "data",
+        trust=(trust / "root.pem",),
+        intermediates=(trust / "ca.pem",),
+        crls=(trust / "ca-crl.pem", trust / "root-crl.pem"),
+        directory_file=material.directory_file,
+    )
+    directory = load_directory(material.directory_file)
+    edoc = edoc_with_pdf(sign_pdf(minimal_pdf(), _issued(material, PDF_SIGNER)), sender=SENDER, day=now.date())
+    padding = Attachment("2", "phu-luc.bin", "application/octet-stream", bytes(range(256)) * 5000, "Phụ lục")
+    listed = ManifestReference("cid:2", "application/octet-stream", "Phụ lục", "phu-luc.bin")
+    edoc = dataclasses.replace(
+        edoc,
+        recipients=edoc.recipients[:1],
+        attachments=(*edoc.attachments, padding),
+        manifest=(*edoc.manifest, listed),
+    )
+    data = sign_document(build_document(edoc), material.keys[SENDER])
+    assert len(data) > settings.claim_check_bytes  # so the worker streams it
+    if bound == "too small":
+        monkeypatch.setattr("hub.process.PDF_CHECK_MAX_DOCUMENT_BYTES", len(data) - 1)
+    store = MemoryObjectStore()
+    sha256 = hashlib.sha256(data).hexdigest()
+    store.put(f"claims/{SENDER}/{sha256}", data)
+    record = InboundRecord(SENDER.encode(), ClaimCheck(f"claims/{SENDER}/{sha256}", sha256, len(data)).to_bytes())
+    outcomes = {}
+    for policy in (PdfPolicy.REPORT, PdfPolicy.REQUIRE):
+        processor = DocumentProcessor(
+            settings=dataclasses.replace(settings, pdf_signatures=policy),
+            store=store,
+            verifier=Verifier(build_policy(settings, directory)),
+            directory=lambda: directory,
+            seal=create_seal_identity(settings.data_dir, now=now),
+            clock=lambda: now,
+        )
+        outcomes[policy] = processor.process(record)
+    reported = Receipt.from_bytes(outcomes[PdfPolicy.REPORT].receipts[0]).report
+    assert outcomes[PdfPolicy.REPORT].outcome == "delivered"
+    assert reported is not None
+    if bound == "large enough":
+        assert reported.pdfs is not None
+        assert reported.pdfs[0].indication is Indication.TOTAL_PASSED
+        assert outcomes[PdfPolicy.REQUIRE].outcome == "delivered"
+    else:
+        assert reported.pdfs is None  # the receipt's "not checked"
+        refused = outcomes[PdfPolicy.REQUIRE]
+        assert (refused.outcome, refused.reason) == ("rejected", PDF_SIGNATURE_UNCHECKED)
+        assert "PDF signatures are checked in documents up to" in refused.problems[0].message
 
 
 # --- one running hub, under both policies -------------------------------------------------------------------------
