@@ -308,12 +308,12 @@ def test_a_streamed_claim_checked_document_has_its_pdf_checked_up_to_a_bound(
     assert len(data) > settings.claim_check_bytes  # so the worker streams it
     if bound == "too small":
         monkeypatch.setattr("hub.process.PDF_CHECK_MAX_DOCUMENT_BYTES", len(data) - 1)
-    store = MemoryObjectStore()
     sha256 = hashlib.sha256(data).hexdigest()
-    store.put(f"claims/{SENDER}/{sha256}", data)
     record = InboundRecord(SENDER.encode(), ClaimCheck(f"claims/{SENDER}/{sha256}", sha256, len(data)).to_bytes())
     outcomes = {}
-    for policy in (PdfPolicy.REPORT, PdfPolicy.REQUIRE):
+    for policy in (PdfPolicy.REPORT, PdfPolicy.REQUIRE):  # a store each: the second would be a duplicate
+        store = MemoryObjectStore()
+        store.put(f"claims/{SENDER}/{sha256}", data)
         processor = DocumentProcessor(
             settings=dataclasses.replace(settings, pdf_signatures=policy),
             store=store,
