@@ -18,11 +18,14 @@ and the directory's pin: a certificate that names an OrganId must name From/Orga
 status is relayed only from whom may send it about its document (STATUS_NOT_ALLOWED, ``_status_targets``).
 
 A claim check above ``claim_check_bytes`` (a large document, deposited under ``claims/`` through the VXP facade) is
-never held whole: the object streams from S3 in 1 MiB reads through ``parse_stream``, its size and SHA-256 checked on
-the way (missing, truncated or altered: BAD_CLAIM_CHECK, a 02 to the sender), then through ``verify_stream``; the
-original is archived by a server-side copy (create-only, as any original) and delivered as a claim check to that
-copy. Deposits are create-only and content-addressed, so the bytes verified are those hashed. The lane of such a
-document is read from the Priority in its first 64 KB. Smaller claim checks take the whole-bytes path as before.
+never held whole: the object streams from S3 in 1 MiB reads once, through ``scan`` with the signature's reference
+digest as its sink, its size and SHA-256 checked on the way (missing, truncated or altered: BAD_CLAIM_CHECK, a 02 to
+the sender); the skeleton is then parsed (``parse_scanned``) and verified (``verify_scanned``) without another read,
+unless the Signature follows more text than the digest sink holds. A PDF attachment is checked by reading the
+document whole once more, up to ``PDF_CHECK_MAX_DOCUMENT_BYTES``. The original is archived by a server-side copy
+(create-only, as any original) and delivered as a claim check to that copy. Deposits are create-only and
+content-addressed, so the bytes verified are those hashed. The lane of such a document is read from the Priority in
+its first 64 KB. Smaller claim checks take the whole-bytes path as before.
 
 A signature that cannot be validated for lack of current revocation data (INDETERMINATE / TRY_LATER) is not refused:
 the document is held on ``lienthong.work.retry`` and tried again, and refused (REVOCATION_UNAVAILABLE) only after the
@@ -76,9 +79,11 @@ from hub.records import (
 from hub.settings import HubSettings
 from schemas import build_status, document_id_for, parse, priority_of
 from schemas._checks import VIETNAM_TZ
-from schemas._parse import parse_stream
+from schemas._parse import parse_scanned
+from schemas._stream import Scan, scan
 from schemas.errors import DocumentRejected, Problem
 from schemas.model import Attachment, Edoc, Organization, ParsedDocument, ResponseFor, StatusMessage
+from signer._stream_c14n import ReferenceDigest
 from signer.keys import SigningKey
 from signer.pdf import (
     PDF_SIGNATURE_TRY_LATER,
@@ -224,6 +229,8 @@ class _Accepted:
     sha256: str
     parsed: ParsedDocument
     claim: ClaimCheck | None = None  # a large claim-checked document, streamed from the store, never held whole
+    #: The claim's one streamed read: its skeleton and the signature's reference digest, taken while it was parsed.
+    scanned: tuple[Scan, ReferenceDigest] | None = None
 
 
 class DocumentProcessor:
@@ -295,11 +302,13 @@ class DocumentProcessor:
             while chunk := stream.read(_CHUNK):
                 yield chunk
 
-    def _parse_claim(self, check: ClaimCheck) -> ParsedDocument:
+    def _parse_claim(self, check: ClaimCheck) -> tuple[ParsedDocument, Scan, ReferenceDigest]:
         """Parse a claim-checked object as it streams from the store, its size and SHA-256 checked on the way.
 
-        A missing, truncated (size differs) or altered (SHA-256 differs) object is BAD_CLAIM_CHECK, whatever the
-        parser would have said of its bytes: the claim check, not the document, is at fault.
+        The same read digests what the signature's reference covers (``ReferenceDigest``), so that verification
+        needs no second read. A missing, truncated (size differs) or altered (SHA-256 differs) object is
+        BAD_CLAIM_CHECK, whatever the parser would have said of its bytes: the claim check, not the document, is at
+        fault.
         """
         try:
             size = self._store.stat(check.key).size
@@ -321,10 +330,10 @@ class DocumentProcessor:
         chunks = hashed()
         refusal: DocumentRejected | None = None
         parsed = None
+        sink = ReferenceDigest()
         try:
-            parsed = parse_stream(
-                chunks, max_bytes=self._settings.max_document_bytes, strict=self._settings.strict_edxml, size=size
-            )
+            skeleton = scan(chunks, max_bytes=self._settings.max_document_bytes, size=size, sink=sink)
+            parsed = parse_scanned(skeleton, strict=self._settings.strict_edxml)
         except DocumentRejected as exc:
             refusal = exc
         for _ in chunks:  # the parser may stop early (a refusal): the rest is hashed all the same
@@ -335,13 +344,15 @@ class DocumentProcessor:
         if refusal is not None:
             raise refusal
         assert parsed is not None
-        return parsed
+        return parsed, skeleton, sink
 
     def _intake(self, record: InboundRecord) -> _Accepted:
         claim = self._streamed_claim(record)
+        scanned: tuple[Scan, ReferenceDigest] | None = None
         if claim is not None:
             data = b""
-            parsed = self._parse_claim(claim)
+            parsed, skeleton, sink = self._parse_claim(claim)
+            scanned = (skeleton, sink)
             sha256 = claim.sha256
         else:
             data = self.read_value(record)
@@ -353,12 +364,12 @@ class DocumentProcessor:
             if agency is not None and agency.route is Route.LOCAL:
                 problem = Problem(_FROM_PATH, f"is {sender}, a local agency, but the document came through the axis")
                 raise DocumentRejected("SENDER_MISMATCH", [problem])
-            return _Accepted(data, sha256, parsed, claim)
+            return _Accepted(data, sha256, parsed, claim, scanned)
         key = self._claimed_sender(record)
         if key and key != sender:
             problem = Problem(_FROM_PATH, f"is {sender}, but the document arrived on the outbox of {key}")
             raise DocumentRejected("SENDER_MISMATCH", [problem])
-        return _Accepted(data, sha256, parsed, claim)
+        return _Accepted(data, sha256, parsed, claim, scanned)
 
     @staticmethod
     def _claimed_sender(record: InboundRecord) -> str:
@@ -405,9 +416,11 @@ class DocumentProcessor:
         sender = accepted.parsed.message.sender.organ_id
         unpinned = from_axis(record) and self._directory().get(sender) is None
         verifier = self._unpinned_verifier if unpinned else self._verifier
-        if accepted.claim is not None:
+        if accepted.claim is not None and accepted.scanned is not None:
             claim = accepted.claim
-            report = verifier.verify_stream(lambda: self._object_chunks(claim.key), at=received_at, size=claim.size)
+            skeleton, sink = accepted.scanned
+            reopen = lambda: self._object_chunks(claim.key)  # noqa: E731 - read again only for a late Signature
+            report = verifier.verify_scanned(skeleton, sink, reopen, at=received_at, size=claim.size)
         else:
             report = verifier.verify(accepted.data, at=received_at)
         if self._observe is not None:

@@ -10,7 +10,7 @@ from lxml import etree
 from schemas._names import DSIG_NS, EDXML_NS, LGSP_NS, Dialect
 from schemas._reader import read_message, signature_summary
 from schemas._safe import DEFAULT_MAX_BYTES, parse_xml
-from schemas._stream import memory_chunks, scan
+from schemas._stream import Scan, memory_chunks, scan
 from schemas._structure import structure_problems
 from schemas.errors import InvalidDocument, Problem
 from schemas.model import Edoc, ParsedDocument
@@ -66,7 +66,14 @@ def parse_stream(
     while streaming and their ``content`` is left empty; ``original`` is empty too (the bytes stay with the caller).
     ``size`` (when known) refuses an oversized document before reading it.
     """
-    skeleton = scan(chunks, max_bytes=max_bytes, size=size)
+    return parse_scanned(scan(chunks, max_bytes=max_bytes, size=size), strict=strict)
+
+
+def parse_scanned(skeleton: Scan, *, strict: bool = False) -> ParsedDocument:
+    """``parse_stream`` of a document already read by ``scan``.
+
+    With a signature digest sink in that scan, a worker reads a large document once for parsing and verification.
+    """
     assert skeleton.root is not None
     return _checked(skeleton.root, b"", strict=strict)
 

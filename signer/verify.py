@@ -31,7 +31,7 @@ from schemas._names import DSIG_NS
 from schemas._parse import STREAM_THRESHOLD_BYTES
 from schemas._reader import element_path
 from schemas._safe import DEFAULT_MAX_BYTES, parse_xml
-from schemas._stream import memory_chunks, scan
+from schemas._stream import Scan, memory_chunks, scan
 from schemas.errors import InvalidDocument
 from signer import _xmldsig, legacy
 from signer._stream_c14n import DigestConfig, ReferenceDigest
@@ -195,6 +195,23 @@ class Verifier:
         parsed = _xmldsig.parse_signature(root)
         self._check(parsed, whole_digest, state)
 
+    def verify_scanned(
+        self,
+        skeleton: Scan,
+        sink: ReferenceDigest,
+        open_chunks: Callable[[], Iterable[bytes]],
+        *,
+        at: datetime | None = None,
+        size: int | None = None,
+    ) -> VerificationReport:
+        """``verify_stream`` of a document already read by ``scan`` with ``sink`` (a ``ReferenceDigest()``).
+
+        The caller parsed it in that same pass. ``open_chunks`` is read only when the Signature came after more text
+        than the sink holds (the digest is then taken in a second pass).
+        """
+        state = _State(at if at is not None else self._clock(), "")
+        return self._report(state, lambda: self._verify_skeleton(skeleton, sink, open_chunks, size, state))
+
     def _verify_stream(self, open_chunks: Callable[[], Iterable[bytes]], size: int | None, state: _State) -> None:
         sink = ReferenceDigest()
         try:
@@ -203,6 +220,16 @@ class Verifier:
             if exc.reason != "TOO_LARGE":  # the report names the bytes it refused, as verify's does
                 state.whole_sha256 = _sha256(open_chunks())
             raise
+        self._verify_skeleton(skeleton, sink, open_chunks, size, state)
+
+    def _verify_skeleton(
+        self,
+        skeleton: Scan,
+        sink: ReferenceDigest,
+        open_chunks: Callable[[], Iterable[bytes]],
+        size: int | None,
+        state: _State,
+    ) -> None:
         state.whole_sha256 = skeleton.sha256
         root = skeleton.root
         assert root is not None
