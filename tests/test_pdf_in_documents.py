@@ -14,10 +14,10 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 import yaml
@@ -51,7 +51,7 @@ from signer.sign import sign_document
 from signer.verify import Verifier
 from storage.archive import Archive, Receipt
 from storage.ledger import create_seal_identity
-from storage.objectstore import MemoryObjectStore
+from storage.objectstore import MemoryObjectStore, ObjectInfo
 from tests.support.hub_fixtures import Outputs, Stack, start_stack
 from tests.support.pdfs import TEXT, minimal_pdf, sign_pdf, with_gap
 from tests.support.pki_fixtures import FIXED_NOW, TestPki
@@ -279,6 +279,31 @@ def test_pdf_signer_without_revocation_data_is_held_under_require(pki: TestPki, 
     assert receipt.report.pdfs[0].subindication is SubIndication.TRY_LATER
 
 
+class _CountingStore(MemoryObjectStore):
+    """A memory store that notes each read of an object (``open`` streams it, ``get`` reads it whole)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: dict[str, list[str]] = {}
+        self._copying = False
+
+    def get(self, key: str) -> bytes:
+        if not self._copying:  # the stand-in's copy reads; a real store copies on the server
+            self.reads.setdefault(key, []).append("get")
+        return super().get(key)
+
+    def copy(self, source: str, key: str, *, metadata: Mapping[str, str] | None = None) -> ObjectInfo:
+        self._copying = True
+        try:
+            return super().copy(source, key, metadata=metadata)
+        finally:
+            self._copying = False
+
+    def open(self, key: str, *, length: int | None = None) -> BinaryIO:
+        self.reads.setdefault(key, []).append("open")
+        return io.BytesIO(super().get(key)[:length])
+
+
 @pytest.mark.parametrize("bound", ["large enough", "too small"])
 def test_a_streamed_claim_checked_document_has_its_pdf_checked_up_to_a_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: str
@@ -312,7 +337,7 @@ def test_a_streamed_claim_checked_document_has_its_pdf_checked_up_to_a_bound(
     record = InboundRecord(SENDER.encode(), ClaimCheck(f"claims/{SENDER}/{sha256}", sha256, len(data)).to_bytes())
     outcomes = {}
     for policy in (PdfPolicy.REPORT, PdfPolicy.REQUIRE):  # a store each: the second would be a duplicate
-        store = MemoryObjectStore()
+        store = _CountingStore()
         store.put(f"claims/{SENDER}/{sha256}", data)
         processor = DocumentProcessor(
             settings=dataclasses.replace(settings, pdf_signatures=policy),
@@ -323,6 +348,8 @@ def test_a_streamed_claim_checked_document_has_its_pdf_checked_up_to_a_bound(
             clock=lambda: now,
         )
         outcomes[policy] = processor.process(record)
+        # Parsing and verifying read the object once, streamed; the PDF check reads it whole once, when it may.
+        assert store.reads[f"claims/{SENDER}/{sha256}"] == (["open", "get"] if bound == "large enough" else ["open"])
     reported = Receipt.from_bytes(outcomes[PdfPolicy.REPORT].receipts[0]).report
     assert outcomes[PdfPolicy.REPORT].outcome == "delivered"
     assert reported is not None
