@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from hub.commands.audit import UsageError, add_store_arguments, opened_store
-from hub.figures import LedgerFigures, read_figures
+from hub.figures import read_figures
 from hub.report_formats import FORMATS, render
 from schemas._checks import VIETNAM_TZ
 from schemas.errors import HubError
 from storage.ledger import LedgerCorrupt
-from storage.objectstore import ObjectStore, StoreUnavailable
+from storage.objectstore import StoreUnavailable
 
 __all__ = ["DEFAULT_STORE_TIMEOUT", "format_for", "parse_day", "register", "run_report"]
 
@@ -34,7 +34,6 @@ __all__ = ["DEFAULT_STORE_TIMEOUT", "format_for", "parse_day", "register", "run_
 DEFAULT_STORE_TIMEOUT = 10.0
 _PROGRESS_EVERY = 0.5  # seconds between progress lines on stderr
 _PROG = "lienthong report"
-_READ_ATTEMPTS = 3
 _SUFFIXES = {".html": "html", ".htm": "html", ".csv": "csv", ".json": "json"}
 
 
@@ -108,21 +107,10 @@ class _Job:
     report: dict[str, Any] | None = None
     error: BaseException | None = None
 
-    def _read(self, store: ObjectStore) -> LedgerFigures:
-        """The figures, read again when the store fails for a moment (a server just started may answer 500)."""
-        for attempt in range(1, _READ_ATTEMPTS + 1):
-            try:
-                return read_figures(store, self.first, self.last, progress=self.progress)
-            except StoreUnavailable:
-                if attempt == _READ_ATTEMPTS:
-                    raise
-                time.sleep(attempt)
-        raise AssertionError  # the loop returns or raises
-
     def run(self) -> None:
         try:
             with opened_store(self.args) as store:
-                figures = self._read(store)
+                figures = read_figures(store, self.first, self.last, progress=self.progress)
             self.progress.answered.set()
             self.report = figures.report(self.first, self.last, datetime.now(UTC))
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it

@@ -325,14 +325,20 @@ class EmbeddedS3:
         write_private(self.root / _SECURITY_FILE, text)
 
     def _wait_until_s3_answers(self, deadline: float) -> None:
-        # The port opens before the gateway has loaded its identities; a signed ListBuckets proves both.
+        # The port opens before the gateway has loaded its identities; a signed ListBuckets proves both. Its volumes
+        # load later still: until then a GET answers 500, so one byte of a stored object (if any) is read too.
         http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=1.0, read=2.0), retries=False)
         client = Minio(
             self.endpoint, self.access_key, self.secret_key, secure=False, region=DEFAULT_REGION, http_client=http
         )
         while True:
             try:
-                client.list_buckets()
+                for bucket in client.list_buckets():
+                    stored = next(iter(client.list_objects(bucket.name, recursive=True)), None)
+                    if stored is not None and stored.object_name is not None:
+                        response = client.get_object(bucket.name, stored.object_name, offset=0, length=1)
+                        response.close()
+                        response.release_conn()
             except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
                 if not self.running or time.monotonic() > deadline:
                     raise ServerStartError(

@@ -28,6 +28,15 @@ _START_TIMEOUT = 420.0
 _LAST_SUMMARY_LINE = "  ledger "
 
 
+def _demo_env() -> dict[str, str]:
+    """This process's environment for the demo, without the metrics folder an earlier in-process hub set.
+
+    ``lienthong up`` makes its own; an inherited one (since deleted) would be where its own metrics went.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    return {**env, "PYTHONUNBUFFERED": "1"}
+
+
 @dataclass(frozen=True)
 class RunningDemo:
     """A running demo hub: its data folder, ports, and what it printed up to its summary."""
@@ -73,7 +82,7 @@ def running_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDe
         argv += [f"--{name}-port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            argv, stdout=log, stderr=subprocess.STDOUT, env=_demo_env()
         )
     try:
         deadline = time.monotonic() + _START_TIMEOUT
