@@ -36,9 +36,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# Two processes; each test file stays on one (its servers start once), the running demo's tests share one demo.
+# Two processes; each test file stays on one (its module's servers start once).
 pytest: setup
-	$(BIN)/pytest -q -n 2 --dist loadgroup
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test: lint typecheck pytest
 

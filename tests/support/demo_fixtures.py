@@ -59,15 +59,8 @@ class RunningDemo:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Move the tests marked ``demo_traffic`` to the end; group tests for pytest-xdist's ``--dist loadgroup``.
-
-    Each test file is a group (its module-scoped servers start once, on one worker), except that every test of
-    the running demo is in one group, so that one demo serves them all.
-    """
+    """Move the tests marked ``demo_traffic`` to the end of the run (the others keep their order)."""
     items.sort(key=lambda item: item.get_closest_marker("demo_traffic") is not None)
-    for item in items:
-        group = "running-demo" if "running_demo" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
