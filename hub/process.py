@@ -431,15 +431,7 @@ class DocumentProcessor:
             reason = (report.subindication or report.indication).value
             problems = [Problem(_SIGNATURE_PATH, e) for e in report.errors]
             refusal = DocumentRejected(reason, problems or [Problem("", reason)])
-            return self._reject(
-                record,
-                refusal,
-                received_at,
-                sha256=accepted.sha256,
-                parsed=accepted.parsed,
-                report=report,
-                claim=accepted.claim,
-            )
+            return self._refuse(record, accepted, refusal, received_at, report)
         report, stopped = self._check_pdfs(record, accepted, verifier, report, hold, received_at)
         if stopped is not None:
             return stopped
@@ -447,15 +439,7 @@ class DocumentProcessor:
             _check_certificate_organ(accepted.parsed.message, report)
             return self._route(record, accepted, report, received_at)
         except DocumentRejected as exc:
-            return self._reject(
-                record,
-                exc,
-                received_at,
-                sha256=accepted.sha256,
-                parsed=accepted.parsed,
-                report=report,
-                claim=accepted.claim,
-            )
+            return self._refuse(record, accepted, exc, received_at, report)
 
     def _check_pdfs(  # noqa: PLR0917 - the state of one record's processing, passed on as it is
         self,
@@ -483,8 +467,7 @@ class DocumentProcessor:
         if problem.reason == PDF_SIGNATURE_TRY_LATER:  # the hub's problem, as for the XML signature's revocation data
             pdf = (_pdf_unavailable_certificate(report), problem)
             return report, self._hold(record, accepted, report, hold or Hold(received_at, 0, received_at), pdf=pdf)
-        parsed = accepted.parsed
-        return report, self._reject(record, problem, received_at, sha256=accepted.sha256, parsed=parsed, report=report)
+        return report, self._refuse(record, accepted, problem, received_at, report)
 
     def _decoded_attachments(self, claim: ClaimCheck) -> tuple[Attachment, ...] | None:
         """A streamed document's attachments, decoded, for its PDF check: read whole up to a bound, else None.
@@ -511,15 +494,7 @@ class DocumentProcessor:
         if self._settings.pdf_signatures is not PdfPolicy.REQUIRE:
             return dataclasses.replace(report, warnings=(*report.warnings, why)), None
         refusal = DocumentRejected(PDF_SIGNATURE_UNCHECKED, [Problem(_ATTACHMENT_PATH, why)])
-        outcome = self._reject(
-            record,
-            refusal,
-            received_at,
-            sha256=accepted.sha256,
-            parsed=accepted.parsed,
-            report=report,
-            claim=accepted.claim,
-        )
+        outcome = self._refuse(record, accepted, refusal, received_at, report)
         return report, outcome
 
     def internal_error(self, record: InboundRecord, exc: Exception) -> Outcome:
@@ -788,15 +763,7 @@ class DocumentProcessor:
                 f"(held until {deadline.isoformat()}): {errors}",
             )
             refusal = DocumentRejected(REVOCATION_UNAVAILABLE, [problem])
-            return self._reject(
-                record,
-                refusal,
-                hold.since,
-                sha256=accepted.sha256,
-                parsed=accepted.parsed,
-                report=report,
-                claim=accepted.claim,
-            )
+            return self._refuse(record, accepted, refusal, hold.since, report)
         message = accepted.parsed.message
         sender = message.sender.organ_id
         doc_id = _document_id(message)
@@ -844,6 +811,25 @@ class DocumentProcessor:
         )
 
     # --- rejection -------------------------------------------------------------------------------------------
+
+    def _refuse(
+        self,
+        record: InboundRecord,
+        accepted: _Accepted,
+        exc: DocumentRejected,
+        received_at: datetime,
+        report: VerificationReport | None,
+    ) -> Outcome:
+        """``_reject`` of a document that was read and parsed (its original, claim check and report are known)."""
+        return self._reject(
+            record,
+            exc,
+            received_at,
+            sha256=accepted.sha256,
+            parsed=accepted.parsed,
+            report=report,
+            claim=accepted.claim,
+        )
 
     def _reject(
         self,
