@@ -36,9 +36,8 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# Two processes; each test file stays on one (its module's servers start once).
 pytest: setup
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q
 
 test: lint typecheck pytest
 

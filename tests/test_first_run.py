@@ -278,7 +278,8 @@ def test_the_demo_tells_sending_time_from_the_time_until_all_is_handled(running_
     assert sent
     assert handled
     assert float(sent.group(1)) <= float(handled.group(1))
-    assert float(handled.group(2)) == round(DEMO_DOCS / float(handled.group(1)), 1)
+    seconds = float(handled.group(1))  # printed to 0.1 s: the rate was computed from the unrounded time
+    assert DEMO_DOCS / (seconds + 0.05) - 0.05 <= float(handled.group(2)) <= DEMO_DOCS / (seconds - 0.05) + 0.05
     assert f"demo: sent {DEMO_DOCS}/{DEMO_DOCS}" in running_demo.output  # progress while sending
 
 

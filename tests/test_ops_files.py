@@ -345,7 +345,7 @@ def test_unit_command_lines_parse_with_the_cli() -> None:
                 parser.parse_args(argv[1:])
             except SystemExit:
                 pytest.fail(f"{unit.name}: the CLI does not take {shlex.join(argv[1:])}")
-    assert sorted(commands) == ["axis-connector", "up", "vxp-facade", "worker"]
+    assert sorted(commands) == ["axis-connector", "dashboard", "up", "vxp-facade", "worker"]
 
 
 def test_seaweedfs_units_pass_only_flags_weed_knows() -> None:
