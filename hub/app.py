@@ -171,22 +171,17 @@ def build_policy(
     With ``revocation``: its current CRLs (fetched and from files) and ``ocsp`` (one client shared across rebuilds,
     so its cache survives them); without it, the CRL files and a new OCSP client, as ``lienthong verify`` does.
     """
-    if revocation is None:
-        return trust_policy(
-            anchors=settings.trust,
-            intermediates=settings.intermediates,
-            crls=settings.crls,
-            revocation=settings.revocation,
-            ocsp=settings.ocsp,
-            pins=directory.pins(),
-        )
-    base = trust_policy(
+    policy = trust_policy(
         anchors=settings.trust,
         intermediates=settings.intermediates,
+        crls=settings.crls if revocation is None else (),  # the service holds the files' CRLs too
         revocation=settings.revocation,
+        ocsp=settings.ocsp and revocation is None,
         pins=directory.pins(),
     )
-    return dataclasses.replace(base, crls=revocation.current_crls(), ocsp=ocsp)
+    if revocation is None:
+        return policy
+    return dataclasses.replace(policy, crls=revocation.current_crls(), ocsp=ocsp)
 
 
 class HubWorker:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from adapters.dms import HubClient
 from hub.demo import create_demo_material
 from hub.hold import Hold
+from hub.up import wait_until
 from schemas import build_document, parse
 from schemas.examples import example_edoc
 from schemas.model import StatusMessage
@@ -246,7 +247,7 @@ def test_crl_fetched_cached_and_a_new_revocation_refused_without_restart(hub: Hu
     assert _held(outputs, SENDER, first)
     assert [c for c, _, _ in _statuses(outputs, SENDER, first)] == ["01", "01"]
     revoked_crl = hub.publish(valid=120, revoke=REVOKED_LATER)
-    assert _wait(lambda: 2 in hub.cached_numbers(), timeout=WAIT), "the new CRL was not fetched"
+    assert wait_until(lambda: 2 in hub.cached_numbers(), timeout=WAIT, every=0.25), "the new CRL was not fetched"
     assert revoked_crl.get_revoked_certificate_by_serial_number(hub.revoked[0][0]) is not None
     refused = hub.send(REVOKED_LATER, 2)
     assert outputs.wait_for(lambda o: any(c == "02" for c, _, _ in _statuses(o, REVOKED_LATER, refused)), timeout=WAIT)
@@ -276,7 +277,7 @@ def test_crl_server_down_cached_crl_used_then_held_then_delivered_once(hub: Hub,
     """Server down: the held CRL serves until nextUpdate, then documents are held; server back: delivered once."""
     valid = 8.0
     short = hub.publish(valid=valid)
-    assert _wait(lambda: 3 in hub.cached_numbers(), timeout=WAIT), "the short CRL was not fetched"
+    assert wait_until(lambda: 3 in hub.cached_numbers(), timeout=WAIT, every=0.25), "the short CRL was not fetched"
     hub.crls.down = True
     on_time = hub.send(SENDER, 6)
     assert outputs.wait_for(lambda o: _delivered(o, on_time) == 1, timeout=WAIT)
@@ -341,13 +342,3 @@ def _ledger_verdicts(hub: Hub, sha: str) -> set[str]:
             break
         time.sleep(0.5)
     return verdicts
-
-
-def _wait(condition: object, *, timeout: float) -> bool:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.25)
-    return bool(condition())

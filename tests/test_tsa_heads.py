@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from adapters.dms import HubClient
 from hub.cli import main
 from hub.settings import HubSettings
+from hub.up import wait_until
 from schemas import build_document
 from schemas.examples import example_edoc
 from signer.sign import sign_document
@@ -66,7 +66,9 @@ def test_every_sealed_head_carries_a_token_that_verifies(
 ) -> None:
     """Every stored head has an RFC 3161 token by the TSA, over its signature, dated at (not before) its sealing."""
     store = _store(tsa_hub)
-    assert _wait(lambda: _heads(store) and _heads(store)[-1].size >= _ledger_size(store) > 0)
+    assert wait_until(
+        lambda: bool(_heads(store)) and _heads(store)[-1].size >= _ledger_size(store) > 0, timeout=WAIT, every=0.25
+    )
     seal_anchor = x509.load_pem_x509_certificate(tsa_hub.settings.seal_cert_path.read_bytes())
     for head in _heads(store):
         token = verify_tree_head(head, [seal_anchor], tsa_anchors=[tsa_server.anchor], require_timestamp=True)
@@ -90,14 +92,15 @@ def test_tsa_down_no_head_without_token_and_documents_still_delivered(
         sealed_before = _heads(store)[-1].size
         sha = _send(tsa_hub, 10)
         assert outputs.wait_for(lambda o: _delivered(o, sha), timeout=WAIT)
-        assert _wait(lambda: _ledger_size(store) > sealed_before)  # its events are stored, in segments
-        assert _wait(lambda: _tsa_errors(tsa_hub) >= 2)  # two seal intervals passed without a token
+        # Its events are stored, in segments, and two seal intervals passed without a token.
+        assert wait_until(lambda: _ledger_size(store) > sealed_before, timeout=WAIT, every=0.25)
+        assert wait_until(lambda: _tsa_errors(tsa_hub) >= 2, timeout=WAIT, every=0.25)
         assert all(head.timestamp is not None for head in _heads(store))
         assert _heads(store)[-1].size == sealed_before
     finally:
         tsa_server.server.start()
         outputs.close()
-    assert _wait(lambda: _heads(store)[-1].size >= _ledger_size(store) > sealed_before)
+    assert wait_until(lambda: _heads(store)[-1].size >= _ledger_size(store) > sealed_before, timeout=WAIT, every=0.25)
     assert all(head.timestamp is not None for head in _heads(store))
 
 
@@ -225,7 +228,11 @@ def _trust(stack: Stack) -> list[str]:
 
 def _export(stack: Stack, sha: str, where: Path) -> Path:
     out = where / "bundle.zip"
-    assert _wait(lambda: main(["audit", "export", sha, "--out", str(out), "--data", str(stack.settings.data_dir)]) == 0)
+    assert wait_until(
+        lambda: main(["audit", "export", sha, "--out", str(out), "--data", str(stack.settings.data_dir)]) == 0,
+        timeout=WAIT,
+        every=0.25,
+    )
     return out
 
 
@@ -256,13 +263,3 @@ def _rewrite_token(bundle: Path, out: Path) -> None:
         for name, _ in entries:
             target.writestr(name, files[name])
     out.write_bytes(buffer.getvalue())
-
-
-def _wait(condition: object, *, timeout: float = WAIT) -> bool:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.25)
-    return bool(condition())
