@@ -7,6 +7,7 @@ Nothing else in the hub reads the environment. Every default is named and says w
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_TRY_LATER_RETRY_SECONDS",
     "DEFAULT_VXP_TIMESTAMP_WINDOW_SECONDS",
     "HubSettings",
+    "LogLevel",
     "write_private",
 ]
 
@@ -65,6 +67,15 @@ DEFAULT_RETENTION_DAYS = 3650
 DEFAULT_TRY_LATER_DEADLINE_SECONDS = 86400.0
 #: The first retry of a held document; it doubles up to 15 minutes (``hub.hold``), like a CRL fetch's own retries.
 DEFAULT_TRY_LATER_RETRY_SECONDS = 30.0
+
+
+class LogLevel(enum.StrEnum):
+    """How much the hub's processes log (setting ``log_level``); ``info`` adds rebalances and in-doubt checks."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -143,6 +154,8 @@ class HubSettings:
     tsa_url: str | None = None
     tsa_trust: tuple[Path, ...] = ()
     consumer_group: str = "lienthong-hub"
+    # What the processes ``lienthong up`` starts (workers, axis connector, VXP facade) write to DATA/logs.
+    log_level: LogLevel = LogLevel.WARNING
 
     def __repr__(self) -> str:  # the dataclass's own would print the secrets
         return f"HubSettings(data_dir={self.data_dir!r}, kafka={self.kafka_bootstrap!r}, s3={self.s3_endpoint!r})"
@@ -257,6 +270,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "bool": _flag,
     "RevocationPolicy": RevocationPolicy,
     "PdfPolicy": PdfPolicy,
+    "LogLevel": LogLevel,
     "str": str,
     "str | None": lambda v: str(v) if v else None,
 }

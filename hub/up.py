@@ -271,7 +271,8 @@ class Hub:
         """Start one more worker process (scale-out); it joins the consumer group."""
         n = len(self._workers) if n is None else n
         settings_file = settings_file or self.data / "settings.yaml"
-        argv = [sys.executable, "-m", "hub", "worker", "--settings", str(settings_file), "--loglevel", "warning"]
+        level = self.settings.log_level.value
+        argv = [sys.executable, "-m", "hub", "worker", "--settings", str(settings_file), "--loglevel", level]
         worker = _WorkerProcess(f"worker-{n}", argv, log_path=self.data / "logs" / f"worker-{n}.log")
         worker.start()
         self._workers.append(worker)
@@ -291,6 +292,7 @@ class Hub:
 
         self._set_principal_password(AXIS_USER, self.settings.axis_kafka_password)
         argv = [sys.executable, "-m", "hub", "axis-connector", "--data", str(self.data)]
+        argv += ["--loglevel", self.settings.log_level.value]
         connector = _WorkerProcess("axis-connector", argv, log_path=self.data / "logs" / "axis-connector.log")
         connector.start()
         self._axis_connector = connector
@@ -314,6 +316,7 @@ class Hub:
         settings = self.settings
         self._set_principal_password(VXP_USER, settings.vxp_kafka_password)
         argv = [sys.executable, "-m", "hub", "vxp-facade", "--data", str(self.data), "--port", str(settings.vxp_port)]
+        argv += ["--loglevel", settings.log_level.value]
         self._vxp = facade = ManagedProcess(
             "vxp-facade", argv, port=settings.vxp_port, log_path=self.data / "logs" / "vxp-facade.log"
         )

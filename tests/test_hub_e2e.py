@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 
 from adapters.dms import HubClient
+from hub.up import wait_until
 from hub.demo import DemoDocument, demo_documents, demo_status
 from storage.ledger import Ledger, verify_log
 from storage.s3 import S3ObjectStore
@@ -224,6 +225,12 @@ def test_foreign_kafka_clients_speak_the_topic_contract(module_stack: Stack) -> 
     # Every recipient served before the next test counts its own deliveries on this hub.
     assert outputs.wait_for(lambda o: _delivered(o) == _expected([document]), timeout=120)
     outputs.close()
+
+
+def test_log_level_info_puts_the_workers_directory_and_assignments_in_their_logs(module_stack: Stack) -> None:
+    """With log_level info (the test stacks' setting) a worker's log says when it read the directory and was assigned."""
+    assert wait_until(lambda: "directory read:" in module_stack.logs(lines=100_000), timeout=120)
+    assert "newly assigned partitions" in module_stack.logs(lines=100_000)
 
 
 def test_field_quirks_are_delivered_and_counted_per_agency(module_stack: Stack) -> None:

@@ -23,10 +23,12 @@ pytestmark = [pytest.mark.servers, pytest.mark.timeout(900)]  # thousands of doc
 
 def assert_each_delivered_once(stack: Stack, outputs: Outputs, expected: Counter[tuple[str, str]]) -> None:
     """Wait for every expected delivery, then check that none is missing or doubled and that the ledger verifies."""
-    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= sum(expected.values()), timeout=600)
+    done = outputs.wait_for(lambda o: sum(_delivered(o).values()) >= sum(expected.values()), timeout=600)
+    assert done, f"{sum(_delivered(outputs).values())} of {sum(expected.values())} delivered\n{stack.logs()}"
     outputs.poll(5.0)
     delivered = _delivered(outputs)
-    assert delivered == expected, f"duplicates: {[k for k, n in delivered.items() if n > 1][:5]}"
+    duplicates = [k for k, n in delivered.items() if n > 1][:5]
+    assert delivered == expected, f"duplicates: {duplicates}\n{stack.logs()}"
     outputs.close()
     _ledger_consistent(stack)
 
@@ -38,13 +40,13 @@ def test_workers_joining_and_leaving_lose_and_duplicate_nothing(stack: Stack) ->
     total = sum(expected.values())
     outputs = Outputs(stack.connection)
     _send(stack, documents)
-    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > total // 3, timeout=300)
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > total // 3, timeout=300), stack.logs()
     stack.hub.add_worker()
-    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > 2 * total // 3, timeout=300)
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) > 2 * total // 3, timeout=300), stack.logs()
     stack.hub.remove_worker(stack.hub.worker_processes[0])
-    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= total, timeout=600)
+    assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= total, timeout=600), stack.logs()
     outputs.poll(5.0)
-    assert _delivered(outputs) == expected
+    assert _delivered(outputs) == expected, stack.logs()
     outputs.close()
 
 

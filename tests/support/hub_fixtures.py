@@ -19,7 +19,7 @@ from kafka import KafkaConsumer
 from adapters.kafka import KafkaConnection
 from hub.demo import DemoMaterial, create_demo_material
 from hub.embedded.kafka import EmbeddedKafka
-from hub.settings import HubSettings
+from hub.settings import HubSettings, LogLevel
 from hub.up import Hub, demo_settings_on_free_ports
 
 __all__ = ["Outputs", "Stack", "hub_stack", "module_hub_stack", "start_external_stack", "start_stack"]
@@ -44,10 +44,19 @@ class Stack:
         """The hub's own Kafka principal (a super user)."""
         return self.settings.kafka
 
+    def logs(self, lines: int = 40) -> str:
+        """The last ``lines`` of each worker's log: what a failed fault test prints to say where the hub stood."""
+        parts = []
+        for path in sorted((self.settings.data_dir / "logs").glob("worker-*.log")):
+            tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name} ---\n" + "\n".join(tail))
+        return "\n".join(parts)
+
 
 def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0, **overrides: Any) -> Stack:
     """Start a hub with the demo material on free ports in ``data`` (``overrides``: other settings)."""
     material = create_demo_material(data / "demo")
+    overrides.setdefault("log_level", LogLevel.INFO)  # rebalances and in-doubt checks in DATA/logs (Stack.logs)
     settings = demo_settings_on_free_ports(data, seal_interval_seconds=seal_interval, **overrides)
     hub = Hub(settings, workers=workers, progress=lambda _line: None)
     hub.start()
@@ -67,6 +76,7 @@ def start_external_stack(data: Path, broker: EmbeddedKafka) -> Stack:
         kafka_tls=connection.tls,
         kafka_ca_file=connection.ca_file,
         kafka_replication=broker.replication,
+        log_level=LogLevel.INFO,
     )
     hub = Hub(settings, workers=1, progress=lambda _line: None)
     hub.start()
