@@ -18,8 +18,8 @@ from collections import Counter
 import pytest
 
 from adapters.dms import HubClient
-from hub.up import wait_until
 from hub.demo import DemoDocument, demo_documents, demo_status
+from hub.up import wait_until
 from storage.ledger import Ledger, verify_log
 from storage.s3 import S3ObjectStore
 from tests.support.hub_fixtures import Outputs, Stack
@@ -228,7 +228,7 @@ def test_foreign_kafka_clients_speak_the_topic_contract(module_stack: Stack) -> 
 
 
 def test_log_level_info_puts_the_workers_directory_and_assignments_in_their_logs(module_stack: Stack) -> None:
-    """With log_level info (the test stacks' setting) a worker's log says when it read the directory and was assigned."""
+    """At log_level info (the test stacks' level) a worker's log says when it read the directory and was assigned."""
     assert wait_until(lambda: "directory read:" in module_stack.logs(lines=100_000), timeout=120)
     assert "newly assigned partitions" in module_stack.logs(lines=100_000)
 
