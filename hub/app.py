@@ -244,7 +244,10 @@ class HubWorker:
             broker_session_timeout=6.0,
             broker_heartbeat_interval=1.0,
             broker_commit_interval=1.0,
-            stream_wait_empty=False,
+            # A revoked partition's records still being handled finish, and their offsets are committed, before
+            # the rebalance goes on: otherwise their outputs could land after the next owner's in-doubt check had
+            # read the output topics, and be produced twice. (A worker killed mid-record is what hub.guard is for.)
+            stream_wait_empty=True,
             web_enabled=False,  # ``lienthong up`` serves /metrics for every worker
             producer_acks=-1,
             producer_linger_ms=PRODUCER_LINGER_MS,
