@@ -14,6 +14,7 @@ topics, offsets, archive and ledger; the secrets generated on first start are ke
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -391,24 +392,30 @@ class Hub:
             self._supervisor.join()
             self._supervisor = None
         self._children.clear()
+        # The hub's own processes together (each gets its grace), then the servers together: workers commit their
+        # offsets and seal the ledger before the broker and the store go.
+        own: list[Callable[[], None]] = [functools.partial(w.stop, grace=_WORKER_STOP_GRACE) for w in self._workers]
         if self._vxp is not None:
-            self._vxp.stop()
-            self._vxp = None
-        for worker in self._workers:
-            worker.stop(grace=_WORKER_STOP_GRACE)
-        self._workers.clear()
+            own.append(self._vxp.stop)
         if self._axis_connector is not None:
-            self._axis_connector.stop(grace=_WORKER_STOP_GRACE)
-            self._axis_connector = None
+            own.append(functools.partial(self._axis_connector.stop, grace=_WORKER_STOP_GRACE))
+        _all_at_once(own)
+        self._workers.clear()
+        self._vxp = self._axis_connector = None
         if self._http is not None:
             self._http.stop()
             self._http = None
-        if self._kafka is not None:
-            self._kafka.stop()
-            self._kafka = None
-        if self._s3 is not None:
-            self._s3.stop()
-            self._s3 = None
+        _all_at_once([server.stop for server in (self._kafka, self._s3) if server is not None])
+        self._kafka = self._s3 = None
+
+
+def _all_at_once(stops: list[Callable[[], None]]) -> None:
+    """Run each stop on its own thread and wait for all (a stop is mostly waiting for a process to exit)."""
+    threads = [threading.Thread(target=stop, name="lienthong-stop") for stop in stops]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 class _WorkerProcess(ManagedProcess):

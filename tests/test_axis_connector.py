@@ -27,7 +27,7 @@ from kafka import KafkaConsumer
 from adapters.axis_connector import CRASH_HOOK_ENV
 from adapters.dms import HubClient
 from adapters.vxp import VxpClient
-from hub.demo import create_demo_material, demo_status
+from hub.demo import demo_status
 from hub.records import DEADLETTER, LEDGER, inbox_topic, status_topic
 from hub.settings import DEFAULT_HUB_ORGAN_ID
 from hub.up import wait_until
@@ -38,7 +38,7 @@ from signer.keys import PemKey
 from signer.sign import sign_document
 from storage.ledger import LedgerEvent, decode_ledger_record
 from tests.support.axis_sim import AxisSim, start_axis_sim
-from tests.support.hub_fixtures import Outputs, Stack, start_stack
+from tests.support.hub_fixtures import Outputs, Stack, demo_material, start_stack
 
 pytestmark = pytest.mark.servers
 
@@ -102,7 +102,7 @@ def _extra_pki(folder: Path) -> tuple[Path, Path, Path, PemKey, PemKey]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The simulator, then a hub whose settings point at it (so ``lienthong up`` runs the connector)."""
     base = tmp_path_factory.mktemp("axis")
-    material = create_demo_material(base / "data" / "demo")
+    material = demo_material(base / "data" / "demo")
     root, ca, extra, unlisted, stranger = _extra_pki(base / "extra-pki")
     agencies = base / "axis-agencies.yaml"
     systems = [

@@ -21,7 +21,7 @@ import yaml
 from adapters.axis_sim import load_config
 from adapters.vxp import CRLF, VxpClientError, format_timestamp, hash_file, sign_request
 from hub.cli import main
-from hub.demo import DEMO_AGENCIES, create_demo_material, write_axis_sim_agencies
+from hub.demo import DEMO_AGENCIES, write_axis_sim_agencies
 from schemas import build_document, build_status, parse
 from schemas.examples import example_edoc, example_status
 from schemas.model import Edoc
@@ -29,6 +29,7 @@ from signer.organ import certificate_organ_id
 from signer.policy import TrustPolicy
 from signer.verify import verify_document
 from tests.support.axis_sim import AxisSim, axis_sim
+from tests.support.hub_fixtures import demo_material
 from tests.support.pki_fixtures import AGENCY_RSA_ORGAN_ID, FIXED_NOW, TestPki
 
 A, SECRET_A, ORGAN_A = "SYS-A", "secret-a", "000.00.00.H41"
@@ -351,7 +352,7 @@ def test_a_bad_agencies_file_is_refused_in_one_line(tmp_path, capsys):
 
 def test_demo_agencies_file_lets_the_axis_agency_answer(tmp_path):
     """The demo's agencies file registers the hub and auto-replies for the axis agency with a cert naming it."""
-    material = create_demo_material(tmp_path / "demo")
+    material = demo_material(tmp_path / "demo")
     path = write_axis_sim_agencies(
         material,
         tmp_path / "axis" / "agencies.yaml",

@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ from hub.embedded.kafka import EmbeddedKafka
 from hub.settings import HubSettings, LogLevel
 from hub.up import Hub, demo_settings_on_free_ports
 
-__all__ = ["Outputs", "Stack", "hub_stack", "module_hub_stack", "start_external_stack", "start_stack"]
+__all__ = ["Outputs", "Stack", "demo_material", "hub_stack", "module_hub_stack", "start_external_stack", "start_stack"]
 
 OUTPUT_PATTERN = r"^lienthong\.(inbox\..*|status\..*|axis\.outbound|deadletter)$"
 
@@ -53,9 +56,25 @@ class Stack:
         return "\n".join(parts)
 
 
+def demo_material(folder: Path) -> DemoMaterial:
+    """The demo PKI, keys and directory in ``folder``: a copy of one made once per test process (keys take seconds)."""
+    global _MATERIAL  # noqa: PLW0603 - one template per process, made on first use
+    if _MATERIAL is None:
+        template = Path(tempfile.mkdtemp(prefix="lienthong-material-"))
+        atexit.register(shutil.rmtree, template, ignore_errors=True)
+        _MATERIAL = template / "demo"
+        create_demo_material(_MATERIAL)
+    if not folder.exists():
+        shutil.copytree(_MATERIAL, folder)
+    return create_demo_material(folder)  # loads the copy
+
+
+_MATERIAL: Path | None = None
+
+
 def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0, **overrides: Any) -> Stack:
     """Start a hub with the demo material on free ports in ``data`` (``overrides``: other settings)."""
-    material = create_demo_material(data / "demo")
+    material = demo_material(data / "demo")
     overrides.setdefault("log_level", LogLevel.INFO)  # rebalances and in-doubt checks in DATA/logs (Stack.logs)
     settings = demo_settings_on_free_ports(data, seal_interval_seconds=seal_interval, **overrides)
     hub = Hub(settings, workers=workers, progress=lambda _line: None)
@@ -65,7 +84,7 @@ def start_stack(data: Path, *, workers: int = 1, seal_interval: float = 1.0, **o
 
 def start_external_stack(data: Path, broker: EmbeddedKafka) -> Stack:
     """Start a hub with the demo material on ``broker`` reached as an operator's cluster (the settings' path)."""
-    material = create_demo_material(data / "demo")
+    material = demo_material(data / "demo")
     connection = broker.connection
     settings = demo_settings_on_free_ports(
         data,
