@@ -22,7 +22,8 @@ Agents, in the order a document meets them:
   and applies the records that verify; no document is processed before it has read the topic to its end.
 
 Failures of our own (object store or broker unavailable) are retried with backoff, never skipped: the record is
-not acknowledged until its work is done.
+not acknowledged until its work is done. A worker with records waiting that handles none for two minutes exits to be
+restarted (``hub.watchdog``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +78,7 @@ from hub.settings import HubSettings
 from hub.signed_directory import Change, DirectoryState, RecordRefused, load_admin_certificates
 from hub.transport import broker_url
 from hub.trust import ConfigError, load_certificates, trust_policy
+from hub.watchdog import StallWatch
 from schemas.errors import HubError
 from signer.policy import OcspFetcher, TrustPolicy
 from signer.timestamp import TimestampError
@@ -108,6 +111,7 @@ _STAGE_THREADS = 16  # documents processed at once off the event loop (they wait
 _LAG_INTERVAL = 2.0  # seconds between consumer-lag readings
 _RESUBSCRIBE_AFTER = 3.0  # seconds faust waits before subscribing to new outboxes (its default is 45)
 _OUTBOXES = OUTBOX_PREFIX + "*"  # the lag metric's label for all outboxes together
+_EXIT_STALLED = 75  # EX_TEMPFAIL: the supervisor (lienthong up, systemd) starts the worker again
 _RETRY_CONCURRENCY = 4  # held records looked at at once (each may wait up to _REQUEUE_AFTER for its time)
 _REQUEUE_AFTER = 10.0  # seconds a held record not yet due waits before it is put back (the partition moves on)
 _HOLD_POLL = 0.5  # seconds between looks at the clock and the revocation data while a held record waits
@@ -219,6 +223,7 @@ class HubWorker:
         self.ledger: Ledger | None = None
         self._stopping = False  # set when the worker stops: every later ledger batch is sealed at once
         self._in_flight: dict[str, asyncio.Lock] = {}
+        self._stall = StallWatch()  # records waiting but none handled: leave, to be restarted (hub.watchdog)
         self._topics: dict[str, faust.TopicT] = {}
         self._threads = ThreadPoolExecutor(max_workers=_STAGE_THREADS, thread_name_prefix="lienthong-stage")
         # The ledger is not thread-safe and has one writer: every ledger call runs on this one thread.
@@ -266,10 +271,10 @@ class HubWorker:
 
         @app.agent(outboxes, name="intake", concurrency=_INTAKE_CONCURRENCY)
         async def intake(stream: faust.StreamT[bytes]) -> None:
-            await _each_acked_after(stream, lambda event: self._forward(_record(event), lanes))
+            await _each_acked_after(stream, lambda event: self._forward(_record(event), lanes), self._stall)
 
         async def work(stream: faust.StreamT[bytes], lane: str) -> None:
-            await _each_acked_after(stream, lambda event: self._handle(_record(event)))
+            await _each_acked_after(stream, lambda event: self._handle(_record(event)), self._stall)
             log.info("%s lane stopped", lane)
 
         @app.agent(urgent, name="urgent", concurrency=4)
@@ -282,7 +287,7 @@ class HubWorker:
 
         @app.agent(retry, name="retry", concurrency=_RETRY_CONCURRENCY)
         async def retry_lane(stream: faust.StreamT[bytes]) -> None:
-            await _each_acked_after(stream, lambda event: self._retry_held(_record(event)))
+            await _each_acked_after(stream, lambda event: self._retry_held(_record(event)), self._stall)
             log.info("retry lane stopped")
 
         @app.agent(ledger, name="ledger")
@@ -529,6 +534,15 @@ class HubWorker:
             self.metrics.consumer_lag.labels(topic).set(records)
         # Each held document has one record on the retry topic, committed once it is requeued or processed.
         self.metrics.held_documents.set(lag[WORK_RETRY])
+        waiting = {topic: n for topic, n in lag.items() if topic != LEDGER and n}
+        if self._stall.stalled(sum(waiting.values()), time.monotonic()):
+            log.error(
+                "no record handled for %g s while %s wait on this worker's partitions: exiting to be restarted",
+                self._stall.after,
+                ", ".join(f"{n} on {topic}" for topic, n in sorted(waiting.items())),
+            )
+            logging.shutdown()
+            os._exit(_EXIT_STALLED)
 
     # --- directory and assignments ---------------------------------------------------------------------------
 
@@ -660,7 +674,9 @@ class HubWorker:
                 delay = min(delay * 2, _RETRY_MAX)
 
 
-async def _each_acked_after(stream: faust.StreamT[bytes], handle: Callable[[Any], Awaitable[None]]) -> None:
+async def _each_acked_after(
+    stream: faust.StreamT[bytes], handle: Callable[[Any], Awaitable[None]], watch: StallWatch
+) -> None:
     """Run ``handle`` on each event of ``stream`` and ack the event only once ``handle`` has returned.
 
     faust acks an event in its iterator's ``finally``, so an agent stopped while handling one (a worker leaving, a
@@ -670,7 +686,11 @@ async def _each_acked_after(stream: faust.StreamT[bytes], handle: Callable[[Any]
     """
     manual = stream.noack()  # type: ignore[attr-defined]  # faust-streaming's Stream, not in its StreamT stub
     async for event in manual.events():
-        await handle(event)
+        watch.started()
+        try:
+            await handle(event)
+        finally:
+            watch.finished(time.monotonic())
         await manual.ack(event)
 
 
