@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,32 +174,7 @@ class Hub:
         running.set_function(lambda: sum(worker.running for worker in self._workers))
         settings_file = self.data / "settings.yaml"  # what the workers (and the next start) read
         write_private(settings_file, yaml.safe_dump(_plain(settings), allow_unicode=True))
-        if not settings.s3_external:
-            s3_port = int(settings.s3_endpoint.rsplit(":", 1)[1])
-            self.progress(f"starting the object store (SeaweedFS) on 127.0.0.1:{s3_port}, data in {self.data / 's3'}")
-            self._s3 = EmbeddedS3(
-                self.data / "s3",
-                port=s3_port,
-                access_key=settings.s3_access_key,
-                secret_key=settings.s3_secret_key,
-                log_path=self.data / "logs" / "seaweedfs.log",
-            ).start()
-            s3 = self._s3
-            self._supervise("object store", lambda: s3.running, s3.restart)
-        if not settings.kafka_external:
-            kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
-            self.progress(f"starting the broker (Apache Kafka) on 127.0.0.1:{kafka_port}, log in {self.data / 'kafka'}")
-            self._kafka = EmbeddedKafka(
-                self.data / "kafka",
-                username=settings.kafka_username,
-                password=settings.kafka_password,
-                ports=[kafka_port],
-                log_dir=self.data / "logs",
-            ).start()
-            kafka = self._kafka
-            self._supervise("broker", lambda: kafka.process(0).running, lambda: kafka.restart(0))
-        else:
-            wait_ready(settings.kafka)
+        self._start_servers(settings)
         from hub.app import open_store  # noqa: PLC0415 - faust is heavy; import it once we need it
 
         open_store(settings)  # the archive bucket, with object lock and its retention, before any worker races for it
@@ -267,6 +242,41 @@ class Hub:
                 except Exception as exc:  # noqa: BLE001 - a failed restart is retried on the next round
                     self.progress(f"{child.name} did not restart: {exc}")
                 child.next_try = time.monotonic() + min(_RESTART_BACKOFF_MAX, 2.0 ** min(child.failures, 5))
+
+    def _start_servers(self, settings: HubSettings) -> None:
+        """The embedded object store and broker, side by side, then supervised (or wait for an external broker)."""
+        servers: list[Callable[[], object]] = []  # the object store and the broker start side by side
+        if not settings.s3_external:
+            s3_port = int(settings.s3_endpoint.rsplit(":", 1)[1])
+            self.progress(f"starting the object store (SeaweedFS) on 127.0.0.1:{s3_port}, data in {self.data / 's3'}")
+            self._s3 = s3 = EmbeddedS3(
+                self.data / "s3",
+                port=s3_port,
+                access_key=settings.s3_access_key,
+                secret_key=settings.s3_secret_key,
+                log_path=self.data / "logs" / "seaweedfs.log",
+            )
+            servers.append(s3.start)
+        if not settings.kafka_external:
+            kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
+            self.progress(f"starting the broker (Apache Kafka) on 127.0.0.1:{kafka_port}, log in {self.data / 'kafka'}")
+            self._kafka = kafka = EmbeddedKafka(
+                self.data / "kafka",
+                username=settings.kafka_username,
+                password=settings.kafka_password,
+                ports=[kafka_port],
+                log_dir=self.data / "logs",
+            )
+            servers.append(kafka.start)
+        else:
+            servers.append(functools.partial(wait_ready, settings.kafka))
+        _all_at_once(servers)
+        if self._s3 is not None:
+            s3 = self._s3
+            self._supervise("object store", lambda: s3.running, s3.restart)
+        if self._kafka is not None:
+            kafka = self._kafka
+            self._supervise("broker", lambda: kafka.process(0).running, lambda: kafka.restart(0))
 
     def add_worker(self, settings_file: Path | None = None, n: int | None = None) -> ManagedProcess:
         """Start one more worker process (scale-out); it joins the consumer group."""
@@ -409,13 +419,23 @@ class Hub:
         self._kafka = self._s3 = None
 
 
-def _all_at_once(stops: list[Callable[[], None]]) -> None:
-    """Run each stop on its own thread and wait for all (a stop is mostly waiting for a process to exit)."""
-    threads = [threading.Thread(target=stop, name="lienthong-stop") for stop in stops]
+def _all_at_once(steps: Sequence[Callable[[], object]]) -> None:
+    """Run each step on its own thread and wait for all (each mostly waits on a process); raise the first failure."""
+    failures: list[BaseException] = []
+
+    def run(step: Callable[[], object]) -> None:
+        try:
+            step()
+        except BaseException as exc:  # noqa: BLE001 - raised again below, on the caller's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(step,), name="lienthong-step") for step in steps]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
 
 
 class _WorkerProcess(ManagedProcess):
