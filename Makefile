@@ -36,7 +36,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# Two processes; each test file stays on one (its module's servers start once).
+# Two processes; each test file stays on one (its module's servers start once), the running demo's tests too.
 pytest: setup
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
