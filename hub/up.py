@@ -493,18 +493,20 @@ def _plain(settings: HubSettings) -> dict[str, Any]:
 def running(hub: Hub) -> Iterator[HubAddresses]:
     """Start ``hub``, and stop it on exit, on Ctrl-C, or on SIGTERM."""
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C too when SIGINT came ignored (a shell's background job, a test runner's worker): Python then keeps it so.
+    previous_interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield hub.start()
     finally:
         # A second signal (Ctrl-C twice, or `timeout` forwarding its SIGTERM) must not cut the stop short: that
         # left the broker and the store running, orphaned. Each step of the stop is bounded.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             hub.stop()
         finally:
             signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGINT, interrupt)
+            signal.signal(signal.SIGINT, previous_interrupt)
 
 
 def with_demo(settings: HubSettings) -> HubSettings:

@@ -52,3 +52,19 @@ def test_a_second_sigterm_does_not_cut_the_stop_short(tmp_path: Path) -> None:
     finally:
         child.kill()
     assert marker.read_text() == "stopped"
+
+
+def test_ctrl_c_stops_the_hub_even_when_sigint_came_ignored(tmp_path: Path) -> None:
+    """Started with SIGINT ignored (a background job, a test runner's worker), SIGINT still stops the hub in full."""
+    marker = tmp_path / "hub"
+    ignoring = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n" + CHILD
+    child = subprocess.Popen([sys.executable, "-c", ignoring, str(marker)], cwd=Path(__file__).parents[1])
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.with_suffix(".started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGINT)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+    assert marker.read_text() == "stopped"
