@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import RUNNING_DEMO_FILES
+from tests.conftest import LONG_FILES, RUNNING_DEMO_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,3 +17,8 @@ def test_every_file_using_the_running_demo_is_scheduled_with_the_others():
         if path.name != Path(__file__).name and "running_demo" in path.read_text(encoding="utf-8")
     }
     assert using == RUNNING_DEMO_FILES
+
+
+def test_the_long_files_run_first_and_exist():
+    """Every file named as long exists: a renamed file would silently lose its early start."""
+    assert all((ROOT / path).is_file() for path in LONG_FILES)

@@ -58,11 +58,6 @@ class RunningDemo:
         return next(line for line in self.output.splitlines() if line.strip().startswith(starts_with))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Move the tests marked ``demo_traffic`` to the end of the run (the others keep their order)."""
-    items.sort(key=lambda item: item.get_closest_marker("demo_traffic") is not None)
-
-
 @pytest.fixture(scope="session")
 def running_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
     """``lienthong up --demo --docs 60`` on free ports, waited for until its summary is printed."""
