@@ -77,6 +77,11 @@ class ManagedProcess:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def returncode(self) -> int | None:
+        """How the process ended (negative: the signal that killed it); None while it runs or before it started."""
+        return self._proc.poll() if self._proc is not None else None
+
+    @property
     def pid(self) -> int | None:
         """The process id while it runs."""
         return self._proc.pid if self._proc is not None else None

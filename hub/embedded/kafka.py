@@ -29,6 +29,7 @@ from kafka.admin import NewPartitions, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from adapters.kafka import DEFAULT_SASL_MECHANISM, KafkaConnection
+from hub.embedded._cds import archive_flags, keep_archive
 from hub.embedded._process import ManagedProcess, ServerStartError, free_port
 from schemas.errors import HubError
 
@@ -72,10 +73,14 @@ class TopicLayoutError(HubError):
 
 def kafka_classpath() -> str:
     """The broker's classpath (``<venv>/share/lienthong/kafka/*``); ``ServerStartError`` saying what to run."""
+    return f"{_kafka_libs()}/*"
+
+
+def _kafka_libs() -> Path:
     libs = Path(sys.prefix) / "share" / "lienthong" / "kafka"
     if not any(libs.glob("kafka_2.13-*.jar")):
         raise ServerStartError(f"Apache Kafka's jars are not in {libs}; {_SETUP_HINT}")
-    return f"{libs}/*"
+    return libs
 
 
 def _java() -> str:
@@ -136,6 +141,7 @@ class EmbeddedKafka:
         ]
         self._controller_password = secrets.token_urlsafe(24)
         self._processes: dict[int, ManagedProcess] = {}
+        self._archives: dict[int, Path | None] = {}  # class archives the nodes write on exit (hub.embedded._cds)
 
     @property
     def bootstrap(self) -> str:
@@ -173,10 +179,15 @@ class EmbeddedKafka:
             thread.start()
         for thread in stopping:
             thread.join()
+        for node_id, process in self._processes.items():
+            code = process.returncode
+            keep_archive(self._archives.pop(node_id, None), exited_cleanly=code is not None and code >= 0)
 
     def kill(self, index: int = 0) -> None:
         """SIGKILL node ``index`` (crash tests)."""
-        self._processes[self.nodes[index].node_id].kill()
+        node_id = self.nodes[index].node_id
+        self._processes[node_id].kill()
+        keep_archive(self._archives.pop(node_id, None), exited_cleanly=False)
 
     def restart(self, index: int = 0, *, timeout: float = _START_TIMEOUT) -> Self:
         """Start node ``index`` again on its ports after a stop or kill, and wait until the cluster answers."""
@@ -223,8 +234,11 @@ class EmbeddedKafka:
         log_path = self.log_dir / f"kafka-{node.node_id}.log"
         if not (log_dirs / "meta.properties").is_file():
             self._format(config, cluster_id, log_path)
+        java = _java()
+        flags, self._archives[node.node_id] = archive_flags(java, _kafka_libs(), "broker")
         argv = [
-            _java(),
+            java,
+            *flags,
             f"-Xms{self.heap_mb}m",
             f"-Xmx{self.heap_mb}m",
             "-XX:+UseG1GC",
@@ -242,8 +256,11 @@ class EmbeddedKafka:
 
     def _format(self, config: Path, cluster_id: str, log_path: Path) -> None:
         scram = f"{DEFAULT_SASL_MECHANISM}=[name={self.username},password={self._password}]"
+        java = _java()
+        flags, writing = archive_flags(java, _kafka_libs(), "format")
         argv = [
-            _java(),
+            java,
+            *flags,
             f"-Dlog4j2.configurationFile={self.data / 'log4j2.properties'}",
             "-cp",
             kafka_classpath(),
@@ -257,6 +274,7 @@ class EmbeddedKafka:
             scram,
         ]
         answer = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603 - our own argv
+        keep_archive(writing, exited_cleanly=answer.returncode == 0)
         if answer.returncode != 0:
             raise ServerStartError(f"cannot format the Kafka log in {config.parent}: {answer.stdout}{answer.stderr}")
         log_path.parent.mkdir(parents=True, exist_ok=True)
