@@ -22,7 +22,7 @@ Agents, in the order a document meets them:
   and applies the records that verify; no document is processed before it has read the topic to its end.
 
 Failures of our own (object store or broker unavailable) are retried with backoff, never skipped: the record is
-not acknowledged until its work is done. A worker with records waiting that handles none for two minutes exits to be
+not acknowledged until its work is done. A worker with records waiting that handles none for a minute exits to be
 restarted (``hub.watchdog``).
 """
 

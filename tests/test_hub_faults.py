@@ -71,9 +71,10 @@ def test_restart_of_the_whole_hub_keeps_topics_offsets_archive_and_ledger(tmp_pa
         assert ledger.size > 0
         outputs = Outputs(stack.connection)
         _send(stack, documents[30:])
-        assert outputs.wait_for(lambda o: sum(_delivered(o).values()) >= sum(expected.values()), timeout=180)
+        done = outputs.wait_for(lambda o: sum(_delivered(o).values()) >= sum(expected.values()), timeout=300)
+        assert done, stack.logs()
         outputs.poll(5.0)
-        assert _delivered(outputs) == expected  # the first 30 were not delivered again
+        assert _delivered(outputs) == expected, stack.logs()  # the first 30 were not delivered again
         outputs.close()
     finally:
         stack.hub.stop()
