@@ -50,6 +50,7 @@ from hub.signed_directory import (
     read_directory_topic,
     sign_record,
 )
+from hub.trust import ConfigError
 from storage.ledger import create_seal_identity
 
 __all__ = ["Hub", "HubAddresses", "with_secrets"]
@@ -244,8 +245,13 @@ class Hub:
                 child.next_try = time.monotonic() + min(_RESTART_BACKOFF_MAX, 2.0 ** min(child.failures, 5))
 
     def _start_servers(self, settings: HubSettings) -> None:
-        """The embedded object store and broker, side by side, then supervised (or wait for an external broker)."""
-        servers: list[Callable[[], object]] = []  # the object store and the broker start side by side
+        """The embedded object store and broker, side by side, supervised (or wait for an external broker)."""
+        if not settings.kafka_external and (settings.kafka_tls or settings.kafka_ca_file):
+            raise ConfigError(
+                "kafka_tls and kafka_ca_file are for your own Kafka cluster (kafka_external: true); "
+                "the embedded broker listens on 127.0.0.1 without TLS: remove them or set kafka_external"
+            )
+        servers: list[Callable[[], object]] = []
         if not settings.s3_external:
             s3_port = int(settings.s3_endpoint.rsplit(":", 1)[1])
             self.progress(f"starting the object store (SeaweedFS) on 127.0.0.1:{s3_port}, data in {self.data / 's3'}")
@@ -257,7 +263,10 @@ class Hub:
                 log_path=self.data / "logs" / "seaweedfs.log",
             )
             servers.append(s3.start)
-        if not settings.kafka_external:
+            self._supervise("object store", lambda: s3.running, s3.restart)  # watched once the hub has started
+        if settings.kafka_external:
+            servers.append(functools.partial(wait_ready, settings.kafka))
+        else:
             kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
             self.progress(f"starting the broker (Apache Kafka) on 127.0.0.1:{kafka_port}, log in {self.data / 'kafka'}")
             self._kafka = kafka = EmbeddedKafka(
@@ -268,15 +277,8 @@ class Hub:
                 log_dir=self.data / "logs",
             )
             servers.append(kafka.start)
-        else:
-            servers.append(functools.partial(wait_ready, settings.kafka))
-        _all_at_once(servers)
-        if self._s3 is not None:
-            s3 = self._s3
-            self._supervise("object store", lambda: s3.running, s3.restart)
-        if self._kafka is not None:
-            kafka = self._kafka
             self._supervise("broker", lambda: kafka.process(0).running, lambda: kafka.restart(0))
+        _all_at_once(servers)
 
     def add_worker(self, settings_file: Path | None = None, n: int | None = None) -> ManagedProcess:
         """Start one more worker process (scale-out); it joins the consumer group."""

@@ -19,6 +19,9 @@ from cryptography.x509.oid import NameOID
 from hub.access import issue_credentials
 from hub.demo import demo_documents
 from hub.embedded.kafka import BrokerTls, EmbeddedKafka
+from hub.settings import HubSettings
+from hub.trust import ConfigError
+from hub.up import Hub
 from tests.support.broker_fixtures import require_kafka
 from tests.support.hub_fixtures import Stack, start_external_stack
 
@@ -127,3 +130,17 @@ def test_a_client_that_skips_tls_is_not_served(tls_stack: Stack) -> None:
     producer.flush(20)
     assert delivered
     assert delivered[0] is not None
+
+
+@pytest.mark.parametrize("setting", [{"kafka_tls": True}, {"kafka_ca_file": "operator-ca.pem"}])
+def test_tls_settings_with_the_embedded_broker_are_refused_before_anything_starts(
+    tmp_path: Path, setting: dict[str, object]
+) -> None:
+    """kafka_tls or kafka_ca_file without kafka_external: a ConfigError naming both, and no server started."""
+    settings = HubSettings.load(data_dir=tmp_path / "data", **setting)
+    hub = Hub(settings, workers=1, progress=lambda _line: None)
+    with pytest.raises(ConfigError, match="kafka_tls and kafka_ca_file are for your own Kafka cluster"):
+        hub.start()
+    assert hub.kafka is None
+    assert not (tmp_path / "data" / "kafka").exists()
+    assert not (tmp_path / "data" / "s3").exists()
