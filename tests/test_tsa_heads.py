@@ -21,7 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from adapters.dms import HubClient
+from adapters.http_clients import request_timestamp
 from hub.cli import main
+from hub.embedded.tsa import TSA_CERT_FILE, TSA_CHAIN_FILE, TSA_KEY_FILE, EmbeddedTsa
 from hub.settings import HubSettings
 from hub.up import wait_until
 from schemas import build_document
@@ -263,3 +265,20 @@ def _rewrite_token(bundle: Path, out: Path) -> None:
         for name, _ in entries:
             target.writestr(name, files[name])
     out.write_bytes(buffer.getvalue())
+
+
+def test_the_demo_tsa_answers_from_a_relative_data_folder(
+    tsa_server: TsaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo` gives `--data data`: a TSA whose folder is relative still answers with a token that verifies."""
+    folder = tmp_path / "data" / "demo" / "tsa"
+    folder.mkdir(parents=True)
+    for name in (TSA_CERT_FILE, TSA_KEY_FILE, TSA_CHAIN_FILE):
+        (folder / name).write_bytes((tsa_server.server.folder / name).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    server = EmbeddedTsa(Path("data") / "demo" / "tsa").start()
+    try:
+        token = request_timestamp(server.url, b"a tree head's signature", anchors=[tsa_server.anchor])
+    finally:
+        server.stop()
+    assert token.token_der

@@ -117,6 +117,7 @@ class PostFront:
 
 def run_openssl(args: Sequence[str], body: bytes, workdir: Path, *, timeout: float = OPENSSL_TIMEOUT) -> bytes:
     """Run OpenSSL with ``body`` in a temporary file (``{in}`` in ``args``); return what it wrote to ``{out}``."""
+    workdir = workdir.resolve()  # OpenSSL runs in it: a relative scratch path (`--data data`) would not be found
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         request = Path(scratch) / "request.der"
         response = Path(scratch) / "response.der"
